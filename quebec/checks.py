@@ -1,0 +1,48 @@
+"""System checks: configuration and database support, each with a hint naming what to change."""
+
+from django.core import checks
+from django.db import connections
+
+from quebec import conf
+from quebec.registry import default
+
+SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
+
+
+@checks.register()
+def check_configuration(app_configs=None, **kwargs):
+    try:
+        conf.load()
+    except conf.ConfigError as error:
+        return [
+            checks.Error(
+                f"Quebec's configuration is invalid: {error}",
+                hint="Fix the key named above in settings.QUEBEC, queue.yml or the QUEBEC_* environment.",
+                id="quebec.E001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.database)
+def check_database(app_configs=None, databases=None, **kwargs):
+    if databases is None or default.using not in databases:
+        return []
+    connection = connections[default.using]
+    if connection.vendor not in SUPPORTED_VENDORS:
+        return [
+            checks.Error(
+                f"Quebec does not support the {connection.vendor!r} database backend.",
+                hint="Use PostgreSQL, MySQL/MariaDB or SQLite for the database Quebec uses.",
+                id="quebec.E002",
+            )
+        ]
+    if not connection.features.has_select_for_update_skip_locked and connection.vendor != "sqlite":
+        return [
+            checks.Warning(
+                "This database server has no SELECT ... FOR UPDATE SKIP LOCKED; workers will wait on each other.",
+                hint="Upgrade to PostgreSQL 9.5+, MySQL 8+ or MariaDB 10.6+, or set QUEBEC['use_skip_locked'] = False.",
+                id="quebec.W001",
+            )
+        ]
+    return []

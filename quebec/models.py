@@ -1,0 +1,467 @@
+"""Quebec's tables, after Solid Queue: a permanent ``Job`` row plus one small table per state.
+
+A job waiting to run has exactly one execution row (ready, scheduled, claimed, blocked or
+failed) keyed by its id; a finished job has none. Workers poll only the small ready table, whose
+index carries everything the claim query reads, so keeping millions of finished jobs costs the
+claim nothing. Every state change is a method here; processes only call them.
+"""
+
+import os
+import socket
+import traceback
+import uuid
+
+from django.db import models
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from quebec.db import write_transaction
+
+STATUSES = ("ready", "scheduled", "blocked", "claimed", "failed", "finished", "discarded")
+
+
+class JobQuerySet(models.QuerySet):
+    def finished(self):
+        return self.filter(finished_at__isnull=False)
+
+    def with_status(self):
+        """Annotate ``status`` from the execution table that holds each job."""
+        cases = [
+            models.When(finished_at__isnull=False, then=models.Value("finished")),
+            *(
+                models.When(Exists(model.objects.filter(job=OuterRef("pk"))), then=models.Value(name))
+                for name, model in EXECUTION_STATES.items()
+            ),
+        ]
+        return self.annotate(status=models.Case(*cases, default=None, output_field=models.CharField()))
+
+    def clear_finished(self, before, batch_size=500):
+        """Delete up to ``batch_size`` jobs finished before ``before``; returns how many."""
+        ids = list(self.finished().filter(finished_at__lt=before).values_list("pk", flat=True)[:batch_size])
+        return self.filter(pk__in=ids).delete()[0] if ids else 0
+
+
+class Job(models.Model):
+    """The permanent record of one enqueued job."""
+
+    queue_name = models.CharField(max_length=255)
+    class_name = models.CharField(max_length=255)
+    arguments = models.JSONField(default=dict)
+    priority = models.IntegerField(default=0)
+    active_job_id = models.UUIDField(default=uuid.uuid4)
+    executions = models.PositiveIntegerField(default=0)
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_jobs"
+        indexes = [
+            models.Index(fields=["active_job_id"], name="quebec_jobs_active_job_id"),
+            models.Index(fields=["class_name"], name="quebec_jobs_class_name"),
+            models.Index(fields=["finished_at"], name="quebec_jobs_finished_at"),
+            models.Index(fields=["queue_name", "finished_at"], name="quebec_jobs_for_filtering"),
+        ]
+
+    def __str__(self):
+        return f"{self.class_name} #{self.pk}"
+
+    @property
+    def status(self):
+        """The job's state, read from the database."""
+        return Job.objects.with_status().filter(pk=self.pk).values_list("status", flat=True).first()
+
+    def dispatch(self):
+        """Create the execution row that puts this new job in line: ready or scheduled."""
+        now = timezone.now()
+        if self.scheduled_at and self.scheduled_at > now:
+            return ScheduledExecution.objects.using(self._state.db).create(
+                job=self, queue_name=self.queue_name, priority=self.priority, scheduled_at=self.scheduled_at
+            )
+        return ReadyExecution.objects.using(self._state.db).create(
+            job=self, queue_name=self.queue_name, priority=self.priority
+        )
+
+
+def dispatch_all(jobs, using):
+    """Bulk version of ``Job.dispatch`` for jobs already saved."""
+    now = timezone.now()
+    scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
+    ready = [job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)]
+    ReadyExecution.objects.using(using).bulk_create(
+        ReadyExecution(job=job, queue_name=job.queue_name, priority=job.priority) for job in ready
+    )
+    ScheduledExecution.objects.using(using).bulk_create(
+        ScheduledExecution(job=job, queue_name=job.queue_name, priority=job.priority, scheduled_at=job.scheduled_at)
+        for job in scheduled
+    )
+
+
+class Execution(models.Model):
+    """A job's current state; the row's primary key is the job's id."""
+
+    # DO_NOTHING: a job is deleted only once no execution holds it, and the database's foreign
+    # key refuses anything else. It also lets Django delete jobs without visiting these tables.
+    job = models.OneToOneField(Job, on_delete=models.DO_NOTHING, primary_key=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{type(self).__name__} for job #{self.job_id}"
+
+
+class ReadyExecutionQuerySet(models.QuerySet):
+    def for_queues(self, selector):
+        """Rows matching one queue selector: ``"*"``, an exact name, or ``"prefix*"``."""
+        if selector == "*":
+            return self
+        if selector.endswith("*"):
+            return self.filter(queue_name__startswith=selector[:-1])
+        return self.filter(queue_name=selector)
+
+    def not_paused(self):
+        return self.exclude(queue_name__in=Pause.objects.values("queue_name"))
+
+    def claim(self, selectors, limit, process_id, skip_locked=True):
+        """Move up to ``limit`` ready jobs into claimed executions for ``process_id``.
+
+        Queue selectors are taken in order, and within one selector lower priority numbers and
+        then older jobs come first. Returns the claimed ``Job`` rows in that order.
+        """
+        with write_transaction(self.db):
+            job_ids = self._lock_next(selectors, limit, skip_locked)
+            if not job_ids:
+                return []
+            ClaimedExecution.objects.using(self.db).bulk_create(
+                ClaimedExecution(job_id=job_id, process_id=process_id) for job_id in job_ids
+            )
+            self.filter(job_id__in=job_ids).delete()
+        jobs = Job.objects.using(self.db).in_bulk(job_ids)
+        return [jobs[job_id] for job_id in job_ids]
+
+    def _lock_next(self, selectors, limit, skip_locked):
+        # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
+        # and the lock is held until this transaction has moved them to claimed executions, so
+        # no two workers can take the same row. SQLite has no row locks: the write transaction
+        # taken by write_transaction() serialises claimers instead.
+        job_ids = []
+        for selector in selectors:
+            rows = (
+                self.not_paused()
+                .for_queues(selector)
+                .exclude(job_id__in=job_ids)
+                .order_by("priority", "job_id")
+                .select_for_update(skip_locked=skip_locked)
+                .values_list("job_id", flat=True)
+            )
+            job_ids += rows[: limit - len(job_ids)]
+            if len(job_ids) >= limit:
+                break
+        return job_ids
+
+
+class ReadyExecution(Execution):
+    queue_name = models.CharField(max_length=255)
+    priority = models.IntegerField(default=0)
+
+    objects = ReadyExecutionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_ready_executions"
+        indexes = [
+            models.Index(fields=["priority", "job"], name="quebec_ready_poll_all"),
+            models.Index(fields=["queue_name", "priority", "job"], name="quebec_ready_poll_by_queue"),
+        ]
+
+
+class ScheduledExecutionQuerySet(models.QuerySet):
+    def due(self, now=None):
+        return self.filter(scheduled_at__lte=now or timezone.now())
+
+    def dispatch_due(self, batch_size, skip_locked=True):
+        """Move up to ``batch_size`` due scheduled jobs to ready; returns how many moved."""
+        with write_transaction(self.db):
+            # SKIP LOCKED lets several dispatchers share the backlog; each row moves once
+            # because it stays locked until it is deleted below.
+            rows = list(
+                self.due()
+                .order_by("scheduled_at", "priority", "job_id")
+                .select_for_update(skip_locked=skip_locked)
+                .values_list("job_id", "queue_name", "priority")[:batch_size]
+            )
+            if not rows:
+                return 0
+            ReadyExecution.objects.using(self.db).bulk_create(
+                ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in rows
+            )
+            self.filter(job_id__in=[row[0] for row in rows]).delete()
+        return len(rows)
+
+
+class ScheduledExecution(Execution):
+    queue_name = models.CharField(max_length=255)
+    priority = models.IntegerField(default=0)
+    scheduled_at = models.DateTimeField()
+
+    objects = ScheduledExecutionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_scheduled_executions"
+        indexes = [
+            models.Index(fields=["scheduled_at", "priority", "job"], name="quebec_scheduled_dispatch"),
+        ]
+
+
+class ClaimedExecutionQuerySet(models.QuerySet):
+    def release(self):
+        """Put these claimed jobs back in line as ready; returns how many were released."""
+        with write_transaction(self.db):
+            # Lock the claims first so a worker finishing one of them at this moment either
+            # finishes before us (and the row is gone) or finds its claim released.
+            job_ids = list(self.select_for_update().values_list("job_id", flat=True))
+            if not job_ids:
+                return 0
+            jobs = Job.objects.using(self.db).filter(pk__in=job_ids).values_list("pk", "queue_name", "priority")
+            ReadyExecution.objects.using(self.db).bulk_create(
+                ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in jobs
+            )
+            ClaimedExecution.objects.using(self.db).filter(job_id__in=job_ids).delete()
+        return len(job_ids)
+
+
+class ClaimedExecution(Execution):
+    """A job a worker process has taken; it runs, or waits for a free thread, in that process."""
+
+    process = models.ForeignKey(
+        "Process", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="claimed_executions"
+    )
+
+    objects = ClaimedExecutionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_claimed_executions"
+        indexes = [models.Index(fields=["process", "job"], name="quebec_claimed_by_process")]
+
+    def finish(self, job, preserve):
+        """Record a successful run; returns False when this claim was no longer ours."""
+        with write_transaction(self._state.db):
+            if not self._delete_claim():
+                return False
+            jobs = Job.objects.using(self._state.db).filter(pk=self.job_id)
+            if preserve:
+                now = timezone.now()
+                jobs.update(finished_at=now, updated_at=now, executions=job.executions)
+            else:
+                jobs.delete()
+        return True
+
+    def fail(self, job, error):
+        """Record a failed run with the error's class, message and backtrace."""
+        with write_transaction(self._state.db):
+            if not self._delete_claim():
+                return False
+            Job.objects.using(self._state.db).filter(pk=self.job_id).update(
+                executions=job.executions, updated_at=timezone.now()
+            )
+            FailedExecution.objects.using(self._state.db).create(
+                job_id=self.job_id,
+                exception_class=f"{type(error).__module__}.{type(error).__qualname__}",
+                message=str(error),
+                backtrace="".join(traceback.format_exception(error)),
+                attempt=job.executions,
+            )
+        return True
+
+    def _delete_claim(self):
+        # Deleting by (job, process) is the ownership check: if the claim was released or
+        # pruned meanwhile, nothing is deleted and the caller must not touch the job.
+        claims = ClaimedExecution.objects.using(self._state.db).filter(job_id=self.job_id, process_id=self.process_id)
+        return claims.delete()[0] == 1
+
+
+class BlockedExecution(Execution):
+    """A job waiting for a free slot of its concurrency key."""
+
+    queue_name = models.CharField(max_length=255)
+    priority = models.IntegerField(default=0)
+    concurrency_key = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "quebec_blocked_executions"
+        indexes = [
+            models.Index(fields=["concurrency_key", "priority", "job"], name="quebec_blocked_release"),
+            models.Index(fields=["expires_at", "concurrency_key"], name="quebec_blocked_maintenance"),
+        ]
+
+
+class FailedExecution(Execution):
+    """A job whose last run raised; it stays here until retried or discarded."""
+
+    exception_class = models.CharField(max_length=255)
+    message = models.TextField(blank=True)
+    backtrace = models.TextField(blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "quebec_failed_executions"
+
+
+EXECUTION_STATES = {
+    "failed": FailedExecution,
+    "claimed": ClaimedExecution,
+    "ready": ReadyExecution,
+    "scheduled": ScheduledExecution,
+    "blocked": BlockedExecution,
+}
+
+
+class ProcessQuerySet(models.QuerySet):
+    def register(self, kind, name, metadata=None, supervisor=None):
+        now = timezone.now()
+        return self.create(
+            kind=kind,
+            name=name,
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            supervisor=supervisor,
+            metadata=metadata or {},
+            last_heartbeat_at=now,
+            created_at=now,
+        )
+
+
+class Process(models.Model):
+    """A running worker, dispatcher, scheduler or supervisor, kept alive by heartbeats."""
+
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=255, unique=True)
+    pid = models.IntegerField()
+    hostname = models.CharField(max_length=255, blank=True)
+    supervisor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    metadata = models.JSONField(default=dict, blank=True)
+    last_heartbeat_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProcessQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_processes"
+        verbose_name_plural = "processes"
+        indexes = [models.Index(fields=["last_heartbeat_at"], name="quebec_processes_heartbeat")]
+
+    def __str__(self):
+        return f"{self.kind} {self.name}"
+
+    def heartbeat(self, **metadata):
+        now = timezone.now()
+        if metadata:
+            self.metadata = {**self.metadata, **metadata}
+        Process.objects.using(self._state.db).filter(pk=self.pk).update(last_heartbeat_at=now, metadata=self.metadata)
+        self.last_heartbeat_at = now
+
+    def deregister(self):
+        """Release this process's claimed jobs back to ready and remove its row."""
+        released = self.claimed_executions.using(self._state.db).release()
+        Process.objects.using(self._state.db).filter(pk=self.pk).delete()
+        return released
+
+
+class Pause(models.Model):
+    """A paused queue: workers skip it until the row is removed."""
+
+    queue_name = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "quebec_pauses"
+
+    def __str__(self):
+        return self.queue_name
+
+    @classmethod
+    def pause(cls, queue_name, using="default"):
+        cls.objects.using(using).get_or_create(queue_name=queue_name)
+
+    @classmethod
+    def resume(cls, queue_name, using="default"):
+        cls.objects.using(using).filter(queue_name=queue_name).delete()
+
+
+class Semaphore(models.Model):
+    """Free slots of one concurrency key; changed only by guarded atomic updates."""
+
+    key = models.CharField(max_length=255, unique=True)
+    value = models.IntegerField(default=1)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "quebec_semaphores"
+        indexes = [models.Index(fields=["expires_at"], name="quebec_semaphores_expiry")]
+
+    def __str__(self):
+        return self.key
+
+
+class RecurringTask(models.Model):
+    """A task the scheduler enqueues on a schedule."""
+
+    key = models.CharField(max_length=255, unique=True)
+    schedule = models.CharField(max_length=255)
+    class_name = models.CharField(max_length=255, blank=True)
+    command = models.CharField(max_length=2048, blank=True)
+    arguments = models.JSONField(default=dict, blank=True)
+    queue_name = models.CharField(max_length=255, blank=True)
+    priority = models.IntegerField(default=0)
+    description = models.TextField(blank=True)
+    static = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "quebec_recurring_tasks"
+        indexes = [models.Index(fields=["static"], name="quebec_recurring_tasks_static")]
+
+    def __str__(self):
+        return self.key
+
+
+class RecurringExecution(models.Model):
+    """One enqueued run of a recurring task; unique per run time, so it is enqueued once."""
+
+    task_key = models.CharField(max_length=255)
+    run_at = models.DateTimeField()
+    # No database constraint: clearing finished jobs must not have to visit this table.
+    job = models.OneToOneField(Job, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "quebec_recurring_executions"
+        constraints = [models.UniqueConstraint(fields=["task_key", "run_at"], name="quebec_recurring_run_once")]
+
+    def __str__(self):
+        return f"{self.task_key} at {self.run_at}"
+
+
+__all__ = [
+    "STATUSES",
+    "Job",
+    "ReadyExecution",
+    "ScheduledExecution",
+    "ClaimedExecution",
+    "BlockedExecution",
+    "FailedExecution",
+    "Process",
+    "Pause",
+    "Semaphore",
+    "RecurringTask",
+    "RecurringExecution",
+]

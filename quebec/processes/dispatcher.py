@@ -1,0 +1,56 @@
+"""Dispatchers move due scheduled jobs to ready, and clear old finished jobs."""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.utils import timezone
+
+from quebec.models import Job, ScheduledExecution
+from quebec.processes.poller import Poller
+
+logger = logging.getLogger("quebec.dispatcher")
+
+CLEAR_EVERY = 60.0  # seconds between passes over finished jobs
+CLEAR_BATCH = 500
+CLEAR_BATCHES_PER_PASS = 20  # bounded, so a large backlog never holds up dispatching
+
+
+class Dispatcher(Poller):
+    kind = "Dispatcher"
+
+    def __init__(self, config, *, settings, quebec):
+        super().__init__(polling_interval=config.polling_interval, settings=settings, quebec=quebec)
+        self.batch_size = config.batch_size
+        self._next_clear = time.monotonic()
+
+    def metadata(self):
+        return {**super().metadata(), "batch_size": self.batch_size}
+
+    def poll(self):
+        moved = ScheduledExecution.objects.using(self.using).dispatch_due(
+            self.batch_size, skip_locked=self.settings.use_skip_locked
+        )
+        if moved:
+            logger.debug("%s dispatched %d scheduled job(s)", self.name, moved)
+        if time.monotonic() >= self._next_clear:
+            self._next_clear = time.monotonic() + CLEAR_EVERY
+            self.clear_finished_jobs()
+        return moved == self.batch_size
+
+    def clear_finished_jobs(self):
+        """Delete finished jobs older than ``clear_finished_jobs_after``, in small batches."""
+        if not self.settings.preserve_finished_jobs or not self.settings.clear_finished_jobs_after:
+            return 0
+        before = timezone.now() - timedelta(seconds=self.settings.clear_finished_jobs_after)
+        cleared = 0
+        for _ in range(CLEAR_BATCHES_PER_PASS):
+            deleted = Job.objects.using(self.using).clear_finished(before, CLEAR_BATCH)
+            cleared += deleted
+            if deleted < CLEAR_BATCH:
+                break
+        else:
+            self._next_clear = time.monotonic()  # more to clear: continue on the next poll
+        if cleared:
+            logger.info("%s cleared %d finished job(s)", self.name, cleared)
+        return cleared

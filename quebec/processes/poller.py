@@ -1,0 +1,127 @@
+"""The loop shared by workers and dispatchers: register, poll, heartbeat, deregister."""
+
+import logging
+import socket
+import threading
+import time
+import uuid
+
+from django.db import DatabaseError, connections
+
+from quebec.db import close_broken_connections
+
+logger = logging.getLogger("quebec.processes")
+
+
+class Poller:
+    """Runs ``poll()`` in its own thread until stopped.
+
+    ``poll()`` returns True when it did a full batch of work, and the loop polls again at once;
+    otherwise it sleeps ``polling_interval`` or until ``wake()``. Subclasses set ``kind`` and
+    implement ``poll()``, and may extend ``metadata()`` and ``shutdown()``.
+    """
+
+    kind = "Poller"
+
+    def __init__(self, *, polling_interval, settings, quebec):
+        self.polling_interval = polling_interval
+        self.settings = settings
+        self.quebec = quebec
+        self.using = quebec.using
+        self.name = f"{self.kind.lower()}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.process = None
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = None
+        self._next_heartbeat = 0.0
+        self.shutdown_timeout = settings.shutdown_timeout
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"
+
+    def start(self):
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=None):
+        """Ask the loop to end; work in flight gets ``timeout`` seconds (default: shutdown_timeout)."""
+        self.shutdown_timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.stopping.set()
+        self.wake()
+
+    def wake(self):
+        self._wake.set()
+
+    def join(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.is_alive()
+
+    def is_alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def metadata(self):
+        return {"polling_interval": self.polling_interval}
+
+    def run(self):
+        try:
+            self.register()
+            while not self.stopping.is_set():
+                busy = self._poll_safely()
+                self._heartbeat_if_due()
+                if not busy:
+                    self._wake.wait(self.polling_interval)
+                    self._wake.clear()
+        finally:
+            try:
+                self.shutdown()
+            finally:
+                connections.close_all()
+
+    def register(self):
+        from quebec.models import Process
+
+        self.process = Process.objects.using(self.using).register(self.kind, self.name, self.metadata())
+        self._next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
+        logger.info("%s %s started (pid %s)", self.kind, self.name, self.process.pid)
+
+    def shutdown(self):
+        """Deregister: claims still held go back to ready."""
+        if self.process is None:
+            return
+        released = self._retrying(self.process.deregister)
+        if released:
+            logger.warning("%s %s released %d unfinished job(s) back to ready", self.kind, self.name, released)
+        logger.info("%s %s stopped", self.kind, self.name)
+
+    def _poll_safely(self):
+        try:
+            return self.poll()
+        except DatabaseError:
+            # A lost connection or a deadlock victim: log, reconnect, and try again next round.
+            logger.exception("%s %s: database error while polling; retrying", self.kind, self.name)
+            close_broken_connections()
+            self.stopping.wait(self.polling_interval)
+            return False
+
+    def _heartbeat_if_due(self):
+        if time.monotonic() < self._next_heartbeat:
+            return
+        self._next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
+        try:
+            self.process.heartbeat(**self.metadata())
+        except DatabaseError:
+            logger.exception("%s %s: heartbeat failed", self.kind, self.name)
+            close_broken_connections()
+
+    def _retrying(self, operation, attempts=5):
+        """Run a database write, reconnecting and retrying when the connection fails."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return operation()
+            except DatabaseError:
+                if attempt == attempts:
+                    raise
+                logger.warning("%s %s: database error, retry %d", self.kind, self.name, attempt, exc_info=True)
+                close_broken_connections()
+                time.sleep(min(0.1 * 2**attempt, 2))

@@ -1,0 +1,64 @@
+"""A fixed pool of daemon threads that run claimed jobs."""
+
+import queue
+import threading
+
+from django.db import connections
+
+_STOP = object()
+
+
+class Pool:
+    """``size`` threads taking work from a queue; ``idle()`` says how many could start one now.
+
+    Daemon threads, so a job stuck past the shutdown timeout cannot keep the process alive.
+    """
+
+    def __init__(self, size, run, on_idle, name="quebec-pool"):
+        self.size = size
+        self._run = run
+        self._on_idle = on_idle
+        self._queue = queue.SimpleQueue()
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True) for index in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def idle(self):
+        with self._lock:
+            return self.size - self._in_flight
+
+    def in_flight(self):
+        with self._lock:
+            return self._in_flight
+
+    def post(self, item):
+        with self._lock:
+            self._in_flight += 1
+        self._queue.put(item)
+
+    def drain(self, timeout):
+        """Wait until every posted item is done or ``timeout`` passes; True when drained."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def stop(self):
+        """Let idle threads exit; a thread still running a job exits after it."""
+        for _ in self._threads:
+            self._queue.put(_STOP)
+
+    def _work(self):
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                try:
+                    self._run(item)
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
+                        self._lock.notify_all()
+                    self._on_idle()
+        finally:
+            connections.close_all()

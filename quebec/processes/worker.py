@@ -1,0 +1,90 @@
+"""Workers claim ready jobs in batches and run them on a pool of threads."""
+
+import logging
+import time
+
+from quebec.db import close_broken_connections
+from quebec.models import ClaimedExecution, ReadyExecution
+from quebec.processes.poller import Poller
+from quebec.processes.pool import Pool
+from quebec.serialization import deserialize_arguments
+
+logger = logging.getLogger("quebec.worker")
+
+
+class Worker(Poller):
+    """Claims up to as many jobs as it has idle threads, in one short transaction per poll."""
+
+    kind = "Worker"
+
+    def __init__(self, config, *, settings, quebec):
+        super().__init__(polling_interval=config.polling_interval, settings=settings, quebec=quebec)
+        self.queues = config.queues
+        self.threads = config.threads
+        self.pool = None
+
+    def metadata(self):
+        return {**super().metadata(), "queues": list(self.queues), "threads": self.threads}
+
+    def register(self):
+        super().register()
+        self.pool = Pool(self.threads, self._perform, on_idle=self.wake, name=self.name)
+
+    def poll(self):
+        idle = self.pool.idle()
+        if idle == 0:
+            return False  # sleep until a thread frees up and wakes us
+        jobs = ReadyExecution.objects.using(self.using).claim(
+            self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
+        )
+        for job in jobs:
+            self.pool.post(job)
+        return len(jobs) == idle
+
+    def shutdown(self):
+        if self.pool is not None:
+            timeout = self.shutdown_timeout
+            if not self.pool.drain(timeout):
+                logger.warning(
+                    "%s: %d job(s) still running after shutdown_timeout (%ss); they go back to ready",
+                    self.name,
+                    self.pool.in_flight(),
+                    timeout,
+                )
+            self.pool.stop()
+        super().shutdown()
+
+    def _perform(self, job):
+        try:
+            close_broken_connections()
+            self._perform_and_record(job)
+        except Exception:
+            # Only recording the outcome can get here; the claim stays and is released or
+            # failed when this process deregisters or is pruned.
+            logger.exception("%s: could not record the outcome of job #%s", self.name, job.pk)
+        finally:
+            close_broken_connections()
+
+    def _perform_and_record(self, job):
+        claim = ClaimedExecution(job_id=job.pk, process_id=self.process.pk)
+        claim._state.db = self.using
+        job.executions += 1
+        started = time.monotonic()
+        try:
+            self._invoke(job)
+        except BaseException as error:
+            elapsed = (time.monotonic() - started) * 1000
+            logger.error("Failed %s #%s after %.1f ms: %s: %s", job.class_name, job.pk, elapsed,
+                         type(error).__qualname__, error)
+            recorded = self._retrying(lambda: claim.fail(job, error))
+        else:
+            elapsed = (time.monotonic() - started) * 1000
+            logger.info("Performed %s #%s in %.1f ms", job.class_name, job.pk, elapsed)
+            recorded = self._retrying(lambda: claim.finish(job, self.settings.preserve_finished_jobs))
+        if not recorded:
+            logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
+
+    def _invoke(self, job):
+        job_class = self.quebec.resolve(job.class_name)
+        args, kwargs = deserialize_arguments(job.arguments)
+        return job_class.for_job(job, args, kwargs).run(args, kwargs)

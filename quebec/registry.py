@@ -1,0 +1,134 @@
+"""``Quebec`` instances: which job classes exist, and which database they are enqueued into."""
+
+import importlib
+import inspect
+import pkgutil
+import warnings
+
+from django.apps import apps
+from django.utils.module_loading import module_has_submodule
+
+
+class UnknownJobClass(LookupError):
+    """A stored job names a class this process has not registered."""
+
+
+class Quebec:
+    """A registry of job classes bound to one database alias.
+
+    Registering a class binds it to this instance, so ``MyJob.perform_later(...)`` enqueues into
+    this instance's database; the latest registration wins. Workers find classes by their
+    ``__qualname__``, so two different classes may not share one.
+    """
+
+    def __init__(self, using="default"):
+        self.using = using
+        self.jobs = {}
+
+    def __repr__(self):
+        return f"<Quebec using={self.using!r} jobs={len(self.jobs)}>"
+
+    def register_job(self, job_class):
+        """Register ``job_class`` and bind it to this instance; usable as a class decorator."""
+        from quebec.job import BaseClass
+
+        if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):
+            raise TypeError(f"register_job takes a quebec.BaseClass subclass, got {job_class!r}")
+        name = job_class.job_name()
+        existing = self.jobs.get(name)
+        if existing is not None and existing is not job_class and not _same_definition(existing, job_class):
+            raise ValueError(
+                f"two job classes are named {name!r}: {existing.__module__}.{name} and "
+                f"{job_class.__module__}.{name}; workers find jobs by class name, so rename one"
+            )
+        self.jobs[name] = job_class
+        job_class._quebec = self
+        return job_class
+
+    register_job_class = register_job
+
+    def resolve(self, class_name):
+        """The registered class for a stored ``Job.class_name``."""
+        try:
+            return self.jobs[class_name]
+        except KeyError:
+            raise UnknownJobClass(
+                f"unknown job class {class_name!r}: no registered job has that name in this worker "
+                f"(is it in an installed app's jobs module, or passed to discover_jobs()?)"
+            ) from None
+
+    def discover_jobs(self, *packages, recursive=True, on_error="raise"):
+        """Import each package (and its submodules) and register the job classes defined there.
+
+        Only classes whose ``__module__`` lies under one of the packages are registered; classes
+        that do not define ``perform`` themselves or through a subclass are taken as abstract bases.
+        ``on_error="warn"`` turns a failing submodule import into a ``RuntimeWarning``; the
+        top-level packages always import strictly.
+        """
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
+        found = {}
+        for package in packages:
+            for module in _import_tree(package, recursive, on_error):
+                for job_class in _job_classes_in(module, packages):
+                    _check_unique(found, job_class)
+                    found[job_class.job_name()] = job_class
+        for job_class in found.values():
+            self.register_job(job_class)
+        return list(found.values())
+
+    def autodiscover(self):
+        """Register the jobs of every installed app's ``jobs`` module or package."""
+        for app_config in apps.get_app_configs():
+            if module_has_submodule(app_config.module, "jobs"):
+                self.discover_jobs(f"{app_config.name}.jobs")
+
+
+def _same_definition(first, second):
+    # The same class defined again (a module re-imported, e.g. by a reloader) replaces itself.
+    return first.__module__ == second.__module__ and first.__qualname__ == second.__qualname__
+
+
+def _check_unique(found, job_class):
+    other = found.get(job_class.job_name())
+    if other is not None and other is not job_class:
+        raise ValueError(
+            f"discover_jobs found two job classes named {job_class.job_name()!r}: "
+            f"{other.__module__} and {job_class.__module__}"
+        )
+
+
+def _import_tree(package, recursive, on_error):
+    root = importlib.import_module(package)
+    yield root
+    if not recursive or not hasattr(root, "__path__"):
+        return
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}.", onerror=lambda name: None):
+        try:
+            yield importlib.import_module(info.name)
+        except Exception as error:
+            if on_error == "raise":
+                raise
+            warnings.warn(f"discover_jobs skipped {info.name}: {error!r}", RuntimeWarning, stacklevel=3)
+
+
+def _job_classes_in(module, packages):
+    from quebec.job import BaseClass
+
+    for value in vars(module).values():
+        if (
+            inspect.isclass(value)
+            and issubclass(value, BaseClass)
+            and value is not BaseClass
+            and value.perform is not BaseClass.perform
+            and any(value.__module__ == p or value.__module__.startswith(f"{p}.") for p in packages)
+        ):
+            yield value
+
+
+default = Quebec()
+
+
+def instance_for(job_class):
+    """The instance ``job_class`` is bound to, or the default one."""
+    return getattr(job_class, "_quebec", None) or default

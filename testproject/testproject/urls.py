@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import path
+
+from demo import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", views.index, name="index"),
+    path("enqueue/", views.enqueue, name="enqueue"),
+]
