@@ -93,7 +93,7 @@ class ConfiguredJob:
         override = conf.get().force_override_queue
         if override:
             return override
-        name = self.queue or self.job_class.queue_as
+        name = self.job_class.queue_as if self.queue is None else self.queue
         if callable(name):
             name = name(*args, **kwargs)
         if not isinstance(name, str) or not name or len(name) > MAX_QUEUE_NAME:

@@ -70,11 +70,6 @@ class Job(models.Model):
     def __str__(self):
         return f"{self.class_name} #{self.pk}"
 
-    @property
-    def status(self):
-        """The job's state, read from the database."""
-        return Job.objects.with_status().filter(pk=self.pk).values_list("status", flat=True).first()
-
     def dispatch(self):
         """Create the execution row that puts this new job in line: ready or scheduled."""
         now = timezone.now()

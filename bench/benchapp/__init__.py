@@ -1,0 +1,1 @@
+"""The app that holds the benchmark's job, so ``quebec_run`` autodiscovers it."""

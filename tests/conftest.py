@@ -1,0 +1,131 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from quebec import conf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url():
+    """A DATABASE_URL for the test database this session created, for child processes."""
+    settings = connection.settings_dict
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    scheme = {"postgresql": "postgres", "mysql": "mysql"}[vendor]
+    user = quote(settings["USER"] or "")
+    password = f":{quote(settings['PASSWORD'])}" if settings["PASSWORD"] else ""
+    port = f":{settings['PORT']}" if settings["PORT"] else ""
+    return f"{scheme}://{user}{password}@{settings['HOST'] or 'localhost'}{port}/{settings['NAME']}"
+
+
+class QuebecProcess:
+    """A real ``manage.py quebec_run`` process against the test database."""
+
+    def __init__(self, *args, env=None, log_path=None):
+        child_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.log_path = log_path
+        self._log = open(log_path, "w+b")  # noqa: SIM115 (closed in wait())
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "django", "quebec_run", *args],
+            cwd=ROOT,
+            env=child_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self):
+        return Path(self.log_path).read_text()
+
+    def wait_for_output(self, text, timeout=20):
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in quebec_run output:\n{self.output()}")
+            time.sleep(0.05)
+
+    def send(self, signum):
+        self.popen.send_signal(signum)
+
+    def stop(self, signum=signal.SIGTERM, timeout=30):
+        """Send ``signum`` and return the exit code."""
+        if self.popen.poll() is None:
+            self.send(signum)
+        return self.wait(timeout)
+
+    def wait(self, timeout=30):
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self):
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def quebec_run(tmp_path, transactional_db):
+    """Start ``quebec_run`` processes; each is killed at the end of the test if still running."""
+    started = []
+
+    def start(*args, env=None):
+        process = QuebecProcess(*args, env=env, log_path=tmp_path / f"quebec_run_{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def wait_until(condition, timeout=30, interval=0.05, message="condition"):
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+    return result
+
+
+@pytest.fixture
+def settings_config(settings):
+    """Set ``QUEBEC`` settings for a test and return the resulting config."""
+
+    def apply(**values):
+        settings.QUEBEC = values
+        return conf.get()
+
+    return apply
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config(monkeypatch, tmp_path):
+    """Each test starts from the defaults: no queue.yml, no QUEBEC_* variables, no installed config."""
+    for name in list(os.environ):
+        if name.startswith("QUEBEC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    conf.use(None)
+    conf._cached.cache_clear()
+    yield
+    conf.use(None)
+    conf._cached.cache_clear()

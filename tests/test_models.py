@@ -1,0 +1,160 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+import quebec
+from quebec.models import (
+    ClaimedExecution,
+    FailedExecution,
+    Job,
+    Pause,
+    Process,
+    ReadyExecution,
+    ScheduledExecution,
+)
+from tests.testapp.jobs import RecordJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def process():
+    return Process.objects.register("Worker", "test-worker")
+
+
+def claim(process, selectors=("*",), limit=100):
+    return [job.arguments["args"][0] for job in ReadyExecution.objects.claim(selectors, limit, process.pk)]
+
+
+def enqueue(label, queue="default", priority=0):
+    return RecordJob.set(queue=queue, priority=priority).perform_later(label)
+
+
+def test_claim_takes_lower_priority_numbers_first_then_older_jobs(process):
+    enqueue("low-1", priority=10)
+    enqueue("urgent", priority=-5)
+    enqueue("normal-1")
+    enqueue("normal-2")
+    enqueue("low-2", priority=10)
+    assert claim(process, limit=2) == ["urgent", "normal-1"]
+    assert claim(process) == ["normal-2", "low-1", "low-2"]
+    assert claim(process) == []
+
+
+def test_claim_moves_rows_from_ready_to_claimed(process):
+    handles = [enqueue(str(index)) for index in range(3)]
+    claim(process, limit=2)
+    assert ReadyExecution.objects.count() == 1
+    assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == {handles[0].id, handles[1].id}
+    assert set(ClaimedExecution.objects.values_list("process_id", flat=True)) == {process.pk}
+    assert [handle.status for handle in handles] == ["claimed", "claimed", "ready"]
+
+
+def test_queue_order_comes_before_priority(process):
+    enqueue("background", queue="background", priority=-100)
+    enqueue("mail-urgent", queue="mailers", priority=1)
+    enqueue("critical", queue="critical", priority=50)
+    enqueue("other", queue="other")
+    assert claim(process, ["critical", "mail*", "background"]) == ["critical", "mail-urgent", "background"]
+    assert claim(process, ["critical", "*"]) == ["other"]
+
+
+def test_prefix_and_exact_selectors(process):
+    enqueue("mail", queue="mailers")
+    enqueue("mail-bulk", queue="mail_bulk")
+    enqueue("default")
+    assert sorted(claim(process, ["mail*"])) == ["mail", "mail-bulk"]
+    assert claim(process, ["default"]) == ["default"]
+
+
+def test_a_wildcard_after_a_name_does_not_claim_twice(process):
+    enqueue("a", queue="a")
+    enqueue("b", queue="b")
+    assert claim(process, ["a", "*"]) == ["a", "b"]
+    assert ClaimedExecution.objects.count() == 2
+
+
+def test_paused_queues_are_skipped_until_resumed(process):
+    enqueue("paused", queue="reports")
+    enqueue("free")
+    Pause.pause("reports")
+    assert claim(process) == ["free"]
+    assert claim(process, ["reports"]) == []
+    Pause.resume("reports")
+    assert claim(process, ["reports"]) == ["paused"]
+
+
+def test_finish_marks_the_job_finished(process):
+    enqueue("done")
+    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    job.executions += 1
+    assert ClaimedExecution.objects.get(job=job).finish(job, preserve=True)
+    job.refresh_from_db()
+    assert job.finished_at is not None and job.executions == 1
+    assert Job.objects.with_status().get(pk=job.pk).status == "finished"
+    assert not ClaimedExecution.objects.exists()
+
+
+def test_finish_without_preserving_deletes_the_job(process):
+    handle = enqueue("gone")
+    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    assert ClaimedExecution.objects.get(job=job).finish(job, preserve=False)
+    assert not Job.objects.exists()
+    assert handle.status == "finished"
+
+
+def test_fail_records_class_message_backtrace_and_attempt(process):
+    enqueue("boom")
+    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    job.executions += 1
+    try:
+        raise ValueError("it broke")
+    except ValueError as error:
+        assert ClaimedExecution.objects.get(job=job).fail(job, error)
+    failed = FailedExecution.objects.get(job=job)
+    assert failed.exception_class == "builtins.ValueError"
+    assert failed.message == "it broke"
+    assert "Traceback" in failed.backtrace and 'raise ValueError("it broke")' in failed.backtrace
+    assert failed.attempt == 1
+    assert Job.objects.with_status().get(pk=job.pk).status == "failed"
+
+
+def test_a_released_claim_cannot_be_finished_by_its_old_owner(process):
+    enqueue("released")
+    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    stale = ClaimedExecution.objects.get(job=job)
+    assert process.deregister() == 1
+    assert ReadyExecution.objects.filter(job=job).exists()
+    assert not stale.finish(job, preserve=True)
+    job.refresh_from_db()
+    assert job.finished_at is None
+    assert not Process.objects.filter(pk=process.pk).exists()
+
+
+def test_release_puts_jobs_back_with_their_queue_and_priority(process):
+    enqueue("x", queue="critical", priority=-2)
+    ReadyExecution.objects.claim(["*"], 1, process.pk)
+    assert ClaimedExecution.objects.filter(process=process).release() == 1
+    ready = ReadyExecution.objects.get()
+    assert (ready.queue_name, ready.priority) == ("critical", -2)
+
+
+def test_dispatch_due_moves_only_due_jobs_in_batches():
+    past = timezone.now() - timedelta(seconds=1)
+    handles = quebec.perform_all_later(RecordJob.set(wait_until=past + timedelta(days=1)).build(i) for i in range(3))
+    ScheduledExecution.objects.filter(job_id__in=[h.id for h in handles[:2]]).update(scheduled_at=past)
+    assert ScheduledExecution.objects.dispatch_due(batch_size=1) == 1
+    assert ScheduledExecution.objects.dispatch_due(batch_size=10) == 1
+    assert ScheduledExecution.objects.dispatch_due(batch_size=10) == 0
+    assert [handle.status for handle in handles] == ["ready", "ready", "scheduled"]
+
+
+def test_clear_finished_deletes_only_old_finished_jobs():
+    old, recent, pending = (enqueue(label) for label in ("old", "recent", "pending"))
+    now = timezone.now()
+    Job.objects.filter(pk=old.id).update(finished_at=now - timedelta(days=2))
+    Job.objects.filter(pk=recent.id).update(finished_at=now)
+    ReadyExecution.objects.filter(job_id__in=[old.id, recent.id]).delete()
+    assert Job.objects.clear_finished(before=now - timedelta(days=1)) == 1
+    assert set(Job.objects.values_list("pk", flat=True)) == {recent.id, pending.id}
