@@ -137,7 +137,7 @@ def bench_drain(n, database_url, workdir):
             "exit_code": exit_code}
 
 
-def check_drained(n, result, workdir):
+def check_drained(n, result):
     """Raise unless all ``n`` jobs finished without failure and quebec_run exited cleanly."""
     from quebec.models import FailedExecution, Job
 
@@ -150,3 +150,90 @@ def check_drained(n, result, workdir):
         problems.append(f"quebec_run exited with code {result['exit_code']}")
     if problems:
         raise RuntimeError("; ".join(problems))
+
+
+def run_benchmark(n, database_url):
+    """All three phases on ``database_url`` (a SQLite file in a temp dir when None)."""
+    workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_"))
+    try:
+        database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+        setup_django(database_url)
+        from django.db import connection
+
+        empty_quebec_tables()
+        results = {"database": connection.vendor, "jobs": n, "single": bench_single(n)}
+        empty_quebec_tables()
+        results["bulk"] = bench_bulk(n)
+        results.update(bench_drain(n, database_url, workdir))
+        check_drained(n, results)
+        empty_quebec_tables()
+        return results
+    except Exception:
+        log = workdir / "quebec_run.log"
+        if log.exists():
+            print(f"--- quebec_run output ---\n{log.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_all(n):
+    """Run the benchmark for each of ``ALL_DATABASES`` in a fresh process; returns their results."""
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    rows = []
+    for name, url in ALL_DATABASES.items():
+        command = [sys.executable, __file__, "--jobs", str(n), "--json"]
+        if url:
+            command += ["--database-url", url]
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+        lines = done.stdout.strip().splitlines()
+        rows.append({**(json.loads(lines[-1]) if done.returncode == 0 else {}), "database": name})
+    return rows
+
+
+def print_results(results):
+    print(f"Quebec core benchmark: {results['jobs']} no-op jobs on {results['database']}")
+    print(f"  single enqueue  {results['single']:8.0f} jobs/s  (perform_later, one transaction each)")
+    print(f"  bulk enqueue    {results['bulk']:8.0f} jobs/s  (perform_all_later, chunks of {CHUNK})")
+    print(f"  drain           {results['drain']:8.0f} jobs/s  (first to last finish: "
+          f"{results['drain_seconds']:.2f} s, 1 process x {THREADS} threads)")
+    print(f"  drain wall      {results['drain_wall']:8.0f} jobs/s  (process start to last finish: "
+          f"{results['wall_seconds']:.2f} s)")
+    print(f"  quebec_run exit code after SIGTERM: {results['exit_code']}")
+
+
+def print_table(rows):
+    header = ("database", "single/s", "bulk/s", "drain/s", "drain wall/s", "wall s")
+    keys = ("single", "bulk", "drain", "drain_wall", "wall_seconds")
+    print(f"{header[0]:<10}" + "".join(f"{title:>14}" for title in header[1:]))
+    for row in rows:
+        if "single" not in row:
+            print(f"{row['database']:<10}{'FAILED (see output above)':>28}")
+            continue
+        cells = [f"{row[key]:14.2f}" if key == "wall_seconds" else f"{row[key]:14.0f}" for key in keys]
+        print(f"{row['database']:<10}" + "".join(cells))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="database to use (default: DATABASE_URL, else SQLite in a temp dir)")
+    parser.add_argument("--all", action="store_true", help="run on SQLite, PostgreSQL and MySQL in turn")
+    parser.add_argument("--jobs", type=int, default=5000, help="number of jobs (default: 5000)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    args = parser.parse_args()
+    if args.all:
+        rows = run_all(args.jobs)
+        print_table(rows)
+        return 0 if all("single" in row for row in rows) else 1
+    results = run_benchmark(args.jobs, args.database_url)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print_results(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """The job API users write against: ``BaseClass``, ``set()``, ``perform_later`` and friends."""
 
-import asyncio
 import inspect
 import logging
 from datetime import datetime, timedelta
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -277,11 +277,8 @@ class BaseClass:
 
     def run(self, args, kwargs):
         """Call ``perform``, awaiting it when it is a coroutine function."""
-        result = self.perform(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
-        return result
-
-
-async def _await(awaitable):
-    return await awaitable
+        if inspect.iscoroutinefunction(self.perform):
+            # async_to_sync, not asyncio.run: the ORM calls the coroutine makes through
+            # sync_to_async come back to this thread and its connection, not a stray thread's.
+            return async_to_sync(self.perform)(*args, **kwargs)
+        return self.perform(*args, **kwargs)

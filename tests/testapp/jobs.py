@@ -22,7 +22,8 @@ class RecordJob(quebec.BaseClass):
 class SleepJob(quebec.BaseClass):
     def perform(self, seconds, label="slept"):
         time.sleep(seconds)
-        record(self, label)
+        if label is not None:
+            record(self, label)
 
 
 class AsyncRecordJob(quebec.BaseClass):

@@ -1,0 +1,160 @@
+"""Workers and dispatchers running as threads of the test process, against the real database."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+import quebec
+from quebec import conf
+from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
+from quebec.processes.dispatcher import Dispatcher
+from quebec.processes.worker import Worker
+from tests.conftest import wait_until
+from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, SleepJob
+from tests.testapp.models import Account, JobRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def start(settings):
+    """Start workers/dispatchers in threads with fast polling; stop them at the end of the test."""
+    running = []
+
+    def start_component(component_class=Worker, threads=3, queues=("*",), **quebec_settings):
+        settings.QUEBEC = {"worker_polling_interval": 0.02, "dispatcher_polling_interval": 0.05, **quebec_settings}
+        config = conf.get()
+        if component_class is Worker:
+            options = conf.WorkerConfig(queues=queues, threads=threads, polling_interval=0.02)
+        else:
+            options = conf.DispatcherConfig(polling_interval=0.05)
+        component = component_class(options, settings=config, quebec=quebec.default)
+        component.start()
+        running.append(component)
+        wait_until(lambda: component.process is not None, message="registration")
+        return component
+
+    yield start_component
+    for component in running:
+        component.stop()
+    for component in running:
+        component.join(10)
+
+
+def finished(*handles):
+    return all(handle.status in ("finished", "failed") for handle in handles)
+
+
+def test_worker_runs_jobs_and_marks_them_finished(start):
+    handles = [RecordJob.perform_later(f"job-{index}") for index in range(10)]
+    start()
+    wait_until(lambda: finished(*handles), message="jobs to finish")
+    assert [handle.status for handle in handles] == ["finished"] * 10
+    assert sorted(JobRun.objects.values_list("label", flat=True)) == sorted(f"job-{i}" for i in range(10))
+    assert not ClaimedExecution.objects.exists() and not ReadyExecution.objects.exists()
+
+
+def test_job_attributes_inside_perform(start):
+    handle = AttributesJob.perform_later("a", key="b")
+    start()
+    wait_until(lambda: finished(handle))
+    seen = JobRun.objects.get().value
+    job = Job.objects.get(pk=handle.id)
+    assert seen["id"] == handle.id and seen["active_job_id"] == str(job.active_job_id)
+    assert (seen["queue_name"], seen["priority"], seen["executions"]) == ("attributes", 7, 1)
+    assert seen["arguments"] == repr((["a"], {"key": "b"}))
+    assert seen["enqueued_at"] == job.created_at.isoformat()
+    assert job.executions == 1
+
+
+def test_async_perform_is_awaited(start):
+    handle = AsyncRecordJob.perform_later("async")
+    start()
+    wait_until(lambda: finished(handle))
+    assert handle.status == "finished" and JobRun.objects.get().label == "async"
+
+
+def test_richer_arguments_reach_perform_as_themselves(start):
+    account = Account.objects.create(name="acme")
+    when = timezone.now()
+    handle = EchoArgumentsJob.perform_later(account, when, amount=__import__("decimal").Decimal("9.99"))
+    start()
+    wait_until(lambda: finished(handle))
+    seen = JobRun.objects.get().value
+    assert seen["args"] == [repr(account), repr(when)]
+    assert seen["kwargs"] == {"amount": "Decimal('9.99')"}
+
+
+def test_a_failing_job_is_recorded_and_the_worker_keeps_going(start):
+    failing = FailingJob.perform_later("bad input")
+    worker = start(threads=1)
+    wait_until(lambda: finished(failing))
+    after = RecordJob.perform_later("after")
+    wait_until(lambda: finished(after))
+    assert failing.status == "failed" and after.status == "finished"
+    failure = FailedExecution.objects.get(job_id=failing.id)
+    assert failure.exception_class == "builtins.ValueError" and failure.message == "bad input"
+    assert "tests/testapp/jobs.py" in failure.backtrace
+    assert worker.is_alive()
+
+
+def test_an_unknown_job_class_fails_that_job_only(start):
+    ghost = Job.objects.create(queue_name="default", class_name="GhostJob", arguments={"args": [], "kwargs": {}})
+    ghost.dispatch()
+    ok = RecordJob.perform_later("ok")
+    start()
+    wait_until(lambda: FailedExecution.objects.exists() and finished(ok))
+    failure = FailedExecution.objects.get(job=ghost)
+    assert failure.exception_class == "quebec.registry.UnknownJobClass"
+    assert "unknown job class 'GhostJob'" in failure.message
+    assert ok.status == "finished"
+
+
+def test_a_deleted_model_argument_fails_the_job_clearly(start):
+    account = Account.objects.create(name="to delete")
+    handle = EchoArgumentsJob.perform_later(account)
+    account.delete()
+    start()
+    wait_until(lambda: finished(handle))
+    failure = FailedExecution.objects.get(job_id=handle.id)
+    assert failure.exception_class == "quebec.serialization.DeserializationError"
+    assert "testapp.Account with pk" in failure.message and "no longer exists" in failure.message
+
+
+def test_scheduled_jobs_run_no_earlier_than_their_time(start):
+    run_at = timezone.now() + timedelta(seconds=1)
+    handle = RecordJob.set(wait_until=run_at).perform_later("scheduled")
+    start()
+    start(Dispatcher)
+    wait_until(lambda: finished(handle), timeout=15)
+    assert JobRun.objects.get().created_at >= run_at
+
+
+def test_without_preserve_finished_jobs_the_row_is_deleted(start):
+    handle = RecordJob.perform_later("ephemeral")
+    start(preserve_finished_jobs=False)
+    wait_until(lambda: not Job.objects.exists())
+    assert JobRun.objects.get().label == "ephemeral"
+    assert handle.status == "finished"
+
+
+def test_only_selected_queues_are_worked(start):
+    wanted = RecordJob.set(queue="wanted").perform_later("wanted")
+    other = RecordJob.set(queue="other").perform_later("other")
+    start(queues=("wanted",))
+    wait_until(lambda: finished(wanted))
+    assert other.status == "ready"
+
+
+def test_stopping_releases_a_job_that_outlives_the_shutdown_timeout(start):
+    handle = SleepJob.perform_later(1, label=None)
+    worker = start(shutdown_timeout=0.2)
+    wait_until(lambda: handle.status == "claimed")
+    worker.stop()
+    assert worker.join(5)
+    assert handle.status == "ready"
+    assert not Process.objects.filter(pk=worker.process.pk).exists()
+    # When the sleeper wakes, its claim is gone: it must not mark the job finished.
+    wait_until(lambda: worker.pool.in_flight() == 0, timeout=5)
+    assert handle.status == "ready"
