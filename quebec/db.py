@@ -52,18 +52,21 @@ def tune_sqlite(sender, connection, **kwargs):
             cursor.execute("PRAGMA journal_mode = WAL")
 
 
-def close_broken_connections():
+def close_broken_connections(ping=False):
     """Close this thread's connections that a job or a lost server left unusable.
 
     Like Django's ``close_old_connections`` but without ``CONN_MAX_AGE``: a worker thread keeps
-    its connection for its whole life instead of reconnecting around every job.
+    its connection for its whole life instead of reconnecting around every job. With ``ping``,
+    each open connection is checked with a round trip (as ``CONN_HEALTH_CHECKS`` does per
+    request), so that a session the server dropped while the thread waited does not fail the
+    next job.
     """
     for connection in connections.all(initialized_only=True):
         if connection.connection is None:
             continue
         if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
             connection.close()  # a job left autocommit off: closing rolls its work back
-        elif connection.errors_occurred:
+        elif connection.errors_occurred or ping:
             if connection.is_usable():
                 connection.errors_occurred = False
             else:

@@ -56,7 +56,7 @@ class Worker(Poller):
 
     def _perform(self, job):
         try:
-            close_broken_connections()
+            close_broken_connections(ping=True)
             self._perform_and_record(job)
         except Exception:
             # Only recording the outcome can get here; the claim stays and is released or
