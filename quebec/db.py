@@ -71,3 +71,35 @@ def close_broken_connections(ping=False):
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+def fetch_locked(queryset, mysql_index):
+    """Evaluate a ``select_for_update()`` values_list queryset; returns its rows as tuples.
+
+    On MySQL/MariaDB the optimizer may read a small table in full and sort it, and InnoDB then
+    locks every row it read, not just the LIMIT it returns: one claimer takes them all and the
+    others find nothing. Naming the index that matches the ORDER BY makes it walk the index in
+    order and stop at the LIMIT.
+    """
+    connection = connections[queryset.db]
+    if connection.vendor != "mysql":
+        return [tuple(row) for row in queryset]
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    table = connection.ops.quote_name(queryset.model._meta.db_table)
+    hint = f"FROM {table} FORCE INDEX ({connection.ops.quote_name(mysql_index)})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace(f"FROM {table}", hint, 1), params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def delete_by_pk(model, pks, using):
+    """Delete rows by primary key; returns how many were deleted.
+
+    MySQL/MariaDB may plan ``DELETE ... WHERE pk IN (...)`` on a small table as a full scan,
+    which locks (and waits on) every row, including ones other transactions are inserting;
+    one statement per key always uses the primary key.
+    """
+    manager = model._default_manager.using(using)
+    if connections[using].vendor != "mysql":
+        return manager.filter(pk__in=pks).delete()[0]
+    return sum(manager.filter(pk=pk).delete()[0] for pk in pks)

@@ -1,5 +1,6 @@
 """The job API users write against: ``BaseClass``, ``set()``, ``perform_later`` and friends."""
 
+import functools
 import inspect
 import logging
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from django.utils import timezone
 from quebec import conf
 from quebec.serialization import serialize_arguments
 
+logger = logging.getLogger("quebec.enqueue")
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_QUEUE_NAME = 255
 
@@ -164,42 +166,63 @@ class PendingJob:
 
     def enqueue(self):
         """Write the job now, or at commit when ``enqueue_after_commit`` is on."""
-        handle = JobHandle(using=self.quebec.using)
-        if self.job_class.wants_enqueue_after_commit():
-            transaction.on_commit(lambda: self._write(handle), using=self.quebec.using)
-        else:
-            self._write(handle)
-        return handle
-
-    def _write(self, handle):
-        from quebec.db import write_transaction
-
-        job = self.to_model()
-        with write_transaction(self.quebec.using):
-            job.save(using=self.quebec.using)
-            job.dispatch()
-        handle._job = job
+        return perform_all_later([self])[0]
 
 
 def perform_all_later(pending_jobs):
-    """Enqueue many built jobs, one transaction per database; returns their handles in order."""
-    from quebec.db import write_transaction
-    from quebec.models import Job, dispatch_all
+    """Enqueue many built jobs, one transaction per database; returns their handles in order.
 
+    Jobs whose class enqueues after commit are written when the surrounding transaction
+    commits (at once when there is none); their handles get an id then.
+    """
     pending_jobs = list(pending_jobs)
-    handles = []
-    by_database = {}
     for pending in pending_jobs:
         if not isinstance(pending, PendingJob):
             raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
-        job = pending.to_model()
-        by_database.setdefault(pending.quebec.using, []).append(job)
-        handles.append(JobHandle(job, using=pending.quebec.using))
-    for using, jobs in by_database.items():
-        with write_transaction(using):
+    pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
+    now = [pair for pair in pairs if not pair[0].job_class.wants_enqueue_after_commit()]
+    later = [pair for pair in pairs if pair[0].job_class.wants_enqueue_after_commit()]
+    for using, group in _by_database(now).items():
+        _write(group, using)
+    for using, group in _by_database(later).items():
+        # robust: a failure here is logged by Django and does not drop the transaction's other hooks.
+        transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
+    return [handle for _, handle in pairs]
+
+
+def _by_database(pairs):
+    groups = {}
+    for pending, handle in pairs:
+        groups.setdefault(pending.quebec.using, []).append((pending, handle))
+    return groups
+
+
+def _write(pairs, using):
+    """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
+    from django.db import connections
+
+    from quebec.db import write_transaction
+    from quebec.models import Job, dispatch_all
+
+    jobs = [pending.to_model() for pending, _ in pairs]
+    with write_transaction(using):
+        if connections[using].features.can_return_rows_from_bulk_insert:
             Job.objects.using(using).bulk_create(jobs)
-            dispatch_all(jobs, using)
-    return handles
+        else:  # MySQL does not hand back the ids of a multi-row insert
+            for job in jobs:
+                job.save(using=using)
+        dispatch_all(jobs, using)
+    for job, (_, handle) in zip(jobs, pairs, strict=True):
+        handle._job = job
+
+
+def _write_after_commit(pairs, using):
+    try:
+        _write(pairs, using)
+    except Exception:
+        names = ", ".join(sorted({pending.job_class.__qualname__ for pending, _ in pairs}))
+        logger.exception("Could not enqueue %d job(s) (%s) after their transaction committed", len(pairs), names)
+        raise
 
 
 class BaseClass:

@@ -11,11 +11,11 @@ import socket
 import traceback
 import uuid
 
-from django.db import models
+from django.db import connections, models
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from quebec.db import write_transaction
+from quebec.db import delete_by_pk, fetch_locked, write_transaction
 
 STATUSES = ("ready", "scheduled", "blocked", "claimed", "failed", "finished", "discarded")
 
@@ -71,19 +71,12 @@ class Job(models.Model):
         return f"{self.class_name} #{self.pk}"
 
     def dispatch(self):
-        """Create the execution row that puts this new job in line: ready or scheduled."""
-        now = timezone.now()
-        if self.scheduled_at and self.scheduled_at > now:
-            return ScheduledExecution.objects.using(self._state.db).create(
-                job=self, queue_name=self.queue_name, priority=self.priority, scheduled_at=self.scheduled_at
-            )
-        return ReadyExecution.objects.using(self._state.db).create(
-            job=self, queue_name=self.queue_name, priority=self.priority
-        )
+        """Create the execution row that puts this saved job in line: ready or scheduled."""
+        dispatch_all([self], self._state.db)
 
 
 def dispatch_all(jobs, using):
-    """Bulk version of ``Job.dispatch`` for jobs already saved."""
+    """Create the ready or scheduled rows of saved jobs, a statement per table."""
     now = timezone.now()
     scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
     ready = [job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)]
@@ -129,6 +122,8 @@ class ReadyExecutionQuerySet(models.QuerySet):
         Queue selectors are taken in order, and within one selector lower priority numbers and
         then older jobs come first. Returns the claimed ``Job`` rows in that order.
         """
+        if connections[self.db].vendor == "sqlite" and not self._any(selectors):
+            return []  # an idle SQLite worker should not take the write lock to find nothing
         with write_transaction(self.db):
             job_ids = self._lock_next(selectors, limit, skip_locked)
             if not job_ids:
@@ -136,9 +131,12 @@ class ReadyExecutionQuerySet(models.QuerySet):
             ClaimedExecution.objects.using(self.db).bulk_create(
                 ClaimedExecution(job_id=job_id, process_id=process_id) for job_id in job_ids
             )
-            self.filter(job_id__in=job_ids).delete()
-        jobs = Job.objects.using(self.db).in_bulk(job_ids)
+            delete_by_pk(ReadyExecution, job_ids, self.db)
+            jobs = Job.objects.using(self.db).in_bulk(job_ids)
         return [jobs[job_id] for job_id in job_ids]
+
+    def _any(self, selectors):
+        return any(self.not_paused().for_queues(selector).exists() for selector in selectors)
 
     def _lock_next(self, selectors, limit, skip_locked):
         # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
@@ -153,9 +151,11 @@ class ReadyExecutionQuerySet(models.QuerySet):
                 .exclude(job_id__in=job_ids)
                 .order_by("priority", "job_id")
                 .select_for_update(skip_locked=skip_locked)
-                .values_list("job_id", flat=True)
+                .values_list("job_id")
             )
-            job_ids += rows[: limit - len(job_ids)]
+            exact = "*" not in selector
+            index = "quebec_ready_poll_by_queue" if exact else "quebec_ready_poll_all"
+            job_ids += [row[0] for row in fetch_locked(rows[: limit - len(job_ids)], index)]
             if len(job_ids) >= limit:
                 break
         return job_ids
@@ -184,18 +184,19 @@ class ScheduledExecutionQuerySet(models.QuerySet):
         with write_transaction(self.db):
             # SKIP LOCKED lets several dispatchers share the backlog; each row moves once
             # because it stays locked until it is deleted below.
-            rows = list(
+            due = (
                 self.due()
                 .order_by("scheduled_at", "priority", "job_id")
                 .select_for_update(skip_locked=skip_locked)
                 .values_list("job_id", "queue_name", "priority")[:batch_size]
             )
+            rows = fetch_locked(due, "quebec_scheduled_dispatch")
             if not rows:
                 return 0
             ReadyExecution.objects.using(self.db).bulk_create(
                 ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in rows
             )
-            self.filter(job_id__in=[row[0] for row in rows]).delete()
+            delete_by_pk(ScheduledExecution, [row[0] for row in rows], self.db)
         return len(rows)
 
 
@@ -226,22 +227,29 @@ class ClaimedExecutionQuerySet(models.QuerySet):
             ReadyExecution.objects.using(self.db).bulk_create(
                 ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in jobs
             )
-            ClaimedExecution.objects.using(self.db).filter(job_id__in=job_ids).delete()
+            delete_by_pk(ClaimedExecution, job_ids, self.db)
         return len(job_ids)
 
 
 class ClaimedExecution(Execution):
     """A job a worker process has taken; it runs, or waits for a free thread, in that process."""
 
+    # No index on process: this table holds only the jobs running right now, so finding a
+    # process's claims is a cheap scan, and with only the primary key to choose from MySQL
+    # never locks a claim through a second index (which deadlocked finish against release).
     process = models.ForeignKey(
-        "Process", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="claimed_executions"
+        "Process",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="claimed_executions",
     )
 
     objects = ClaimedExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_claimed_executions"
-        indexes = [models.Index(fields=["process", "job"], name="quebec_claimed_by_process")]
 
     def finish(self, job, preserve):
         """Record a successful run; returns False when this claim was no longer ours."""
@@ -266,7 +274,7 @@ class ClaimedExecution(Execution):
             )
             FailedExecution.objects.using(self._state.db).create(
                 job_id=self.job_id,
-                exception_class=f"{type(error).__module__}.{type(error).__qualname__}",
+                exception_class=f"{type(error).__module__}.{type(error).__qualname__}"[:255],
                 message=str(error),
                 backtrace="".join(traceback.format_exception(error)),
                 attempt=job.executions,

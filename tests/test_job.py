@@ -171,3 +171,18 @@ def test_perform_now_runs_inline_without_a_queue_row():
 def test_perform_now_refuses_what_perform_later_would():
     with pytest.raises(TypeError, match="argument args"):
         EchoArgumentsJob.perform_now(object())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_perform_all_later_defers_only_the_jobs_that_enqueue_after_commit():
+    class AfterCommitJob(quebec.BaseClass):
+        enqueue_after_commit = True
+
+        def perform(self):
+            pass
+
+    with transaction.atomic():
+        deferred, immediate = quebec.perform_all_later([AfterCommitJob.build(), RecordJob.build()])
+        assert deferred.id is None and immediate.id is not None
+        assert Job.objects.count() == 1
+    assert deferred.id is not None and deferred.status == "ready"

@@ -6,11 +6,14 @@ import threading
 import time
 import uuid
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from quebec.db import close_broken_connections
 
 logger = logging.getLogger("quebec.processes")
+
+DEREGISTER_PATIENCE = 20.0  # seconds to keep trying to hand claims back at shutdown
+MAX_ERROR_BACKOFF = 10.0
 
 
 class Poller:
@@ -34,6 +37,7 @@ class Poller:
         self._wake = threading.Event()
         self._thread = None
         self._next_heartbeat = 0.0
+        self._errors_in_a_row = 0
         self.shutdown_timeout = settings.shutdown_timeout
 
     def __repr__(self):
@@ -89,20 +93,25 @@ class Poller:
         """Deregister: claims still held go back to ready."""
         if self.process is None:
             return
-        released = self._retrying(self.process.deregister)
+        released = self._retrying(self.process.deregister, patience=DEREGISTER_PATIENCE)
         if released:
             logger.warning("%s %s released %d unfinished job(s) back to ready", self.kind, self.name, released)
         logger.info("%s %s stopped", self.kind, self.name)
 
     def _poll_safely(self):
         try:
-            return self.poll()
+            busy = self.poll()
         except DatabaseError:
-            # A lost connection or a deadlock victim: log, reconnect, and try again next round.
-            logger.exception("%s %s: database error while polling; retrying", self.kind, self.name)
+            # A lost connection or a deadlock victim: log, reconnect, and try again after a
+            # pause that grows while the database stays away.
+            self._errors_in_a_row += 1
+            pause = min(self.polling_interval * 2**self._errors_in_a_row, MAX_ERROR_BACKOFF)
+            logger.exception("%s %s: database error while polling; retrying in %.1fs", self.kind, self.name, pause)
             close_broken_connections()
-            self.stopping.wait(self.polling_interval)
+            self.stopping.wait(pause)
             return False
+        self._errors_in_a_row = 0
+        return busy
 
     def _heartbeat_if_due(self):
         if time.monotonic() < self._next_heartbeat:
@@ -114,14 +123,21 @@ class Poller:
             logger.exception("%s %s: heartbeat failed", self.kind, self.name)
             close_broken_connections()
 
-    def _retrying(self, operation, attempts=5):
-        """Run a database write, reconnecting and retrying when the connection fails."""
-        for attempt in range(1, attempts + 1):
+    def _retrying(self, operation, patience):
+        """Run a database write, reconnecting and retrying for up to ``patience`` seconds.
+
+        Only connection-level errors are retried: a lost session or a failover heals, bad data
+        does not.
+        """
+        deadline = time.monotonic() + patience
+        delay = 0.1
+        while True:
             try:
                 return operation()
-            except DatabaseError:
-                if attempt == attempts:
+            except (OperationalError, InterfaceError):
+                if time.monotonic() + delay > deadline:
                     raise
-                logger.warning("%s %s: database error, retry %d", self.kind, self.name, attempt, exc_info=True)
+                logger.warning("%s %s: database error; retrying in %.1fs", self.kind, self.name, delay, exc_info=True)
                 close_broken_connections()
-                time.sleep(min(0.1 * 2**attempt, 2))
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

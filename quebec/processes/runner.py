@@ -1,6 +1,7 @@
 """Runs workers and dispatchers as threads of one process, and turns signals into shutdowns."""
 
 import logging
+import os
 import signal
 import threading
 
@@ -11,7 +12,7 @@ logger = logging.getLogger("quebec.runner")
 
 COMPONENTS = ("worker", "dispatcher")
 GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-JOIN_MARGIN = 10.0  # seconds beyond shutdown_timeout for deregistering
+JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DEREGISTER_PATIENCE)
 
 
 class Runner:
@@ -42,6 +43,11 @@ class Runner:
         self._stop_components(immediate=self._received == signal.SIGQUIT)
         if server is not None:
             server.shutdown()
+        if any(getattr(component, "abandoned", 0) for component in self.components):
+            # Their claims went back to ready and another worker may start them now: end the
+            # threads still running them at once instead of letting them carry on.
+            logging.shutdown()
+            os._exit(exit_code)
         return exit_code
 
     def _wait(self):

@@ -11,6 +11,10 @@ from quebec.serialization import deserialize_arguments
 
 logger = logging.getLogger("quebec.worker")
 
+# How long a thread keeps trying to record a job's outcome while the database is away (a
+# failover, a restart). Past that the claim stays, and the job runs again once it is released.
+RECORD_PATIENCE = 600.0
+
 
 class Worker(Poller):
     """Claims up to as many jobs as it has idle threads, in one short transaction per poll."""
@@ -22,6 +26,7 @@ class Worker(Poller):
         self.queues = config.queues
         self.threads = config.threads
         self.pool = None
+        self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads}
@@ -45,10 +50,11 @@ class Worker(Poller):
         if self.pool is not None:
             timeout = self.shutdown_timeout
             if not self.pool.drain(timeout):
+                self.abandoned = self.pool.in_flight()
                 logger.warning(
                     "%s: %d job(s) still running after shutdown_timeout (%ss); they go back to ready",
                     self.name,
-                    self.pool.in_flight(),
+                    self.abandoned,
                     timeout,
                 )
             self.pool.stop()
@@ -59,8 +65,8 @@ class Worker(Poller):
             close_broken_connections(ping=True)
             self._perform_and_record(job)
         except Exception:
-            # Only recording the outcome can get here; the claim stays and is released or
-            # failed when this process deregisters or is pruned.
+            # Only recording the outcome can get here; the claim stays until this process
+            # deregisters, which puts the job back in line.
             logger.exception("%s: could not record the outcome of job #%s", self.name, job.pk)
         finally:
             close_broken_connections()
@@ -76,11 +82,13 @@ class Worker(Poller):
             elapsed = (time.monotonic() - started) * 1000
             logger.error("Failed %s #%s after %.1f ms: %s: %s", job.class_name, job.pk, elapsed,
                          type(error).__qualname__, error)
-            recorded = self._retrying(lambda: claim.fail(job, error))
+            recorded = self._retrying(lambda: claim.fail(job, error), patience=RECORD_PATIENCE)
         else:
             elapsed = (time.monotonic() - started) * 1000
             logger.info("Performed %s #%s in %.1f ms", job.class_name, job.pk, elapsed)
-            recorded = self._retrying(lambda: claim.finish(job, self.settings.preserve_finished_jobs))
+            recorded = self._retrying(
+                lambda: claim.finish(job, self.settings.preserve_finished_jobs), patience=RECORD_PATIENCE
+            )
         if not recorded:
             logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
 
