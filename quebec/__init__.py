@@ -1,7 +1,21 @@
 """Quebec: a background job queue for Django that lives in your own database."""
 
-from quebec.job import BaseClass, JobHandle, perform_all_later
+from quebec.enqueue import JobHandle, perform_all_later
+from quebec.job import BaseClass
 from quebec.registry import Quebec, UnknownJobClass, default
+from quebec.strategies import AbortEnqueue, DiscardStrategy, JobTimeoutError, RescueStrategy, RetryStrategy
 
-__all__ = ["BaseClass", "JobHandle", "Quebec", "UnknownJobClass", "default", "perform_all_later"]
+__all__ = [
+    "AbortEnqueue",
+    "BaseClass",
+    "DiscardStrategy",
+    "JobHandle",
+    "JobTimeoutError",
+    "Quebec",
+    "RescueStrategy",
+    "RetryStrategy",
+    "UnknownJobClass",
+    "default",
+    "perform_all_later",
+]
 __version__ = "0.1.0"

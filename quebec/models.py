@@ -27,6 +27,7 @@ class JobQuerySet(models.QuerySet):
     def with_status(self):
         """Annotate ``status`` from the execution table that holds each job."""
         cases = [
+            models.When(discarded_at__isnull=False, then=models.Value("discarded")),
             models.When(finished_at__isnull=False, then=models.Value("finished")),
             *(
                 models.When(Exists(model.objects.filter(job=OuterRef("pk"))), then=models.Value(name))
@@ -50,9 +51,11 @@ class Job(models.Model):
     priority = models.IntegerField(default=0)
     active_job_id = models.UUIDField(default=uuid.uuid4)
     executions = models.PositiveIntegerField(default=0)
+    exception_executions = models.JSONField(default=dict, blank=True)  # attempts per retry strategy
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -251,34 +254,49 @@ class ClaimedExecution(Execution):
     class Meta:
         db_table = "quebec_claimed_executions"
 
+    # The outcomes of a run. Each returns False, touching nothing, when this claim is no longer
+    # ours (released or pruned meanwhile). ``job`` carries the updated counters.
+
     def finish(self, job, preserve):
-        """Record a successful run; returns False when this claim was no longer ours."""
+        """Record a successful run."""
+        return self._conclude(job, delete=not preserve, finished_at=timezone.now())
+
+    def discard(self, job, preserve):
+        """Record that the job was dropped by its class's ``discard_on``."""
+        now = timezone.now()
+        return self._conclude(job, delete=not preserve, finished_at=now, discarded_at=now)
+
+    def retry(self, job, retry_at):
+        """Schedule the next attempt of a job that raised an error its class retries."""
+        job.scheduled_at = retry_at
+        return self._conclude(job, then=lambda: dispatch_all([job], self._state.db), scheduled_at=retry_at)
+
+    def fail(self, job, error):
+        """Record a failed run with the error's class, message and backtrace."""
+
+        def record_failure():
+            FailedExecution.objects.using(self._state.db).create(
+                job_id=self.job_id, attempt=job.executions, **FailedExecution.describe(error)
+            )
+
+        return self._conclude(job, then=record_failure)
+
+    def _conclude(self, job, delete=False, then=None, **fields):
         with write_transaction(self._state.db):
             if not self._delete_claim():
                 return False
             jobs = Job.objects.using(self._state.db).filter(pk=self.job_id)
-            if preserve:
-                now = timezone.now()
-                jobs.update(finished_at=now, updated_at=now, executions=job.executions)
-            else:
+            if delete:
                 jobs.delete()
-        return True
-
-    def fail(self, job, error):
-        """Record a failed run with the error's class, message and backtrace."""
-        with write_transaction(self._state.db):
-            if not self._delete_claim():
-                return False
-            Job.objects.using(self._state.db).filter(pk=self.job_id).update(
-                executions=job.executions, updated_at=timezone.now()
-            )
-            FailedExecution.objects.using(self._state.db).create(
-                job_id=self.job_id,
-                exception_class=f"{type(error).__module__}.{type(error).__qualname__}"[:255],
-                message=str(error),
-                backtrace="".join(traceback.format_exception(error)),
-                attempt=job.executions,
-            )
+            else:
+                jobs.update(
+                    executions=job.executions,
+                    exception_executions=job.exception_executions,
+                    updated_at=timezone.now(),
+                    **fields,
+                )
+            if then is not None:
+                then()
         return True
 
     def _delete_claim(self):
@@ -304,6 +322,58 @@ class BlockedExecution(Execution):
         ]
 
 
+class FailedExecutionQuerySet(models.QuerySet):
+    def matching(self, class_name=None, queue_name=None, failed_after=None, failed_before=None, error=None):
+        """Failed jobs filtered by class, queue, time of failure and text of the error."""
+        failed = self
+        if class_name:
+            failed = failed.filter(job__class_name=class_name)
+        if queue_name:
+            failed = failed.filter(job__queue_name=queue_name)
+        if failed_after:
+            failed = failed.filter(created_at__gte=failed_after)
+        if failed_before:
+            failed = failed.filter(created_at__lt=failed_before)
+        if error:
+            failed = failed.filter(models.Q(exception_class__icontains=error) | models.Q(message__icontains=error))
+        return failed
+
+    def retry_all(self, batch_size=500):
+        """Put these failed jobs back in line as ready; returns how many."""
+        return self._in_batches(self._retry, batch_size)
+
+    def discard_all(self, batch_size=500):
+        """Mark these failed jobs discarded; returns how many."""
+        return self._in_batches(self._discard, batch_size)
+
+    def _in_batches(self, action, batch_size):
+        done = 0
+        while True:
+            with write_transaction(self.db):
+                # SKIP LOCKED: rows another retry or discard holds are theirs to handle; each
+                # failed row is acted on once, by whoever locked it.
+                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
+                if not ids:
+                    return done
+                action(ids)
+            done += len(ids)
+
+    def _retry(self, job_ids):
+        jobs = Job.objects.using(self.db).filter(pk__in=job_ids)
+        ReadyExecution.objects.using(self.db).bulk_create(
+            ReadyExecution(job_id=pk, queue_name=queue, priority=priority)
+            for pk, queue, priority in jobs.values_list("pk", "queue_name", "priority")
+        )
+        delete_by_pk(FailedExecution, job_ids, self.db)
+        # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
+        jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
+
+    def _discard(self, job_ids):
+        delete_by_pk(FailedExecution, job_ids, self.db)
+        now = timezone.now()
+        Job.objects.using(self.db).filter(pk__in=job_ids).update(finished_at=now, discarded_at=now, updated_at=now)
+
+
 class FailedExecution(Execution):
     """A job whose last run raised; it stays here until retried or discarded."""
 
@@ -312,8 +382,27 @@ class FailedExecution(Execution):
     backtrace = models.TextField(blank=True)
     attempt = models.PositiveIntegerField(default=0)
 
+    objects = FailedExecutionQuerySet.as_manager()
+
     class Meta:
         db_table = "quebec_failed_executions"
+
+    @staticmethod
+    def describe(error):
+        """The columns that record ``error``: class path, message and full backtrace."""
+        return {
+            "exception_class": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
+            "message": str(error),
+            "backtrace": "".join(traceback.format_exception(error)),
+        }
+
+    def retry(self):
+        """Put this job back in line as ready; False if it is no longer failed."""
+        return FailedExecution.objects.using(self._state.db).filter(pk=self.pk).retry_all() == 1
+
+    def discard(self):
+        """Mark this job discarded; False if it is no longer failed."""
+        return FailedExecution.objects.using(self._state.db).filter(pk=self.pk).discard_all() == 1
 
 
 EXECUTION_STATES = {

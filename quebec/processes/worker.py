@@ -3,11 +3,13 @@
 import logging
 import time
 
+from quebec import execution
 from quebec.db import close_broken_connections
 from quebec.models import ClaimedExecution, ReadyExecution
 from quebec.processes.poller import Poller
 from quebec.processes.pool import Pool
-from quebec.serialization import deserialize_arguments
+from quebec.registry import UnknownJobClass
+from quebec.serialization import DeserializationError, deserialize_arguments
 
 logger = logging.getLogger("quebec.worker")
 
@@ -76,23 +78,46 @@ class Worker(Poller):
         claim._state.db = self.using
         job.executions += 1
         started = time.monotonic()
-        try:
-            self._invoke(job)
-        except BaseException as error:
-            elapsed = (time.monotonic() - started) * 1000
-            logger.error("Failed %s #%s after %.1f ms: %s: %s", job.class_name, job.pk, elapsed,
-                         type(error).__qualname__, error)
-            recorded = self._retrying(lambda: claim.fail(job, error), patience=RECORD_PATIENCE)
-        else:
-            elapsed = (time.monotonic() - started) * 1000
-            logger.info("Performed %s #%s in %.1f ms", job.class_name, job.pk, elapsed)
-            recorded = self._retrying(
-                lambda: claim.finish(job, self.settings.preserve_finished_jobs), patience=RECORD_PATIENCE
-            )
+        instance, outcome = self._run(job)
+        if instance is not None:
+            job.exception_executions = instance.exception_executions
+        self._log(job, outcome, (time.monotonic() - started) * 1000)
+        recorded = self._retrying(lambda: self._record(claim, job, outcome), patience=RECORD_PATIENCE)
         if not recorded:
             logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
 
-    def _invoke(self, job):
-        job_class = self.quebec.resolve(job.class_name)
-        args, kwargs = deserialize_arguments(job.arguments)
-        return job_class.for_job(job, args, kwargs).run(args, kwargs)
+    def _run(self, job):
+        """Perform the stored job; returns the job instance (None if it could not be built) and outcome."""
+        try:
+            job_class = self.quebec.resolve(job.class_name)
+        except UnknownJobClass as error:
+            return None, execution.Outcome(execution.FAILED, error=error)
+        try:
+            args, kwargs = deserialize_arguments(job.arguments)
+        except DeserializationError as error:
+            instance = job_class.for_job(job, [], {})
+            return instance, execution.handle_error(instance, error)
+        instance = job_class.for_job(job, args, kwargs)
+        return instance, execution.perform(instance, args, kwargs)
+
+    def _record(self, claim, job, outcome):
+        preserve = self.settings.preserve_finished_jobs
+        if outcome.state == execution.FINISHED:
+            return claim.finish(job, preserve)
+        if outcome.state == execution.RETRY:
+            return claim.retry(job, outcome.retry_at)
+        if outcome.state == execution.DISCARDED:
+            return claim.discard(job, preserve)
+        return claim.fail(job, outcome.error)
+
+    def _log(self, job, outcome, elapsed_ms):
+        name = f"{job.class_name} #{job.pk}"
+        error = outcome.error and f"{type(outcome.error).__qualname__}: {outcome.error}"
+        if outcome.state == execution.FINISHED:
+            logger.info("Performed %s in %.1f ms", name, elapsed_ms)
+        elif outcome.state == execution.RETRY:
+            logger.warning("Retrying %s at %s (attempt %d failed: %s)", name, outcome.retry_at, job.executions, error)
+        elif outcome.state == execution.DISCARDED:
+            logger.warning("Discarded %s: %s", name, error)
+        else:
+            logger.error("Failed %s after %.1f ms: %s", name, elapsed_ms, error)

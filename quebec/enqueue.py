@@ -1,0 +1,242 @@
+"""Enqueueing: ``JobClass.set(...)``, built jobs, ``perform_all_later`` and the handles returned."""
+
+import functools
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from quebec import conf
+from quebec.serialization import serialize_arguments
+from quebec.strategies import AbortEnqueue
+
+logger = logging.getLogger("quebec.enqueue")
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+MAX_QUEUE_NAME = 255
+
+
+class JobHandle:
+    """What ``perform_later`` returns: the job's identity, and its status read from the database."""
+
+    def __init__(self, using="default"):
+        self._job = None
+        self._using = using
+        self.aborted = False  # before_enqueue raised AbortEnqueue
+        self.abort_reason = None
+
+    def __repr__(self):
+        if self.aborted:
+            return f"<JobHandle aborted: {self.abort_reason}>"
+        return f"<JobHandle {self.class_name} id={self.id} queue={self.queue_name!r}>"
+
+    def __bool__(self):
+        return not self.aborted
+
+    id = property(lambda self: self._job.pk if self._job else None)
+    active_job_id = property(lambda self: self._job.active_job_id if self._job else None)
+    class_name = property(lambda self: self._job.class_name if self._job else None)
+    queue_name = property(lambda self: self._job.queue_name if self._job else None)
+    priority = property(lambda self: self._job.priority if self._job else None)
+    scheduled_at = property(lambda self: self._job.scheduled_at if self._job else None)
+    enqueued = property(lambda self: self.id is not None)
+
+    @property
+    def status(self):
+        """ready, scheduled, claimed, failed, finished or discarded; None until written."""
+        if self._job is None:
+            return None
+        from quebec.models import Job
+
+        status = Job.objects.using(self._using).with_status().filter(pk=self.id).values_list("status", flat=True)
+        # With preserve_finished_jobs off, a job's row is deleted once it has run.
+        return status.first() or "finished"
+
+    def refresh(self):
+        """Re-read the job's row; returns self."""
+        if self._job is not None:
+            self._job.refresh_from_db()
+        return self
+
+
+class ConfiguredJob:
+    """A job class with per-call options, as returned by ``JobClass.set(...)``."""
+
+    def __init__(self, job_class, *, wait=None, wait_until=None, queue=None, priority=None):
+        if wait is not None and wait_until is not None:
+            raise ValueError("pass either wait or wait_until, not both")
+        self.job_class = job_class
+        self.wait = wait
+        self.wait_until = wait_until
+        self.queue = queue
+        self.priority = priority
+
+    def perform_later(self, *args, **kwargs):
+        """Enqueue the job on the caller's database connection and return its handle."""
+        return perform_all_later([self.build(*args, **kwargs)])[0]
+
+    def build(self, *args, **kwargs):
+        """Prepare an enqueue without writing it, for ``quebec.perform_all_later``."""
+        instance, args = _split_instance(self.job_class, args)
+        arguments = serialize_arguments(args, kwargs)
+        job = self.job_class()
+        job.bind(
+            job_id=None,
+            active_job_id=uuid.uuid4(),
+            queue_name=self._queue_name(args, kwargs),
+            priority=self._priority(),
+            executions=0,
+            arguments=(list(args), kwargs),
+            enqueued_at=None,
+        )
+        job.scheduled_at = self._scheduled_at()
+        return PendingJob(job, instance, arguments)
+
+    def _queue_name(self, args, kwargs):
+        override = conf.get().force_override_queue
+        if override:
+            return override
+        name = self.job_class.queue_as if self.queue is None else self.queue
+        if callable(name):
+            name = name(*args, **kwargs)
+        if not isinstance(name, str) or not name or len(name) > MAX_QUEUE_NAME:
+            raise ValueError(
+                f"{self.job_class.__qualname__}: queue name must be a non-empty string of at most "
+                f"{MAX_QUEUE_NAME} characters, got {name!r}"
+            )
+        return name
+
+    def _priority(self):
+        priority = self.job_class.priority if self.priority is None else self.priority
+        check_priority(priority, self.job_class.__qualname__)
+        return priority
+
+    def _scheduled_at(self):
+        if self.wait is not None:
+            if isinstance(self.wait, bool) or not isinstance(self.wait, (int, float, timedelta)):
+                raise TypeError(f"wait must be seconds or a timedelta, got {self.wait!r}")
+            wait = self.wait if isinstance(self.wait, timedelta) else timedelta(seconds=self.wait)
+            return timezone.now() + wait
+        if self.wait_until is not None:
+            if not isinstance(self.wait_until, datetime):
+                raise TypeError(f"wait_until must be a datetime, got {self.wait_until!r}")
+            if settings.USE_TZ and timezone.is_naive(self.wait_until):
+                return timezone.make_aware(self.wait_until)
+            return self.wait_until
+        return None
+
+
+def check_priority(priority, owner):
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise ValueError(f"{owner}: priority must be an integer between {low} and {high}, got {priority!r}")
+
+
+def _split_instance(job_class, args):
+    """The Quebec instance to enqueue through: an explicit first argument, or the class's binding."""
+    from quebec.registry import Quebec, instance_for
+
+    if args and isinstance(args[0], Quebec):
+        return args[0], args[1:]
+    return instance_for(job_class), args
+
+
+class PendingJob:
+    """A built, validated job not yet written; ``perform_all_later`` writes it."""
+
+    def __init__(self, job, quebec, arguments):
+        self.job = job  # the BaseClass instance the enqueue callbacks see
+        self.quebec = quebec
+        self.arguments = arguments
+
+    def __repr__(self):
+        return f"<PendingJob {type(self.job).__qualname__} queue={self.job.queue_name!r}>"
+
+    @property
+    def after_commit(self):
+        return type(self.job).wants_enqueue_after_commit()
+
+    def to_model(self):
+        from quebec.models import Job
+
+        job = self.job
+        return Job(
+            queue_name=job.queue_name,
+            class_name=type(job).job_name(),
+            arguments=self.arguments,
+            priority=job.priority,
+            active_job_id=job.active_job_id,
+            executions=job.executions,
+            exception_executions=job.exception_executions,
+            scheduled_at=job.scheduled_at,
+        )
+
+
+def perform_all_later(pending_jobs):
+    """Enqueue many built jobs, one transaction per database; returns their handles in order.
+
+    Each job's ``before_enqueue`` runs first (``AbortEnqueue`` skips that job and marks its
+    handle ``aborted``), ``after_enqueue`` once it is written. Jobs whose class enqueues after
+    commit are written when the surrounding transaction commits; their handles get an id then.
+    """
+    pending_jobs = list(pending_jobs)
+    for pending in pending_jobs:
+        if not isinstance(pending, PendingJob):
+            raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
+    pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
+    accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
+    for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
+        _write(group, using)
+    for using, group in _by_database(pair for pair in accepted if pair[0].after_commit).items():
+        # robust: a failure is logged and does not drop the transaction's other commit hooks.
+        transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
+    return [handle for _, handle in pairs]
+
+
+def _before_enqueue(pending, handle):
+    try:
+        pending.job.before_enqueue()
+    except AbortEnqueue as abort:
+        handle.aborted = True
+        handle.abort_reason = str(abort) or "aborted by before_enqueue"
+        return False
+    return True
+
+
+def _by_database(pairs):
+    groups = {}
+    for pending, handle in pairs:
+        groups.setdefault(pending.quebec.using, []).append((pending, handle))
+    return groups
+
+
+def _write(pairs, using):
+    """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
+    from quebec.db import write_transaction
+    from quebec.models import Job, dispatch_all
+
+    models = [pending.to_model() for pending, _ in pairs]
+    with write_transaction(using):
+        if connections[using].features.can_return_rows_from_bulk_insert:
+            Job.objects.using(using).bulk_create(models)
+        else:  # MySQL does not hand back the ids of a multi-row insert
+            for model in models:
+                model.save(using=using)
+        dispatch_all(models, using)
+    for model, (pending, handle) in zip(models, pairs, strict=True):
+        handle._job = model
+        pending.job.id = model.pk
+        pending.job.enqueued_at = model.created_at
+    for pending, _ in pairs:
+        pending.job.after_enqueue()
+
+
+def _write_after_commit(pairs, using):
+    try:
+        _write(pairs, using)
+    except Exception:
+        names = ", ".join(sorted({type(pending.job).__qualname__ for pending, _ in pairs}))
+        logger.exception("Could not enqueue %d job(s) (%s) after their transaction committed", len(pairs), names)
+        raise

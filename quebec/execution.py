@@ -1,0 +1,135 @@
+"""Running one job: callbacks, timeout, and what its class says to do with an error.
+
+``perform()`` never raises; it returns an ``Outcome`` that the caller records (a worker through
+the claim's model methods, ``perform_now`` by returning or raising).
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import time
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from quebec.strategies import JobTimeoutError
+
+FINISHED, FAILED, RETRY, DISCARDED = "finished", "failed", "retry", "discarded"
+
+
+@dataclasses.dataclass
+class Outcome:
+    state: str
+    result: object = None
+    error: BaseException | None = None
+    retry_at: object = None  # datetime of the next run, for RETRY
+
+
+def perform(job, args, kwargs):
+    """Run ``job`` (a bound ``BaseClass`` instance) and decide its outcome."""
+    try:
+        result = _run_with_callbacks(job, args, kwargs)
+    except Exception as error:
+        return handle_error(job, error)
+    except BaseException as error:  # SystemExit and the like: no strategy applies
+        return Outcome(FAILED, error=error)
+    return Outcome(FINISHED, result=result)
+
+
+def _run_with_callbacks(job, args, kwargs):
+    job.before_perform()
+    with _around(job):
+        result = _call_perform(job, args, kwargs)
+    job.after_perform()
+    return result
+
+
+def _around(job):
+    around = type(job).around_perform
+    if around is None:
+        return contextlib.nullcontext()
+    if inspect.isgeneratorfunction(around):
+        return contextlib.contextmanager(around)(job)
+    manager = around(job)
+    if not (hasattr(manager, "__enter__") and hasattr(manager, "__exit__")):
+        raise TypeError(f"{type(job).__qualname__}.around_perform must be a generator or return a context manager")
+    return manager
+
+
+def _call_perform(job, args, kwargs):
+    timeout = _timeout_seconds(job)
+    if inspect.iscoroutinefunction(job.perform):
+        # async_to_sync, not asyncio.run: the ORM calls the coroutine makes through
+        # sync_to_async come back to this thread and its connection, not a stray thread's.
+        return async_to_sync(_await_with_timeout)(job, args, kwargs, timeout)
+    started = time.monotonic()
+    result = job.perform(*args, **kwargs)
+    elapsed = time.monotonic() - started
+    if timeout is not None and elapsed > timeout:
+        # A thread cannot be interrupted: the job ran to its end, but it still counts as timed out.
+        raise JobTimeoutError(
+            f"{type(job).__qualname__} ran for {elapsed:.1f}s, over its timeout of {timeout:g}s "
+            "(a synchronous job is not interrupted; it is reported once it returns)"
+        )
+    return result
+
+
+async def _await_with_timeout(job, args, kwargs, timeout):
+    try:
+        return await asyncio.wait_for(job.perform(*args, **kwargs), timeout)
+    except TimeoutError:
+        raise JobTimeoutError(
+            f"{type(job).__qualname__} was cancelled after its timeout of {timeout:g}s"
+        ) from None
+
+
+def _timeout_seconds(job):
+    timeout = type(job).timeout
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+
+
+def handle_error(job, error):
+    """The outcome the class's strategies give ``error``; a failing handler fails the job.
+
+    Strategies are tried in order: ``retry_on``, then ``discard_on``, then ``rescue_from``; the
+    first whose exceptions match decides.
+    """
+    cls = type(job)
+    try:
+        for strategy in cls.retry_on:
+            if strategy.matches(error):
+                return _retry_or_give_up(job, strategy, error)
+        for strategy in cls.discard_on:
+            if strategy.matches(error):
+                return _discard(job, strategy.handler, error)
+        for strategy in cls.rescue_from:
+            if strategy.matches(error):
+                strategy.handler(job, error)
+                return Outcome(FINISHED)
+    except Exception as handler_error:
+        # Raised while handling ``error``, so Python chains it: both appear in the backtrace.
+        return Outcome(FAILED, error=handler_error)
+    return Outcome(FAILED, error=error)
+
+
+def _retry_or_give_up(job, strategy, error):
+    counters = dict(job.exception_executions)
+    counters[strategy.key] = counters.get(strategy.key, 0) + 1
+    job.exception_executions = counters
+    if counters[strategy.key] < strategy.attempts:
+        retry_at = timezone.now() + timedelta(seconds=strategy.delay(counters[strategy.key]))
+        return Outcome(RETRY, error=error, retry_at=retry_at)
+    if strategy.handler is not None:
+        strategy.handler(job, error)
+        return Outcome(FINISHED)
+    job.after_discard(error)
+    return Outcome(FAILED, error=error)
+
+
+def _discard(job, handler, error):
+    if handler is not None:
+        handler(job, error)
+    job.after_discard(error)
+    return Outcome(DISCARDED, error=error)
