@@ -9,7 +9,9 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+import quebec
 from quebec import conf
+from quebec.processes.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,3 +131,34 @@ def _fresh_config(monkeypatch, tmp_path):
     yield
     conf.use(None)
     conf._cached.cache_clear()
+
+
+@pytest.fixture
+def start(settings, transactional_db):
+    """Start workers/dispatchers in threads with fast polling; stop them at the end of the test."""
+    running = []
+
+    def start_component(component_class=Worker, threads=3, queues=("*",), **quebec_settings):
+        settings.QUEBEC = {"worker_polling_interval": 0.02, "dispatcher_polling_interval": 0.05, **quebec_settings}
+        config = conf.get()
+        if component_class is Worker:
+            options = conf.WorkerConfig(queues=queues, threads=threads, polling_interval=0.02)
+        else:
+            options = conf.DispatcherConfig(polling_interval=0.05)
+        component = component_class(options, settings=config, quebec=quebec.default)
+        component.start()
+        running.append(component)
+        wait_until(lambda: component.process is not None, message="registration")
+        return component
+
+    yield start_component
+    for component in running:
+        component.stop()
+    for component in running:
+        component.join(10)
+
+
+
+def finished(*handles):
+    """True once every job has come to rest (finished, failed or discarded)."""
+    return all(handle.status in ("finished", "failed", "discarded") for handle in handles)

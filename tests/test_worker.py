@@ -5,45 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-import quebec
-from quebec import conf
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
-from quebec.processes.worker import Worker
-from tests.conftest import wait_until
+from tests.conftest import finished, wait_until
 from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, SleepJob
 from tests.testapp.models import Account, JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def start(settings):
-    """Start workers/dispatchers in threads with fast polling; stop them at the end of the test."""
-    running = []
-
-    def start_component(component_class=Worker, threads=3, queues=("*",), **quebec_settings):
-        settings.QUEBEC = {"worker_polling_interval": 0.02, "dispatcher_polling_interval": 0.05, **quebec_settings}
-        config = conf.get()
-        if component_class is Worker:
-            options = conf.WorkerConfig(queues=queues, threads=threads, polling_interval=0.02)
-        else:
-            options = conf.DispatcherConfig(polling_interval=0.05)
-        component = component_class(options, settings=config, quebec=quebec.default)
-        component.start()
-        running.append(component)
-        wait_until(lambda: component.process is not None, message="registration")
-        return component
-
-    yield start_component
-    for component in running:
-        component.stop()
-    for component in running:
-        component.join(10)
-
-
-def finished(*handles):
-    return all(handle.status in ("finished", "failed") for handle in handles)
 
 
 def test_worker_runs_jobs_and_marks_them_finished(start):

@@ -62,3 +62,122 @@ class AttributesJob(quebec.BaseClass):
                 "enqueued_at": self.enqueued_at.isoformat(),
             },
         )
+
+
+# Error handling: each outcome of a job class's strategies, recorded so tests can check it.
+
+
+class Flaky(Exception):
+    pass
+
+
+class Discardable(Exception):
+    pass
+
+
+class Rescuable(Exception):
+    pass
+
+
+class Unexpected(Exception):
+    pass
+
+
+def record_handler(label):
+    return lambda job, error: record(job, label, {"error": str(error), "executions": job.executions})
+
+
+class ChaosJob(quebec.BaseClass):
+    """Does what its ``plan`` says, so one class walks every error path."""
+
+    retry_on = [quebec.RetryStrategy(Flaky, wait=0, attempts=3, jitter=0)]
+    discard_on = [quebec.DiscardStrategy(Discardable, handler=record_handler("discard-handler"))]
+    rescue_from = [quebec.RescueStrategy(Rescuable, handler=record_handler("rescued"))]
+
+    def perform(self, plan):
+        record(self, f"run-{plan}")
+        if plan == "ok" or (plan == "flaky-then-ok" and self.executions >= 2):
+            return
+        raise {"flaky-then-ok": Flaky, "flaky": Flaky, "discard": Discardable, "rescue": Rescuable,
+               "unexpected": Unexpected}[plan](plan)
+
+    def after_discard(self, error):
+        record(self, "after-discard", {"error": str(error)})
+
+
+class ExhaustWithHandlerJob(quebec.BaseClass):
+    retry_on = [quebec.RetryStrategy((Flaky, TimeoutError), wait=0, attempts=2, handler=record_handler("gave-up"))]
+
+    def perform(self):
+        raise Flaky("always")
+
+
+class TwoCountersJob(quebec.BaseClass):
+    """Fails with ValueError and KeyError in turn; each strategy counts its own attempts."""
+
+    retry_on = [
+        quebec.RetryStrategy(ValueError, wait=0, attempts=2),
+        quebec.RetryStrategy(KeyError, wait=0, attempts=3),
+    ]
+
+    def perform(self):
+        record(self, "run", {"executions": self.executions, "counters": self.exception_executions})
+        raise (ValueError if self.executions % 2 else KeyError)("again")
+
+
+class CallbacksJob(quebec.BaseClass):
+    """Records every callback in order; ``fail_in`` makes one of them raise."""
+
+    def perform(self, fail_in=None):
+        self._event("perform", fail_in)
+
+    def _event(self, name, fail_in=None):
+        record(self, name)
+        if name == (fail_in or self.arguments[1].get("fail_in")):
+            raise RuntimeError(f"{name} failed")
+
+    def before_perform(self):
+        self._event("before_perform")
+
+    def after_perform(self):
+        self._event("after_perform")
+
+    def around_perform(self):
+        self._event("around_before")
+        yield
+        self._event("around_after")
+
+    def after_enqueue(self):
+        record(self, "after_enqueue")
+
+
+class RescueHandlerFailsJob(quebec.BaseClass):
+    rescue_from = [quebec.RescueStrategy(Rescuable, handler=lambda job, error: 1 / 0)]
+
+    def perform(self):
+        raise Rescuable("original problem")
+
+
+class AbortingJob(quebec.BaseClass):
+    def before_enqueue(self):
+        if self.arguments[0] == ["skip"]:
+            raise quebec.AbortEnqueue("told to skip")
+
+    def perform(self, what):
+        pass
+
+
+class SlowAsyncJob(quebec.BaseClass):
+    timeout = 0.2
+
+    async def perform(self, seconds):
+        await asyncio.sleep(seconds)
+        await sync_to_async(record)(self, "async-completed")
+
+
+class SlowSyncJob(quebec.BaseClass):
+    timeout = 0.1
+
+    def perform(self, seconds):
+        time.sleep(seconds)
+        record(self, "sync-completed")
