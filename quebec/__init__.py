@@ -2,6 +2,7 @@
 
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.job import BaseClass
+from quebec.recurring import schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import Quebec, UnknownJobClass, default
 from quebec.strategies import AbortEnqueue, DiscardStrategy, JobTimeoutError, RescueStrategy, RetryStrategy
 
@@ -17,5 +18,7 @@ __all__ = [
     "UnknownJobClass",
     "default",
     "perform_all_later",
+    "schedule_recurring_task",
+    "unschedule_recurring_task",
 ]
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 from django.core import checks
 from django.db import connections
 
-from quebec import conf
+from quebec import conf, recurring
 from quebec.registry import default
 
 SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
@@ -12,12 +12,12 @@ SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
 @checks.register()
 def check_configuration(app_configs=None, **kwargs):
     try:
-        conf.load()
+        recurring.load_static_tasks(conf.load())
     except conf.ConfigError as error:
         return [
             checks.Error(
                 f"Quebec's configuration is invalid: {error}",
-                hint="Fix the key named above in settings.QUEBEC, queue.yml or the QUEBEC_* environment.",
+                hint="Fix what is named above in settings.QUEBEC, queue.yml, recurring.yml or the QUEBEC_* environment.",
                 id="quebec.E001",
             )
         ]

@@ -240,3 +240,13 @@ def _write_after_commit(pairs, using):
         names = ", ".join(sorted({type(pending.job).__qualname__ for pending, _ in pairs}))
         logger.exception("Could not enqueue %d job(s) (%s) after their transaction committed", len(pairs), names)
         raise
+
+
+def enqueue_now(pending_jobs, using):
+    """Write built jobs into ``using`` inside the caller's transaction, whatever their classes say
+    about enqueueing after commit; returns their handles."""
+    pairs = [(pending, JobHandle(using=using)) for pending in pending_jobs]
+    accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
+    if accepted:
+        _write(accepted, using)
+    return [handle for _, handle in pairs]

@@ -503,27 +503,82 @@ class Semaphore(models.Model):
         return self.key
 
 
+class RecurringTaskQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(paused_at__isnull=True)
+
+    def sync_static(self, tasks):
+        """Make the static tasks match ``tasks`` (key -> field values): add, change, remove."""
+        with write_transaction(self.db):
+            self.filter(static=True).exclude(key__in=list(tasks)).delete()
+            for key, fields in tasks.items():
+                task, created = self.get_or_create(key=key, defaults={**fields, "static": True})
+                changed = {name: value for name, value in fields.items() if getattr(task, name) != value}
+                if not created and (changed or not task.static):
+                    self.filter(pk=task.pk).update(**changed, static=True, updated_at=timezone.now())
+
+
 class RecurringTask(models.Model):
-    """A task the scheduler enqueues on a schedule."""
+    """A task the scheduler enqueues on a schedule: from configuration (static) or from code."""
 
     key = models.CharField(max_length=255, unique=True)
     schedule = models.CharField(max_length=255)
-    class_name = models.CharField(max_length=255, blank=True)
-    command = models.CharField(max_length=2048, blank=True)
+    class_name = models.CharField(max_length=255, blank=True)  # dotted path of a job class
+    command = models.CharField(max_length=2048, blank=True)  # dotted path of a callable
     arguments = models.JSONField(default=dict, blank=True)
-    queue_name = models.CharField(max_length=255, blank=True)
-    priority = models.IntegerField(default=0)
+    queue_name = models.CharField(max_length=255, blank=True)  # blank: the job class's own
+    priority = models.IntegerField(null=True, blank=True)  # null: the job class's own
     description = models.TextField(blank=True)
+    catch_up = models.BooleanField(default=False)
     static = models.BooleanField(default=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
+    objects = RecurringTaskQuerySet.as_manager()
+
     class Meta:
         db_table = "quebec_recurring_tasks"
-        indexes = [models.Index(fields=["static"], name="quebec_recurring_tasks_static")]
 
     def __str__(self):
         return self.key
+
+    @property
+    def parsed_schedule(self):
+        from quebec.schedule import parse
+
+        return parse(self.schedule)
+
+    def next_run(self, after=None):
+        return self.parsed_schedule.next_after(after or timezone.now())
+
+    def last_execution(self):
+        """The latest enqueued run, with its job's status as ``status``, or None."""
+        executions = RecurringExecution.objects.using(self._state.db).filter(task_key=self.key)
+        latest = executions.order_by("-run_at").first()
+        if latest is not None:
+            job = Job.objects.using(self._state.db).with_status().filter(pk=latest.job_id).first()
+            latest.status = job.status if job else ("finished" if latest.job_id else None)
+        return latest
+
+    def enqueue(self, run_at):
+        """Enqueue the run at ``run_at`` unless another scheduler did; returns the execution or None."""
+        from quebec.recurring import enqueue_run
+
+        return enqueue_run(self, run_at)
+
+    def run_now(self):
+        """Enqueue a run at once, outside the schedule."""
+        return self.enqueue(timezone.now())
+
+    def pause(self):
+        """Skip this task's runs until ``resume()``."""
+        RecurringTask.objects.using(self._state.db).filter(pk=self.pk).update(paused_at=timezone.now())
+        self.refresh_from_db(fields=["paused_at"])
+
+    def resume(self):
+        RecurringTask.objects.using(self._state.db).filter(pk=self.pk).update(paused_at=None, updated_at=timezone.now())
+        self.refresh_from_db(fields=["paused_at"])
 
 
 class RecurringExecution(models.Model):

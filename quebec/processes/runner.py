@@ -6,11 +6,12 @@ import signal
 import threading
 
 from quebec.processes.dispatcher import Dispatcher
+from quebec.processes.scheduler import Scheduler
 from quebec.processes.worker import Worker
 
 logger = logging.getLogger("quebec.runner")
 
-COMPONENTS = ("worker", "dispatcher")
+COMPONENTS = ("worker", "dispatcher", "scheduler")
 GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DEREGISTER_PATIENCE)
 
@@ -18,7 +19,7 @@ JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DER
 class Runner:
     """Start every configured component, wait for a signal, stop them, report an exit code."""
 
-    def __init__(self, settings, quebec, only=COMPONENTS, dashboard=None):
+    def __init__(self, settings, quebec, only=COMPONENTS, dashboard=None, static_tasks=None):
         self.settings = settings
         self.dashboard = dashboard
         self.components = []
@@ -26,6 +27,8 @@ class Runner:
             self.components += [Worker(worker, settings=settings, quebec=quebec) for worker in settings.workers]
         if "dispatcher" in only:
             self.components += [Dispatcher(d, settings=settings, quebec=quebec) for d in settings.dispatchers]
+        if "scheduler" in only:
+            self.components.append(Scheduler(static_tasks or {}, settings=settings, quebec=quebec))
         self._received = None
         self._event = threading.Event()
 

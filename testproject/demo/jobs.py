@@ -36,3 +36,12 @@ class FlakyJob(quebec.BaseClass):
 
     def perform(self, reason):
         raise RuntimeError(f"demo failure: {reason}")
+
+
+class HeartbeatJob(quebec.BaseClass):
+    """Enqueued by the scheduler every ten seconds (see QUEBEC["recurring"] in settings.py)."""
+
+    queue_as = "maintenance"
+
+    def perform(self):
+        self.logger.info(f"Heartbeat: {Report.objects.count()} reports so far")

@@ -64,4 +64,11 @@ WHITENOISE_USE_FINDERS = True
 
 QUEBEC = {
     "worker_threads": 3,
+    "recurring": {
+        "heartbeat": {
+            "class": "demo.jobs.HeartbeatJob",
+            "schedule": "every 10 seconds",
+            "description": "Shows the scheduler at work in the demo's log",
+        },
+    },
 }

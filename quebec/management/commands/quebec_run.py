@@ -2,14 +2,14 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from quebec import conf, log
+from quebec import conf, log, recurring
 from quebec.processes.dashboard import parse_address
 from quebec.processes.runner import COMPONENTS, Runner
 from quebec.registry import default
 
 
 class Command(BaseCommand):
-    help = "Run Quebec's workers and dispatcher until SIGTERM or SIGINT."
+    help = "Run Quebec's workers, dispatcher and scheduler until SIGTERM or SIGINT."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -24,6 +24,7 @@ class Command(BaseCommand):
         components = self._components(only)
         try:
             settings = conf.load(config)
+            static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
         if dashboard:
@@ -33,7 +34,8 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         conf.use(settings)
         log.configure(verbosity)
-        exit_code = Runner(settings, default, only=components, dashboard=dashboard).run()
+        runner = Runner(settings, default, only=components, dashboard=dashboard, static_tasks=static_tasks)
+        exit_code = runner.run()
         if exit_code:
             sys.exit(exit_code)
 

@@ -1,0 +1,175 @@
+"""Recurring tasks: reading them from configuration or code, and enqueueing one run.
+
+Static tasks come from ``recurring.yml`` (``QUEBEC_RECURRING_SCHEDULE``, ``./recurring.yml`` or
+``./config/recurring.yml``, flat or keyed by ``QUEBEC_ENV``) and ``QUEBEC["recurring"]``; the
+scheduler keeps the table in step with them. Dynamic tasks are added from code with
+``schedule_recurring_task`` and kept until ``unschedule_recurring_task``.
+"""
+
+import inspect
+import os
+from pathlib import Path
+
+import yaml
+from django.db import IntegrityError
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from quebec.conf import ConfigError
+from quebec.db import write_transaction
+from quebec.enqueue import check_priority, enqueue_now
+from quebec.schedule import ScheduleError, parse
+from quebec.serialization import deserialize_arguments, serialize_arguments
+
+FILE_LOOKUP = ("recurring.yml", "config/recurring.yml")
+TASK_KEYS = {"class", "command", "args", "kwargs", "schedule", "queue", "priority", "description", "catch_up"}
+
+
+def task_fields(key, entry):
+    """The ``RecurringTask`` columns for one task definition; raises ValueError saying what is wrong."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"must be a mapping with a schedule and a class or command, got {entry!r}")
+    unknown = set(entry) - TASK_KEYS
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(TASK_KEYS))}")
+    if ("class" in entry) == ("command" in entry):
+        raise ValueError("needs exactly one of 'class' (a job class) or 'command' (a callable)")
+    schedule = entry.get("schedule")
+    try:
+        parse(schedule)
+    except ScheduleError as error:
+        raise ValueError(f"schedule {schedule!r}: {error}") from None
+    args, kwargs = entry.get("args", []), entry.get("kwargs", {})
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise ValueError("args must be a list and kwargs a mapping")
+    priority = entry.get("priority")
+    if priority is not None:
+        check_priority(priority, "priority")
+    return {
+        "schedule": schedule,
+        "class_name": _job_class_path(entry["class"]) if "class" in entry else "",
+        "command": _command_path(entry["command"]) if "command" in entry else "",
+        "arguments": serialize_arguments(args, kwargs),
+        "queue_name": entry.get("queue") or "",
+        "priority": priority,
+        "description": entry.get("description") or "",
+        "catch_up": bool(entry.get("catch_up", False)),
+    }
+
+
+def _job_class_path(value):
+    from quebec.job import BaseClass
+
+    job_class = value if inspect.isclass(value) else _import(value, "class")
+    if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):
+        raise ValueError(f"class {value!r} is not a quebec.BaseClass subclass")
+    return f"{job_class.__module__}.{job_class.__qualname__}"
+
+
+def _command_path(value):
+    if not callable(_import(value, "command")):
+        raise ValueError(f"command {value!r} is not callable")
+    return value
+
+
+def _import(path, what):
+    try:
+        return import_string(path)
+    except (ImportError, TypeError):
+        raise ValueError(f"{what} {path!r} cannot be imported (use a dotted path like 'myapp.jobs.CleanupJob')") from None
+
+
+def load_static_tasks(config):
+    """Every configured task, validated: key -> ``RecurringTask`` columns. Raises ``ConfigError``."""
+    sources = [("settings.QUEBEC['recurring']", config.recurring)]
+    path = find_file()
+    if path is not None:
+        sources.append(_read_file(path))
+    tasks = {}
+    for source, entries in sources:
+        for key, entry in entries.items():
+            try:
+                tasks[str(key)] = task_fields(key, entry)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"{source}: recurring task {key!r}: {error}") from None
+    return tasks
+
+
+def find_file():
+    explicit = os.environ.get("QUEBEC_RECURRING_SCHEDULE")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise ConfigError(f"recurring schedule file {explicit} does not exist")
+        return Path(explicit)
+    return next((Path(name) for name in FILE_LOOKUP if Path(name).is_file()), None)
+
+
+def _read_file(path):
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: must be a mapping of task keys to tasks")
+    if any(isinstance(entry, dict) and "schedule" in entry for entry in document.values()):
+        return str(path), document
+    environment = os.environ.get("QUEBEC_ENV", "development")
+    return f"{path} (environment {environment!r})", document.get(environment) or {}
+
+
+def enqueue_run(task, run_at):
+    """Enqueue ``task``'s run at ``run_at`` once across every scheduler; None if it already was."""
+    from quebec.models import RecurringExecution
+
+    using = task._state.db
+    pending = build_job(task)
+    try:
+        with write_transaction(using):
+            # The unique (task_key, run_at) row is taken first: a second scheduler fails here
+            # and its whole transaction, job included, rolls back.
+            execution = RecurringExecution.objects.using(using).create(task_key=task.key, run_at=run_at)
+            [handle] = enqueue_now([pending], using)
+            if handle.id is not None:
+                execution.job_id = handle.id
+                execution.save(update_fields=["job"])
+    except IntegrityError:
+        return None
+    return execution
+
+
+def build_job(task):
+    from quebec.jobs import RecurringCommandJob
+
+    args, kwargs = deserialize_arguments(task.arguments)
+    options = {"queue": task.queue_name or None, "priority": task.priority}
+    if task.command:
+        return RecurringCommandJob.set(**options).build(task.command, args, kwargs)
+    return import_string(task.class_name).set(**options).build(*args, **kwargs)
+
+
+def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args=(), kwargs=None, queue=None,
+                            priority=None, description="", catch_up=False, using="default"):
+    """Add or change a task from code; it is kept across restarts until unscheduled."""
+    from quebec.models import RecurringTask
+
+    entry = {"schedule": schedule, "args": list(args), "kwargs": kwargs or {}, "queue": queue, "priority": priority,
+             "description": description, "catch_up": catch_up}
+    entry.update({"class": job_class} if job_class is not None else {"command": command} if command else {})
+    try:
+        fields = task_fields(key, entry)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"recurring task {key!r}: {error}") from None
+    if RecurringTask.objects.using(using).filter(key=key, static=True).exists():
+        raise ValueError(f"recurring task {key!r} comes from configuration; change it there")
+    defaults = {**fields, "static": False, "updated_at": timezone.now()}
+    task, _ = RecurringTask.objects.using(using).update_or_create(key=key, defaults=defaults)
+    return task
+
+
+def unschedule_recurring_task(key, using="default"):
+    """Remove a task added with ``schedule_recurring_task``; returns whether there was one."""
+    from quebec.models import RecurringTask
+
+    if RecurringTask.objects.using(using).filter(key=key, static=True).exists():
+        raise ValueError(f"recurring task {key!r} comes from configuration; remove it there")
+    return RecurringTask.objects.using(using).filter(key=key, static=False).delete()[0] > 0
