@@ -223,6 +223,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=5000, help="number of jobs (default: 5000)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
     args = parser.parse_args()
+    if args.jobs < 2:
+        parser.error("--jobs must be at least 2 (the drain rate runs from the first finish to the last)")
     if args.all:
         rows = run_all(args.jobs)
         print_table(rows)
