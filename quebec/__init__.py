@@ -4,7 +4,8 @@ from quebec.enqueue import JobHandle, perform_all_later
 from quebec.job import BaseClass
 from quebec.recurring import schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import Quebec, UnknownJobClass, default
-from quebec.strategies import AbortEnqueue, DiscardStrategy, JobTimeoutError, RescueStrategy, RetryStrategy
+from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError
+from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 
 __all__ = [
     "AbortEnqueue",
@@ -12,6 +13,8 @@ __all__ = [
     "DiscardStrategy",
     "JobHandle",
     "JobTimeoutError",
+    "ProcessExitError",
+    "ProcessPrunedError",
     "Quebec",
     "RescueStrategy",
     "RetryStrategy",

@@ -105,6 +105,12 @@ def _queue_limits(value):
     return {str(queue): int(limit) for queue, limit in limits.items()}
 
 
+def _death_policy(value):
+    if value not in ("fail", "release"):
+        raise ValueError("must be 'fail' (record the job as failed, so retry_on can retry it) or 'release'")
+    return value
+
+
 def parse_queues(value):
     """A tuple of queue selectors: ``"*"``, exact names and ``"prefix*"`` patterns."""
     if isinstance(value, str):
@@ -139,6 +145,7 @@ SETTINGS = {
     "worker_memory_check_interval": (5.0, parse_duration),
     "enqueue_after_commit": (False, _bool),
     "recurring": ({}, _mapping),
+    "on_process_death": ("fail", _death_policy),
 }
 PROCESS_LISTS = ("workers", "dispatchers")
 
@@ -200,6 +207,7 @@ class Config:
     worker_memory_check_interval: float = 5.0
     enqueue_after_commit: bool = False
     recurring: dict = dataclasses.field(default_factory=dict)
+    on_process_death: str = "fail"
 
 
 def _unknown_key(key, source, known):

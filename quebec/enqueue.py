@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from quebec import conf
 from quebec.serialization import serialize_arguments
-from quebec.strategies import AbortEnqueue
+from quebec.errors import AbortEnqueue
 
 logger = logging.getLogger("quebec.enqueue")
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)

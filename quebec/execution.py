@@ -14,7 +14,9 @@ from datetime import timedelta
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from quebec.strategies import JobTimeoutError
+from quebec.errors import JobTimeoutError
+from quebec.registry import UnknownJobClass
+from quebec.serialization import DeserializationError, deserialize_arguments
 
 FINISHED, FAILED, RETRY, DISCARDED = "finished", "failed", "retry", "discarded"
 
@@ -25,6 +27,31 @@ class Outcome:
     result: object = None
     error: BaseException | None = None
     retry_at: object = None  # datetime of the next run, for RETRY
+
+
+def run_stored(job, quebec):
+    """Perform a stored ``Job``; returns the job instance (None if it could not be made) and outcome."""
+    try:
+        job_class = quebec.resolve(job.class_name)
+    except UnknownJobClass as error:
+        return None, Outcome(FAILED, error=error)
+    try:
+        args, kwargs = deserialize_arguments(job.arguments)
+    except DeserializationError as error:
+        instance = job_class.for_job(job, [], {})
+        return instance, handle_error(instance, error)
+    instance = job_class.for_job(job, args, kwargs)
+    return instance, perform(instance, args, kwargs)
+
+
+def fail_stored(job, quebec, error):
+    """The outcome of a stored ``Job`` whose run ended with ``error`` outside ``perform``
+    (its process died): the class's strategies decide, as for an error ``perform`` raised."""
+    try:
+        instance = quebec.resolve(job.class_name).for_job(job, [], {})
+    except UnknownJobClass:
+        return None, Outcome(FAILED, error=error)
+    return instance, handle_error(instance, error)
 
 
 def perform(job, args, kwargs):
@@ -133,3 +160,14 @@ def _discard(job, handler, error):
         handler(job, error)
     job.after_discard(error)
     return Outcome(DISCARDED, error=error)
+
+
+def record(claim, job, outcome, preserve_finished_jobs):
+    """Apply ``outcome`` to the claimed ``job`` through the claim's model methods."""
+    if outcome.state == FINISHED:
+        return claim.finish(job, preserve_finished_jobs)
+    if outcome.state == RETRY:
+        return claim.retry(job, outcome.retry_at)
+    if outcome.state == DISCARDED:
+        return claim.discard(job, preserve_finished_jobs)
+    return claim.fail(job, outcome.error)

@@ -202,6 +202,28 @@ class ScheduledExecutionQuerySet(models.QuerySet):
             delete_by_pk(ScheduledExecution, [row[0] for row in rows], self.db)
         return len(rows)
 
+    def run_all_now(self):
+        """Make these scheduled jobs due at once; the dispatcher moves them to ready. Returns how many."""
+        now = timezone.now()
+        with write_transaction(self.db):
+            # Only the due time changes: the dispatcher's own path (and its locking) does the move.
+            Job.objects.using(self.db).filter(pk__in=self.values("job_id")).update(scheduled_at=now, updated_at=now)
+            return self.update(scheduled_at=now)
+
+    def cancel_all(self, batch_size=500):
+        """Mark these scheduled jobs discarded without running them; returns how many."""
+        done = 0
+        while True:
+            with write_transaction(self.db):
+                # SKIP LOCKED: a row the dispatcher is moving right now is no longer ours to cancel.
+                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
+                if not ids:
+                    return done
+                delete_by_pk(ScheduledExecution, ids, self.db)
+                now = timezone.now()
+                Job.objects.using(self.db).filter(pk__in=ids).update(finished_at=now, discarded_at=now, updated_at=now)
+            done += len(ids)
+
 
 class ScheduledExecution(Execution):
     queue_name = models.CharField(max_length=255)
@@ -215,6 +237,14 @@ class ScheduledExecution(Execution):
         indexes = [
             models.Index(fields=["scheduled_at", "priority", "job"], name="quebec_scheduled_dispatch"),
         ]
+
+    def run_now(self):
+        """Make this job due at once; False if it is no longer scheduled."""
+        return ScheduledExecution.objects.using(self._state.db).filter(pk=self.pk).run_all_now() == 1
+
+    def cancel(self):
+        """Mark this job discarded without running it; False if it is no longer scheduled."""
+        return ScheduledExecution.objects.using(self._state.db).filter(pk=self.pk).cancel_all() == 1
 
 
 class ClaimedExecutionQuerySet(models.QuerySet):
@@ -452,11 +482,15 @@ class Process(models.Model):
         return f"{self.kind} {self.name}"
 
     def heartbeat(self, **metadata):
+        """Record that the process is alive; False if its row is gone (it was pruned)."""
         now = timezone.now()
         if metadata:
             self.metadata = {**self.metadata, **metadata}
-        Process.objects.using(self._state.db).filter(pk=self.pk).update(last_heartbeat_at=now, metadata=self.metadata)
+        updated = Process.objects.using(self._state.db).filter(pk=self.pk).update(
+            last_heartbeat_at=now, metadata=self.metadata
+        )
         self.last_heartbeat_at = now
+        return updated == 1
 
     def deregister(self):
         """Release this process's claimed jobs back to ready and remove its row."""

@@ -2,11 +2,15 @@
 
 import importlib
 import inspect
+import logging
 import pkgutil
 import warnings
 
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
+
+
+logger = logging.getLogger("quebec.hooks")
 
 
 class UnknownJobClass(LookupError):
@@ -21,9 +25,48 @@ class Quebec:
     ``__qualname__``, so two different classes may not share one.
     """
 
+    HOOKS = ("on_start", "on_stop", "on_worker_start", "on_worker_stop", "on_shutdown")
+
     def __init__(self, using="default"):
         self.using = using
         self.jobs = {}
+        self.hooks = {name: [] for name in self.HOOKS}
+
+    # Lifecycle hooks, as decorators: @qc.on_start, @qc.on_worker_start, ...
+
+    def on_start(self, function):
+        """Call ``function()`` when ``quebec_run`` starts, before any component."""
+        return self._add_hook("on_start", function)
+
+    def on_stop(self, function):
+        """Call ``function()`` when ``quebec_run`` is about to exit."""
+        return self._add_hook("on_stop", function)
+
+    def on_worker_start(self, function):
+        """Call ``function(worker)`` in each worker as it starts (in its own process in fork mode)."""
+        return self._add_hook("on_worker_start", function)
+
+    def on_worker_stop(self, function):
+        """Call ``function(worker)`` in each worker once it has stopped."""
+        return self._add_hook("on_worker_stop", function)
+
+    def on_shutdown(self, function):
+        """Call ``function()`` when a graceful shutdown begins."""
+        return self._add_hook("on_shutdown", function)
+
+    def _add_hook(self, name, function):
+        if not callable(function):
+            raise TypeError(f"{name} takes a callable, got {function!r}")
+        self.hooks[name].append(function)
+        return function
+
+    def run_hooks(self, name, *args):
+        """Call the hooks registered under ``name``; an exception is logged with the hook's name."""
+        for function in self.hooks[name]:
+            try:
+                function(*args)
+            except Exception:
+                logger.exception("Lifecycle hook %s (%s) raised", name, getattr(function, "__qualname__", function))
 
     def __repr__(self):
         return f"<Quebec using={self.using!r} jobs={len(self.jobs)}>"

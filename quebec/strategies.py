@@ -9,14 +9,6 @@ DEFAULT_ATTEMPTS = 5
 DEFAULT_JITTER = 0.15
 
 
-class AbortEnqueue(Exception):
-    """Raise in ``before_enqueue`` to skip the enqueue; ``perform_later`` reports it."""
-
-
-class JobTimeoutError(Exception):
-    """A job ran longer than its class's ``timeout``."""
-
-
 def _exception_tuple(exceptions, owner):
     if inspect.isclass(exceptions):
         exceptions = (exceptions,)

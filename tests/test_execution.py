@@ -177,7 +177,7 @@ def test_async_job_is_cancelled_at_its_timeout(start):
     handle = SlowAsyncJob.perform_later(5)
     run_to_rest(start, handle)
     failure = FailedExecution.objects.get(job_id=handle.id)
-    assert failure.exception_class == "quebec.strategies.JobTimeoutError"
+    assert failure.exception_class == "quebec.errors.JobTimeoutError"
     assert "cancelled after its timeout of 0.2s" in failure.message
     assert not JobRun.objects.exists()
 

@@ -1,4 +1,4 @@
-"""Dispatchers move due scheduled jobs to ready, and clear old finished jobs."""
+"""Dispatchers move due scheduled jobs to ready, clear old finished jobs, and prune dead processes."""
 
 import logging
 import time
@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from quebec import maintenance
 from quebec.models import Job, ScheduledExecution
 from quebec.processes.poller import Poller
 
@@ -23,6 +24,7 @@ class Dispatcher(Poller):
         super().__init__(polling_interval=config.polling_interval, settings=settings, quebec=quebec)
         self.batch_size = config.batch_size
         self._next_clear = time.monotonic()
+        self._next_prune = time.monotonic()
 
     def metadata(self):
         return {**super().metadata(), "batch_size": self.batch_size}
@@ -36,6 +38,9 @@ class Dispatcher(Poller):
         if time.monotonic() >= self._next_clear:
             self._next_clear = time.monotonic() + CLEAR_EVERY
             self.clear_finished_jobs()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self.settings.process_heartbeat_interval
+            maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
         return moved == self.batch_size
 
     def clear_finished_jobs(self):

@@ -26,8 +26,10 @@ class Poller:
 
     kind = "Poller"
 
-    def __init__(self, *, polling_interval, settings, quebec):
+    def __init__(self, *, polling_interval, settings, quebec, supervisor=None):
         self.polling_interval = polling_interval
+        self.supervisor = supervisor  # the Process row of the runner or supervisor that started us
+        self.pruned = False
         self.settings = settings
         self.quebec = quebec
         self.using = quebec.using
@@ -85,13 +87,15 @@ class Poller:
     def register(self):
         from quebec.models import Process
 
-        self.process = Process.objects.using(self.using).register(self.kind, self.name, self.metadata())
+        self.process = Process.objects.using(self.using).register(
+            self.kind, self.name, self.metadata(), supervisor=self.supervisor
+        )
         self._next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
         logger.info("%s %s started (pid %s)", self.kind, self.name, self.process.pid)
 
     def shutdown(self):
         """Deregister: claims still held go back to ready."""
-        if self.process is None:
+        if self.process is None or self.pruned:
             return
         released = self._retrying(self.process.deregister, patience=DEREGISTER_PATIENCE)
         if released:
@@ -118,10 +122,17 @@ class Poller:
             return
         self._next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
         try:
-            self.process.heartbeat(**self.metadata())
+            alive = self.process.heartbeat(**self.metadata())
         except DatabaseError:
             logger.exception("%s %s: heartbeat failed", self.kind, self.name)
             close_broken_connections()
+            return
+        if not alive:
+            # Another process presumed us dead and handled our jobs: carrying on would run them
+            # twice. Stop; the runner exits and whoever supervises it starts a fresh one.
+            logger.error("%s %s was pruned for missing heartbeats; stopping", self.kind, self.name)
+            self.pruned = True
+            self.stopping.set()
 
     def _retrying(self, operation, patience):
         """Run a database write, reconnecting and retrying for up to ``patience`` seconds.

@@ -1,11 +1,24 @@
-"""Runs workers and dispatchers as threads of one process, and turns signals into shutdowns."""
+"""Runs workers, dispatchers and the scheduler as threads of one process.
+
+The main thread only watches: signals (recorded by the handlers, acted on here), the heartbeat
+of this process's own row, memory use, and components that died.
+"""
 
 import logging
 import os
 import signal
+import socket
 import threading
+import time
+import uuid
 
+from django.db import DatabaseError
+
+from quebec import maintenance
+from quebec.db import close_broken_connections
+from quebec.models import Process
 from quebec.processes.dispatcher import Dispatcher
+from quebec.processes.memory import MemoryWatch
 from quebec.processes.scheduler import Scheduler
 from quebec.processes.worker import Worker
 
@@ -13,55 +26,136 @@ logger = logging.getLogger("quebec.runner")
 
 COMPONENTS = ("worker", "dispatcher", "scheduler")
 GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+QUIET_SIGNALS = (signal.SIGUSR1, signal.SIGTSTP)
 JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DEREGISTER_PATIENCE)
+EXIT_RECYCLE = 75  # a planned restart: memory recycling
 
 
 class Runner:
-    """Start every configured component, wait for a signal, stop them, report an exit code."""
+    """Start every configured component, watch them until told to stop, report an exit code.
 
-    def __init__(self, settings, quebec, only=COMPONENTS, dashboard=None, static_tasks=None):
+    Standalone, it registers a process row of its own that its components hang under. As the
+    child of a fork-mode supervisor (``supervisor`` given) its components hang under that.
+    """
+
+    def __init__(self, settings, quebec, only=COMPONENTS, dashboard=None, static_tasks=None, supervisor=None):
         self.settings = settings
+        self.quebec = quebec
         self.dashboard = dashboard
-        self.components = []
-        if "worker" in only:
-            self.components += [Worker(worker, settings=settings, quebec=quebec) for worker in settings.workers]
-        if "dispatcher" in only:
-            self.components += [Dispatcher(d, settings=settings, quebec=quebec) for d in settings.dispatchers]
-        if "scheduler" in only:
-            self.components.append(Scheduler(static_tasks or {}, settings=settings, quebec=quebec))
-        self._received = None
+        self.supervisor = supervisor
+        self.process = None
+        self.components = self._build(only, static_tasks)
+        self.workers = [component for component in self.components if isinstance(component, Worker)]
+        self.memory = MemoryWatch.from_settings(settings)
+        self._recycling = False
+        self._signals = []
         self._event = threading.Event()
+
+    def _build(self, only, static_tasks):
+        components = []
+        if "worker" in only:
+            components += [Worker(worker, settings=self.settings, quebec=self.quebec) for worker in self.settings.workers]
+        if "dispatcher" in only:
+            components += [Dispatcher(d, settings=self.settings, quebec=self.quebec) for d in self.settings.dispatchers]
+        if "scheduler" in only:
+            components.append(Scheduler(static_tasks or {}, settings=self.settings, quebec=self.quebec))
+        return components
 
     def run(self):
         self._install_signal_handlers()
-        server = None
-        if self.dashboard:
-            from quebec.processes.dashboard import serve
-
-            server = serve(self.dashboard)
+        self.quebec.run_hooks("on_start")
+        server = self._serve_dashboard()
+        self._register()
         for component in self.components:
+            component.supervisor = self.supervisor or self.process
             component.start()
         logger.info("Quebec running %d component(s); SIGTERM or SIGINT to stop", len(self.components))
-        exit_code = self._wait()
-        self._stop_components(immediate=self._received == signal.SIGQUIT)
+        exit_code, immediate = self._watch()
+        if not immediate:
+            self.quebec.run_hooks("on_shutdown")
+        self._stop_components(immediate)
         if server is not None:
             server.shutdown()
-        if any(getattr(component, "abandoned", 0) for component in self.components):
+        self._deregister()
+        self.quebec.run_hooks("on_stop")
+        if any(worker.abandoned for worker in self.workers):
             # Their claims went back to ready and another worker may start them now: end the
             # threads still running them at once instead of letting them carry on.
             logging.shutdown()
             os._exit(exit_code)
         return exit_code
 
-    def _wait(self):
-        # Signal handlers only record the signal and set the event; this loop acts on it.
-        while not self._event.wait(0.5):
-            dead = [component for component in self.components if not component.is_alive()]
-            if dead:
-                logger.error("%s stopped unexpectedly; shutting down", ", ".join(map(repr, dead)))
-                return 1
-        logger.info("Received %s; shutting down", signal.Signals(self._received).name)
-        return 0
+    def _serve_dashboard(self):
+        if not self.dashboard:
+            return None
+        from quebec.processes.dashboard import serve
+
+        return serve(self.dashboard)
+
+    def _register(self):
+        if self.supervisor is not None:
+            return
+        name = f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.process = Process.objects.using(self.quebec.using).register("Supervisor", name, {"mode": "threads"})
+        maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
+
+    def _deregister(self):
+        if self.process is None:
+            return
+        try:
+            close_broken_connections(ping=True)  # the main thread's connection may have sat idle for long
+            Process.objects.using(self.quebec.using).filter(pk=self.process.pk).delete()
+        except DatabaseError:
+            logger.exception("Could not remove %s; it will be pruned once its heartbeat is stale", self.process.name)
+
+    def _watch(self):
+        """Loop until a reason to stop; returns (exit code, whether to stop immediately)."""
+        next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
+        while True:
+            self._event.wait(0.5)
+            self._event.clear()
+            if (reason := self._stop_reason()) is not None:
+                return reason
+            if self.process is not None and time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
+                self._heartbeat()
+
+    def _stop_reason(self):
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum in QUIET_SIGNALS:
+                self._go_quiet(f"received {signal.Signals(signum).name}")
+            else:
+                logger.info("Received %s; shutting down", signal.Signals(signum).name)
+                return 0, signum == signal.SIGQUIT
+        dead = [component for component in self.components if not component.is_alive()]
+        if dead:
+            logger.error("%s stopped unexpectedly; shutting down", ", ".join(map(repr, dead)))
+            return 1, False
+        if self.workers and not self._recycling and self.memory.over_limit():
+            self._go_quiet(f"memory above worker_max_rss_mb={self.settings.worker_max_rss_mb}")
+            self._recycling = True
+        quiet = self.workers and all(worker.quiet for worker in self.workers)
+        if quiet and all(worker.drained() for worker in self.workers):
+            if self._recycling:
+                logger.warning("Drained; exiting with code %d so that a fresh process takes over", EXIT_RECYCLE)
+                return EXIT_RECYCLE, False
+            if self.settings.quiet_then_exit and self.supervisor is None:
+                logger.info("Drained after going quiet; exiting (quiet_then_exit)")
+                return 0, False
+        return None
+
+    def _go_quiet(self, why):
+        logger.info("Going quiet (%s): running jobs finish, no new ones are claimed", why)
+        for worker in self.workers:
+            worker.go_quiet()
+
+    def _heartbeat(self):
+        try:
+            close_broken_connections(ping=True)
+            self.process.heartbeat(**self.memory.metadata())
+        except DatabaseError:
+            logger.exception("Heartbeat of %s failed", self.process.name)
 
     def _stop_components(self, immediate):
         timeout = 0 if immediate else self.settings.shutdown_timeout
@@ -72,9 +166,9 @@ class Runner:
                 logger.error("%r did not stop in time", component)
 
     def _install_signal_handlers(self):
-        for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT):
+        for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS):
             signal.signal(signum, self._record_signal)
 
     def _record_signal(self, signum, frame):
-        self._received = signum
+        self._signals.append(signum)
         self._event.set()

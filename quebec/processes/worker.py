@@ -3,13 +3,11 @@
 import logging
 import time
 
-from quebec import execution
+from quebec import execution, maintenance
 from quebec.db import close_broken_connections
 from quebec.models import ClaimedExecution, ReadyExecution
 from quebec.processes.poller import Poller
 from quebec.processes.pool import Pool
-from quebec.registry import UnknownJobClass
-from quebec.serialization import DeserializationError, deserialize_arguments
 
 logger = logging.getLogger("quebec.worker")
 
@@ -29,17 +27,31 @@ class Worker(Poller):
         self.threads = config.threads
         self.pool = None
         self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
+        self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
 
     def metadata(self):
-        return {**super().metadata(), "queues": list(self.queues), "threads": self.threads}
+        return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
 
     def register(self):
         super().register()
         self.pool = Pool(self.threads, self._perform, on_idle=self.wake, name=self.name)
+        orphans = maintenance.handle_orphaned_claims(self.settings, self.quebec)
+        if orphans:
+            logger.warning("%s: handled %d job(s) claimed by processes that no longer exist", self.name, orphans)
+        self.quebec.run_hooks("on_worker_start", self)
+
+    def go_quiet(self):
+        """Stop claiming; jobs already claimed run to their end."""
+        if not self.quiet:
+            logger.info("%s going quiet: no new jobs will be claimed", self.name)
+        self.quiet = True
+
+    def drained(self):
+        return self.pool is not None and self.pool.in_flight() == 0
 
     def poll(self):
         idle = self.pool.idle()
-        if idle == 0:
+        if idle == 0 or self.quiet:
             return False  # sleep until a thread frees up and wakes us
         jobs = ReadyExecution.objects.using(self.using).claim(
             self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
@@ -61,6 +73,7 @@ class Worker(Poller):
                 )
             self.pool.stop()
         super().shutdown()
+        self.quebec.run_hooks("on_worker_stop", self)
 
     def _perform(self, job):
         try:
@@ -78,37 +91,15 @@ class Worker(Poller):
         claim._state.db = self.using
         job.executions += 1
         started = time.monotonic()
-        instance, outcome = self._run(job)
+        instance, outcome = execution.run_stored(job, self.quebec)
         if instance is not None:
             job.exception_executions = instance.exception_executions
         self._log(job, outcome, (time.monotonic() - started) * 1000)
-        recorded = self._retrying(lambda: self._record(claim, job, outcome), patience=RECORD_PATIENCE)
+        recorded = self._retrying(
+            lambda: execution.record(claim, job, outcome, self.settings.preserve_finished_jobs), patience=RECORD_PATIENCE
+        )
         if not recorded:
             logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
-
-    def _run(self, job):
-        """Perform the stored job; returns the job instance (None if it could not be built) and outcome."""
-        try:
-            job_class = self.quebec.resolve(job.class_name)
-        except UnknownJobClass as error:
-            return None, execution.Outcome(execution.FAILED, error=error)
-        try:
-            args, kwargs = deserialize_arguments(job.arguments)
-        except DeserializationError as error:
-            instance = job_class.for_job(job, [], {})
-            return instance, execution.handle_error(instance, error)
-        instance = job_class.for_job(job, args, kwargs)
-        return instance, execution.perform(instance, args, kwargs)
-
-    def _record(self, claim, job, outcome):
-        preserve = self.settings.preserve_finished_jobs
-        if outcome.state == execution.FINISHED:
-            return claim.finish(job, preserve)
-        if outcome.state == execution.RETRY:
-            return claim.retry(job, outcome.retry_at)
-        if outcome.state == execution.DISCARDED:
-            return claim.discard(job, preserve)
-        return claim.fail(job, outcome.error)
 
     def _log(self, job, outcome, elapsed_ms):
         name = f"{job.class_name} #{job.pk}"
