@@ -49,6 +49,7 @@ class QuebecProcess:
             env=child_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() also reaches forked children
         )
 
     def output(self):
@@ -77,9 +78,11 @@ class QuebecProcess:
             self._log.close()
 
     def kill(self):
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
         self._log.close()
 
 

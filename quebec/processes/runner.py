@@ -48,6 +48,7 @@ class Runner:
         self.workers = [component for component in self.components if isinstance(component, Worker)]
         self.memory = MemoryWatch.from_settings(settings)
         self._recycling = False
+        self._parent_pid = os.getppid()
         self._signals = []
         self._event = threading.Event()
 
@@ -63,7 +64,7 @@ class Runner:
 
     def run(self):
         self._install_signal_handlers()
-        self.quebec.run_hooks("on_start")
+        self._process_hook("on_start")
         server = self._serve_dashboard()
         self._register()
         for component in self.components:
@@ -72,18 +73,23 @@ class Runner:
         logger.info("Quebec running %d component(s); SIGTERM or SIGINT to stop", len(self.components))
         exit_code, immediate = self._watch()
         if not immediate:
-            self.quebec.run_hooks("on_shutdown")
+            self._process_hook("on_shutdown")
         self._stop_components(immediate)
         if server is not None:
             server.shutdown()
         self._deregister()
-        self.quebec.run_hooks("on_stop")
+        self._process_hook("on_stop")
         if any(worker.abandoned for worker in self.workers):
             # Their claims went back to ready and another worker may start them now: end the
             # threads still running them at once instead of letting them carry on.
             logging.shutdown()
             os._exit(exit_code)
         return exit_code
+
+    def _process_hook(self, name):
+        # In fork mode these belong to the supervisor, which runs them once for the whole tree.
+        if self.supervisor is None:
+            self.quebec.run_hooks(name)
 
     def _serve_dashboard(self):
         if not self.dashboard:
@@ -128,6 +134,9 @@ class Runner:
             else:
                 logger.info("Received %s; shutting down", signal.Signals(signum).name)
                 return 0, signum == signal.SIGQUIT
+        if self.supervisor is not None and os.getppid() != self._parent_pid:
+            logger.error("The supervisor (pid %d) is gone; shutting down", self._parent_pid)
+            return 0, False
         dead = [component for component in self.components if not component.is_alive()]
         if dead:
             logger.error("%s stopped unexpectedly; shutting down", ", ".join(map(repr, dead)))

@@ -186,3 +186,33 @@ class SlowSyncJob(quebec.BaseClass):
 def record_command(label, value=None):
     """A plain callable for recurring tasks' ``command``."""
     JobRun.objects.create(label=label, value=value, pid=os.getpid())
+
+
+_hoard = []
+
+
+class HogMemoryJob(quebec.BaseClass):
+    """Keeps ``megabytes`` of memory alive in the worker process, to trigger memory recycling."""
+
+    def perform(self, megabytes):
+        _hoard.append(bytearray(megabytes * 2**20))
+        record(self, "hogging")
+
+
+# Lifecycle hooks, active only when a test asks for them through the environment.
+if hook_log := os.environ.get("QUEBEC_TEST_HOOK_LOG"):
+
+    def _log_hook(name):
+        def hook(*args):
+            with open(hook_log, "a") as log:
+                log.write(f"{name} {os.getpid()} {' '.join(type(arg).__name__ for arg in args)}\n".rstrip() + "\n")
+            if name == os.environ.get("QUEBEC_TEST_FAILING_HOOK"):
+                raise RuntimeError(f"{name} hook failed on purpose")
+
+        return hook
+
+    for _name in quebec.Quebec.HOOKS:
+        getattr(quebec.default, _name)(_log_hook(_name))
+
+if os.environ.get("QUEBEC_TEST_CRASH_WORKERS"):
+    quebec.default.on_worker_start(lambda worker: os._exit(3))

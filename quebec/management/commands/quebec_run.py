@@ -1,10 +1,12 @@
+import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
 from quebec import conf, log, recurring
-from quebec.processes.dashboard import parse_address
+from quebec.processes.dashboard import parse_address, serve
 from quebec.processes.runner import COMPONENTS, Runner
+from quebec.processes.supervisor import Supervisor
 from quebec.registry import default
 
 
@@ -34,8 +36,13 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         conf.use(settings)
         log.configure(verbosity)
-        runner = Runner(settings, default, only=components, dashboard=dashboard, static_tasks=static_tasks)
-        exit_code = runner.run()
+        if _fork_mode():
+            if dashboard:
+                serve(dashboard)
+            exit_code = Supervisor(settings, default, only=components, static_tasks=static_tasks).run()
+        else:
+            runner = Runner(settings, default, only=components, dashboard=dashboard, static_tasks=static_tasks)
+            exit_code = runner.run()
         if exit_code:
             sys.exit(exit_code)
 
@@ -45,3 +52,9 @@ class Command(BaseCommand):
         if unknown or not components:
             raise CommandError(f"--only takes a comma-separated list of {', '.join(COMPONENTS)}; got {only!r}")
         return components
+
+
+def _fork_mode():
+    """QUEBEC_SUPERVISOR=1 forks a supervised pool; opt-in, so that a queue.yml with ``processes``
+    does not change the process model on upgrade."""
+    return os.environ.get("QUEBEC_SUPERVISOR", "").strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,37 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from quebec.dashboard import health
+
+
+class Command(BaseCommand):
+    help = (
+        "Check that Quebec is working: exit 0 when healthy, 1 when not. Unhealthy means no live "
+        "worker process, or (with --max-latency) a queue whose oldest ready job waited too long."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--max-latency",
+            type=float,
+            metavar="SECONDS",
+            help="also fail when a queue that is not paused has a ready job older than this",
+        )
+        parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    def handle(self, *args, max_latency, json: bool, **options):
+        report = health.check(max_latency)
+        if json:
+            self.stdout.write(_dumps(report.payload))
+        elif report.healthy:
+            alive = ", ".join(f"{count} {kind}" for kind, count in sorted(report.payload["processes"]["alive"].items()))
+            self.stdout.write(f"healthy: {alive} alive")
+        for problem in report.problems:
+            self.stderr.write(f"unhealthy: {problem}")
+        if not report.healthy:
+            raise SystemExit(1)
+
+
+def _dumps(payload):
+    return json.dumps(payload, indent=2, sort_keys=True)

@@ -1,0 +1,202 @@
+"""Fork mode (``QUEBEC_SUPERVISOR=1``): a supervisor process forks and watches its children.
+
+Each ``workers[]`` entry of queue.yml gets ``processes`` worker children, each ``dispatchers[]``
+entry as many dispatcher children, and one scheduler child runs when there are recurring
+tasks. Every child is a ``Runner`` of one component. A child that dies has its jobs handled as
+``ProcessExitError`` (or released) and is forked again; exit code 75 is a planned recycle.
+"""
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+
+from django.db import connections
+
+from quebec import maintenance
+from quebec.db import close_broken_connections
+from quebec.errors import ProcessExitError
+from quebec.models import Process, RecurringTask
+from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNALS, Runner
+
+logger = logging.getLogger("quebec.supervisor")
+
+CRASH_WINDOW = 60.0  # seconds over which a child's crashes are counted
+CRASHES_BEFORE_BACKOFF = 3
+MAX_BACKOFF = 60.0
+KILL_GRACE = 5.0  # seconds between SIGQUIT and SIGKILL for children that will not stop
+
+
+@dataclasses.dataclass
+class Slot:
+    """One child to keep running: its component and the settings it runs with."""
+
+    kind: str
+    settings: object
+    pid: int | None = None
+    crashes: list = dataclasses.field(default_factory=list)
+    fork_at: float = 0.0  # when to fork it again (crash-loop backoff)
+
+
+class Supervisor:
+    def __init__(self, settings, quebec, only, static_tasks):
+        self.settings = settings
+        self.quebec = quebec
+        self.static_tasks = static_tasks
+        self.slots = self._plan(only)
+        self.process = None
+        self._signals = []
+        self._event = threading.Event()
+
+    def _plan(self, only):
+        slots = []
+        if "worker" in only:
+            for entry in self.settings.workers:
+                one = dataclasses.replace(self.settings, workers=(entry,))
+                slots += [Slot("worker", one) for _ in range(entry.processes)]
+        if "dispatcher" in only:
+            for entry in self.settings.dispatchers:
+                one = dataclasses.replace(self.settings, dispatchers=(entry,))
+                slots += [Slot("dispatcher", one) for _ in range(entry.processes)]
+        if "scheduler" in only and (self.static_tasks or RecurringTask.objects.using(self.quebec.using).exists()):
+            slots.append(Slot("scheduler", self.settings))
+        return slots
+
+    def run(self):
+        for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS, signal.SIGCHLD):
+            signal.signal(signum, self._record_signal)
+        self.quebec.run_hooks("on_start")
+        name = f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.process = Process.objects.using(self.quebec.using).register("Supervisor", name, {"mode": "fork"})
+        maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
+        logger.info("Supervisor %s (pid %s) forking %d child process(es)", name, os.getpid(), len(self.slots))
+        immediate = self._supervise()
+        if not immediate:
+            self.quebec.run_hooks("on_shutdown")
+        self._stop_children(immediate)
+        close_broken_connections(ping=True)
+        Process.objects.using(self.quebec.using).filter(pk=self.process.pk).delete()
+        self.quebec.run_hooks("on_stop")
+        return 0
+
+    def _supervise(self):
+        """Keep the children running until a stop signal; returns whether it was SIGQUIT."""
+        next_heartbeat = next_prune = 0.0
+        while True:
+            self._reap()
+            self._fork_missing()
+            while self._signals:
+                signum = self._signals.pop(0)
+                if signum in QUIET_SIGNALS:
+                    self._signal_children(signum, kinds=("worker",))
+                elif signum != signal.SIGCHLD:
+                    logger.info("Received %s; stopping the children", signal.Signals(signum).name)
+                    return signum == signal.SIGQUIT
+            if time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
+                close_broken_connections(ping=True)
+                self.process.heartbeat()
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + self.settings.process_alive_threshold / 2
+                maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
+            self._event.wait(0.5)
+            self._event.clear()
+
+    def _fork_missing(self):
+        for slot in self.slots:
+            if slot.pid is None and time.monotonic() >= slot.fork_at:
+                slot.pid = self._fork(slot)
+
+    def _fork(self, slot):
+        connections.close_all()  # a child must never share the parent's database connections
+        pid = os.fork()
+        if pid:
+            logger.info("Forked %s process %d", slot.kind, pid)
+            return pid
+        code = 1
+        try:
+            for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            runner = Runner(slot.settings, self.quebec, only=(slot.kind,), static_tasks=self.static_tasks,
+                            supervisor=self.process)
+            code = runner.run()
+        except BaseException:
+            logger.exception("%s process %d crashed", slot.kind, os.getpid())
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((slot for slot in self.slots if slot.pid == pid), None)
+            if slot is not None:
+                self._child_exited(slot, pid, status)
+
+    def _child_exited(self, slot, pid, status):
+        slot.pid = None
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+        self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {how}")
+        if code == EXIT_RECYCLE:
+            logger.info("%s process %d recycled itself; forking a fresh one", slot.kind, pid)
+            return
+        logger.error("%s process %d exited with %s; forking it again", slot.kind, pid, how)
+        now = time.monotonic()
+        slot.crashes = [at for at in slot.crashes if now - at < CRASH_WINDOW] + [now]
+        if len(slot.crashes) > CRASHES_BEFORE_BACKOFF:
+            delay = min(2 ** (len(slot.crashes) - CRASHES_BEFORE_BACKOFF), MAX_BACKOFF)
+            logger.error("%s process keeps crashing (%d times in %ds); waiting %ds before the next fork",
+                         slot.kind, len(slot.crashes), CRASH_WINDOW, delay)
+            slot.fork_at = now + delay
+
+    def _handle_jobs_of(self, pid, reason):
+        close_broken_connections(ping=True)
+        children = Process.objects.using(self.quebec.using).filter(supervisor=self.process, pid=pid)
+        for child in children:
+            maintenance.remove_process(child, ProcessExitError(reason), self.settings, self.quebec)
+
+    def _stop_children(self, immediate):
+        self._signal_children(signal.SIGQUIT if immediate else signal.SIGTERM)
+        deadline = time.monotonic() + (0 if immediate else self.settings.shutdown_timeout) + KILL_GRACE * 2
+        escalated = immediate
+        while any(slot.pid for slot in self.slots):
+            self._reap_stopping()
+            if not escalated and time.monotonic() > deadline - KILL_GRACE:
+                self._signal_children(signal.SIGQUIT)
+                escalated = True
+            if time.monotonic() > deadline:
+                self._signal_children(signal.SIGKILL)
+            time.sleep(0.05)
+
+    def _reap_stopping(self):
+        for slot in self.slots:
+            if slot.pid is None:
+                continue
+            pid, status = os.waitpid(slot.pid, os.WNOHANG)
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                if code != 0:
+                    self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {code} while stopping")
+                slot.pid = None
+
+    def _signal_children(self, signum, kinds=None):
+        for slot in self.slots:
+            if slot.pid is not None and (kinds is None or slot.kind in kinds):
+                try:
+                    os.kill(slot.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def _record_signal(self, signum, frame):
+        self._signals.append(signum)
+        self._event.set()
