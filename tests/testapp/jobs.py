@@ -216,3 +216,11 @@ if hook_log := os.environ.get("QUEBEC_TEST_HOOK_LOG"):
 
 if os.environ.get("QUEBEC_TEST_CRASH_WORKERS"):
     quebec.default.on_worker_start(lambda worker: os._exit(3))
+
+
+class ChaosWorkJob(quebec.BaseClass):
+    """Records its run first, then works a little: a kill can land before, during or after."""
+
+    def perform(self, index):
+        record(self, "chaos")
+        time.sleep(0.002)
