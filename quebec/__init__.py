@@ -1,5 +1,6 @@
 """Quebec: a background job queue for Django that lives in your own database."""
 
+from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.job import BaseClass
 from quebec.recurring import schedule_recurring_task, unschedule_recurring_task
@@ -10,6 +11,8 @@ from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 __all__ = [
     "AbortEnqueue",
     "BaseClass",
+    "ConcurrencyConflict",
+    "RateLimitConflict",
     "DiscardStrategy",
     "JobHandle",
     "JobTimeoutError",

@@ -92,6 +92,7 @@ class ConfiguredJob:
             enqueued_at=None,
         )
         job.scheduled_at = self._scheduled_at()
+        job.stored_key = self.job_class.stored_concurrency_key(job, args, kwargs)
         return PendingJob(job, instance, arguments)
 
     def _queue_name(self, args, kwargs):
@@ -171,6 +172,7 @@ class PendingJob:
             executions=job.executions,
             exception_executions=job.exception_executions,
             scheduled_at=job.scheduled_at,
+            concurrency_key=job.stored_key,
         )
 
 

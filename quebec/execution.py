@@ -12,13 +12,15 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
+from django.db import DatabaseError
 from django.utils import timezone
 
+from quebec import concurrency
 from quebec.errors import JobTimeoutError
 from quebec.registry import UnknownJobClass
 from quebec.serialization import DeserializationError, deserialize_arguments
 
-FINISHED, FAILED, RETRY, DISCARDED = "finished", "failed", "retry", "discarded"
+FINISHED, FAILED, RETRY, DISCARDED, RESCHEDULED = "finished", "failed", "retry", "discarded", "rescheduled"
 
 
 @dataclasses.dataclass
@@ -26,7 +28,8 @@ class Outcome:
     state: str
     result: object = None
     error: BaseException | None = None
-    retry_at: object = None  # datetime of the next run, for RETRY
+    retry_at: object = None  # datetime of the next run, for RETRY and RESCHEDULED
+    reason: str = ""  # why a RESCHEDULED job waits
 
 
 def run_stored(job, quebec):
@@ -41,7 +44,22 @@ def run_stored(job, quebec):
         instance = job_class.for_job(job, [], {})
         return instance, handle_error(instance, error)
     instance = job_class.for_job(job, args, kwargs)
+    try:
+        throttled = concurrency.rate_limit_delay(instance, args, kwargs, quebec.using)
+    except DatabaseError as error:  # e.g. a deadlock victim: try the job again shortly
+        return instance, Outcome(RESCHEDULED, retry_at=timezone.now() + timedelta(seconds=1),
+                                 reason=f"rate limit check failed: {error}")
+    if throttled is not None:
+        return instance, _throttle(instance, *throttled)
     return instance, perform(instance, args, kwargs)
+
+
+def _throttle(job, bucket, until):
+    job_class = type(job)
+    rule = f"rate limit {bucket}: {job_class.rate_limit_max} per {job_class.rate_limit_duration}"
+    if job_class.rate_limit_on_throttle == concurrency.RateLimitConflict.Discard:
+        return Outcome(DISCARDED, error=concurrency.RateLimitExceeded(f"discarded by the {rule}"))
+    return Outcome(RESCHEDULED, retry_at=until, reason=rule)
 
 
 def fail_stored(job, quebec, error):
@@ -170,4 +188,6 @@ def record(claim, job, outcome, preserve_finished_jobs):
         return claim.retry(job, outcome.retry_at)
     if outcome.state == DISCARDED:
         return claim.discard(job, preserve_finished_jobs)
+    if outcome.state == RESCHEDULED:
+        return claim.reschedule(job, outcome.retry_at, outcome.reason)
     return claim.fail(job, outcome.error)

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from quebec import conf, execution
+from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, check_priority, perform_all_later
 from quebec.strategies import check_strategies
 
@@ -32,15 +33,36 @@ class BaseClass:
     rescue_from = []
     timeout = None  # seconds or timedelta
     around_perform = None  # a generator method (yield once) or a method returning a context manager
+    # Limits (see quebec.concurrency).
+    concurrency_limit = None  # slots per key; 1 when concurrency_key is defined
+    concurrency_duration = DEFAULT_DURATION  # seconds or timedelta: a held slot's safety TTL
+    concurrency_group = None  # replaces the class name in the stored key
+    concurrency_on_conflict = ConcurrencyConflict.Block
+    rate_limit_max = None
+    rate_limit_duration = None  # a timedelta of at least one second
+    rate_limit_on_throttle = RateLimitConflict.Reschedule
+    exclusive = False  # run alone in its worker process
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         check_strategies(cls)
         check_priority(cls.priority, cls.__qualname__)
-        timeout = cls.timeout
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0):
-            raise TypeError(f"{cls.__qualname__}.timeout must be positive seconds or a timedelta, got {timeout!r}")
+        _check_positive(cls, "timeout", allow_none=True)
+        _check_positive(cls, "concurrency_duration")
+        _check_limits(cls)
+
+    def concurrency_key(self, *args, **kwargs):
+        """Jobs with the same key share ``concurrency_limit`` slots; None means no limit."""
+        return None
+
+    def rate_limit_key(self, *args, **kwargs):
+        """The rate limit bucket of these arguments (default: one bucket for the class)."""
+        return type(self).__qualname__
+
+    @classmethod
+    def stored_concurrency_key(cls, job, args, kwargs):
+        key = job.concurrency_key(*args, **kwargs)
+        return None if key is None else f"{cls.concurrency_group or cls.__qualname__}/{key}"
 
     def perform(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__qualname__} must define perform()")
@@ -133,3 +155,36 @@ class BaseClass:
             exception_executions=job.exception_executions,
         )
         return instance
+
+
+def _check_positive(cls, name, allow_none=False):
+    value = getattr(cls, name)
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if seconds is None and allow_none:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise TypeError(f"{cls.__qualname__}.{name} must be positive seconds or a timedelta, got {value!r}")
+
+
+def _check_limits(cls):
+    """Refuse, at class definition, limits that cannot work."""
+    name = cls.__qualname__
+    if cls.concurrency_limit is not None:
+        if isinstance(cls.concurrency_limit, bool) or not isinstance(cls.concurrency_limit, int) or cls.concurrency_limit < 1:
+            raise TypeError(f"{name}.concurrency_limit must be a positive integer, got {cls.concurrency_limit!r}")
+        if cls.concurrency_key is BaseClass.concurrency_key:
+            raise TypeError(f"{name} sets concurrency_limit but no concurrency_key(self, *args, **kwargs); "
+                            "define it to say which jobs share the limit")
+    if not isinstance(cls.concurrency_on_conflict, ConcurrencyConflict):
+        raise TypeError(f"{name}.concurrency_on_conflict must be quebec.ConcurrencyConflict.Block or .Discard")
+    if not isinstance(cls.rate_limit_on_throttle, RateLimitConflict):
+        raise TypeError(f"{name}.rate_limit_on_throttle must be quebec.RateLimitConflict.Reschedule or .Discard")
+    if (cls.rate_limit_max is None) != (cls.rate_limit_duration is None):
+        raise TypeError(f"{name} needs both rate_limit_max and rate_limit_duration, or neither")
+    if cls.rate_limit_max is not None:
+        if isinstance(cls.rate_limit_max, bool) or not isinstance(cls.rate_limit_max, int) or cls.rate_limit_max < 1:
+            raise TypeError(f"{name}.rate_limit_max must be a positive integer, got {cls.rate_limit_max!r}")
+        duration = cls.rate_limit_duration
+        if not isinstance(duration, timedelta) or duration < timedelta(seconds=1):
+            raise TypeError(f"{name}.rate_limit_duration must be a datetime.timedelta of at least one second, "
+                            f"got {duration!r}")

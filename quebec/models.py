@@ -11,12 +11,16 @@ import socket
 import traceback
 import uuid
 
-from django.db import connections, models
-from django.db.models import Exists, OuterRef
+from datetime import timedelta
+
+from django.db import IntegrityError, connections, models, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from quebec import concurrency
 from quebec.db import delete_by_pk, fetch_locked, write_transaction
 
+READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name")
 STATUSES = ("ready", "scheduled", "blocked", "claimed", "failed", "finished", "discarded")
 
 
@@ -82,14 +86,39 @@ def dispatch_all(jobs, using):
     """Create the ready or scheduled rows of saved jobs, a statement per table."""
     now = timezone.now()
     scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
-    ready = [job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)]
-    ReadyExecution.objects.using(using).bulk_create(
-        ReadyExecution(job=job, queue_name=job.queue_name, priority=job.priority) for job in ready
-    )
     ScheduledExecution.objects.using(using).bulk_create(
         ScheduledExecution(job=job, queue_name=job.queue_name, priority=job.priority, scheduled_at=job.scheduled_at)
         for job in scheduled
     )
+    make_ready([job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)], using)
+
+
+def make_ready(jobs, using):
+    """Put due jobs in line. A job with a concurrency key must first take a slot of its key;
+    without one it is blocked, or discarded if its class says so."""
+    ready, blocked, discarded = [], [], []
+    for job in jobs:
+        if not job.concurrency_key:
+            ready.append(job)
+            continue
+        limit = concurrency.limit_for(job.class_name)
+        if Semaphore.objects.using(using).wait(job.concurrency_key, limit.limit, limit.duration):
+            ready.append(job)
+        else:
+            (discarded if limit.discard else blocked).append((job, limit))
+    ReadyExecution.objects.using(using).bulk_create(
+        ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in ready
+    )
+    expires = timezone.now()
+    BlockedExecution.objects.using(using).bulk_create(
+        BlockedExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
+                         concurrency_key=job.concurrency_key, expires_at=expires + timedelta(seconds=limit.duration))
+        for job, limit in blocked
+    )
+    if discarded:
+        Job.objects.using(using).filter(pk__in=[job.pk for job, _ in discarded]).update(
+            finished_at=expires, discarded_at=expires, updated_at=expires
+        )
 
 
 class Execution(models.Model):
@@ -128,7 +157,7 @@ class ReadyExecutionQuerySet(models.QuerySet):
         if connections[self.db].vendor == "sqlite" and not self._any(selectors):
             return []  # an idle SQLite worker should not take the write lock to find nothing
         with write_transaction(self.db):
-            job_ids = self._lock_next(selectors, limit, skip_locked)
+            job_ids = self._take_queue_slots(self._lock_next(selectors, limit, skip_locked))
             if not job_ids:
                 return []
             ClaimedExecution.objects.using(self.db).bulk_create(
@@ -141,27 +170,47 @@ class ReadyExecutionQuerySet(models.QuerySet):
     def _any(self, selectors):
         return any(self.not_paused().for_queues(selector).exists() for selector in selectors)
 
+    def _take_queue_slots(self, rows):
+        """Keep the locked rows whose queue has a free slot (per-queue limits); returns their ids."""
+        limits = concurrency.queue_limits()
+        semaphores = Semaphore.objects.using(self.db)
+        return [
+            job_id
+            for job_id, queue in rows
+            if queue not in limits or semaphores.wait(concurrency.QUEUE_KEY.format(queue), limits[queue], None)
+        ]
+
     def _lock_next(self, selectors, limit, skip_locked):
         # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
         # and the lock is held until this transaction has moved them to claimed executions, so
         # no two workers can take the same row. SQLite has no row locks: the write transaction
         # taken by write_transaction() serialises claimers instead.
-        job_ids = []
+        locked = []
+        full_queues = self._full_queues()
         for selector in selectors:
             rows = (
                 self.not_paused()
                 .for_queues(selector)
-                .exclude(job_id__in=job_ids)
+                .exclude(queue_name__in=full_queues)
+                .exclude(job_id__in=[job_id for job_id, _ in locked])
                 .order_by("priority", "job_id")
                 .select_for_update(skip_locked=skip_locked)
-                .values_list("job_id")
+                .values_list("job_id", "queue_name")
             )
             exact = "*" not in selector
             index = "quebec_ready_poll_by_queue" if exact else "quebec_ready_poll_all"
-            job_ids += [row[0] for row in fetch_locked(rows[: limit - len(job_ids)], index)]
-            if len(job_ids) >= limit:
+            locked += fetch_locked(rows[: limit - len(locked)], index)
+            if len(locked) >= limit:
                 break
-        return job_ids
+        return locked
+
+    def _full_queues(self):
+        # Queues at their limit are left out of the claim, so they cannot crowd out the others.
+        limits = concurrency.queue_limits()
+        if not limits:
+            return []
+        keys = {concurrency.QUEUE_KEY.format(queue): queue for queue in limits}
+        return [keys[key] for key in Semaphore.objects.using(self.db).full(list(keys))]
 
 
 class ReadyExecution(Execution):
@@ -196,19 +245,23 @@ class ScheduledExecutionQuerySet(models.QuerySet):
             rows = fetch_locked(due, "quebec_scheduled_dispatch")
             if not rows:
                 return 0
-            ReadyExecution.objects.using(self.db).bulk_create(
-                ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in rows
-            )
-            delete_by_pk(ScheduledExecution, [row[0] for row in rows], self.db)
+            job_ids = [row[0] for row in rows]
+            delete_by_pk(ScheduledExecution, job_ids, self.db)
+            make_ready(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS), self.db)
         return len(rows)
 
-    def run_all_now(self):
+    def run_all_now(self, batch_size=500):
         """Make these scheduled jobs due at once; the dispatcher moves them to ready. Returns how many."""
         now = timezone.now()
-        with write_transaction(self.db):
+        done = 0
+        while True:
             # Only the due time changes: the dispatcher's own path (and its locking) does the move.
-            Job.objects.using(self.db).filter(pk__in=self.values("job_id")).update(scheduled_at=now, updated_at=now)
-            return self.update(scheduled_at=now)
+            with write_transaction(self.db):
+                ids = list(self.filter(scheduled_at__gt=now).values_list("job_id", flat=True)[:batch_size])
+                if not ids:
+                    return done
+                done += ScheduledExecution.objects.using(self.db).filter(pk__in=ids).update(scheduled_at=now)
+                Job.objects.using(self.db).filter(pk__in=ids).update(scheduled_at=now, updated_at=now)
 
     def cancel_all(self, batch_size=500):
         """Mark these scheduled jobs discarded without running them; returns how many."""
@@ -229,6 +282,7 @@ class ScheduledExecution(Execution):
     queue_name = models.CharField(max_length=255)
     priority = models.IntegerField(default=0)
     scheduled_at = models.DateTimeField()
+    reason = models.CharField(max_length=255, blank=True)  # why it waits, when not just its schedule
 
     objects = ScheduledExecutionQuerySet.as_manager()
 
@@ -256,11 +310,14 @@ class ClaimedExecutionQuerySet(models.QuerySet):
             job_ids = list(self.select_for_update().values_list("job_id", flat=True))
             if not job_ids:
                 return 0
-            jobs = Job.objects.using(self.db).filter(pk__in=job_ids).values_list("pk", "queue_name", "priority")
+            jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).values_list("pk", "queue_name", "priority"))
+            # Back in line without passing the concurrency gate again: the job keeps its key's
+            # slot, as if it had never been claimed. Its queue slot is given back.
             ReadyExecution.objects.using(self.db).bulk_create(
                 ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in jobs
             )
             delete_by_pk(ClaimedExecution, job_ids, self.db)
+            concurrency.release_queue_slots([queue for _, queue, _ in jobs], self.db)
         return len(job_ids)
 
 
@@ -325,15 +382,60 @@ class ClaimedExecution(Execution):
                     updated_at=timezone.now(),
                     **fields,
                 )
+            concurrency.release_slots(job, self._state.db)
             if then is not None:
                 then()
         return True
+
+    def reschedule(self, job, run_at, reason):
+        """Put a job that may not start yet (rate limited) back as scheduled, uncounted."""
+        job.scheduled_at = run_at
+        job.executions -= 1
+
+        def schedule():
+            ScheduledExecution.objects.using(self._state.db).create(
+                job_id=job.pk, queue_name=job.queue_name, priority=job.priority, scheduled_at=run_at, reason=reason
+            )
+
+        return self._conclude(job, then=schedule, scheduled_at=run_at)
 
     def _delete_claim(self):
         # Deleting by (job, process) is the ownership check: if the claim was released or
         # pruned meanwhile, nothing is deleted and the caller must not touch the job.
         claims = ClaimedExecution.objects.using(self._state.db).filter(job_id=self.job_id, process_id=self.process_id)
         return claims.delete()[0] == 1
+
+
+class BlockedExecutionQuerySet(models.QuerySet):
+    def release_one(self, key):
+        """Move the next job blocked on ``key`` to ready if the key has a free slot; True if one did."""
+        with write_transaction(self.db):
+            # SKIP LOCKED: a blocked job another process is releasing right now is theirs.
+            next_blocked = (
+                self.filter(concurrency_key=key)
+                .order_by("priority", "job_id")
+                .select_for_update(skip_locked=True)
+                .values_list("job_id")[:1]
+            )
+            rows = fetch_locked(next_blocked, "quebec_blocked_release")
+            if not rows:
+                return False
+            job = Job.objects.using(self.db).only(*READY_FIELDS).get(pk=rows[0][0])
+            limit = concurrency.limit_for(job.class_name)
+            if not Semaphore.objects.using(self.db).wait(key, limit.limit, limit.duration):
+                return False
+            delete_by_pk(BlockedExecution, [job.pk], self.db)
+            ReadyExecution.objects.using(self.db).create(job_id=job.pk, queue_name=job.queue_name, priority=job.priority)
+        return True
+
+    def release_expired(self):
+        """Retry the keys of jobs blocked past their TTL (a holder may have died); returns how many moved."""
+        keys = set(self.filter(expires_at__lt=timezone.now()).values_list("concurrency_key", flat=True)[:1000])
+        moved = 0
+        for key in keys:
+            while self.release_one(key):
+                moved += 1
+        return moved
 
 
 class BlockedExecution(Execution):
@@ -343,6 +445,8 @@ class BlockedExecution(Execution):
     priority = models.IntegerField(default=0)
     concurrency_key = models.CharField(max_length=255)
     expires_at = models.DateTimeField()
+
+    objects = BlockedExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_blocked_executions"
@@ -390,11 +494,8 @@ class FailedExecutionQuerySet(models.QuerySet):
 
     def _retry(self, job_ids):
         jobs = Job.objects.using(self.db).filter(pk__in=job_ids)
-        ReadyExecution.objects.using(self.db).bulk_create(
-            ReadyExecution(job_id=pk, queue_name=queue, priority=priority)
-            for pk, queue, priority in jobs.values_list("pk", "queue_name", "priority")
-        )
         delete_by_pk(FailedExecution, job_ids, self.db)
+        make_ready(jobs.only(*READY_FIELDS), self.db)
         # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
         jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
 
@@ -520,6 +621,55 @@ class Pause(models.Model):
         cls.objects.using(using).filter(queue_name=queue_name).delete()
 
 
+class SemaphoreQuerySet(models.QuerySet):
+    def wait(self, key, limit, duration):
+        """Take one of ``limit`` slots of ``key``; True when taken, False when all are held."""
+        now = timezone.now()
+        fields = {"value": F("value") - 1, "updated_at": now, "expires_at": _expiry(now, duration)}
+        # The guard (value > 0) and the decrement are one statement: two processes can never
+        # both take the last slot.
+        if self.filter(key=key, value__gt=0).update(**fields):
+            return True
+        if self.filter(key=key).exists():
+            return False
+        try:
+            with transaction.atomic(using=self.db):  # a savepoint: losing the race to create is fine
+                self.create(key=key, value=limit - 1, expires_at=fields["expires_at"])
+            return True
+        except IntegrityError:
+            # Another transaction created the row this instant, taking a slot. Updating it now
+            # would deadlock on MySQL against the other losers of the race (each holds a shared
+            # lock from its failed insert), so count the key as full: a blocked job is let in
+            # when a holder finishes, and a ready row is claimed on the next poll.
+            return False
+
+    def ensure(self, key, limit):
+        """Create ``key``'s row with all ``limit`` slots free if it does not exist (call outside
+        transactions, so that racing creators cannot deadlock)."""
+        try:
+            with transaction.atomic(using=self.db):
+                self.get_or_create(key=key, defaults={"value": limit, "expires_at": _expiry(timezone.now(), None)})
+        except IntegrityError:
+            pass
+
+    def signal(self, key, limit, duration):
+        """Give back a slot of ``key``, never above ``limit``."""
+        now = timezone.now()
+        self.filter(key=key, value__lt=limit).update(value=F("value") + 1, updated_at=now,
+                                                     expires_at=_expiry(now, duration))
+
+    def full(self, keys):
+        return set(self.filter(key__in=keys, value__lte=0).values_list("key", flat=True))
+
+    def expired(self):
+        return self.filter(expires_at__lt=timezone.now())
+
+
+def _expiry(now, duration):
+    # Queue semaphores have no TTL: pruning dead processes gives their slots back.
+    return now + timedelta(seconds=duration) if duration is not None else now + timedelta(days=3650)
+
+
 class Semaphore(models.Model):
     """Free slots of one concurrency key; changed only by guarded atomic updates."""
 
@@ -529,12 +679,51 @@ class Semaphore(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
+    objects = SemaphoreQuerySet.as_manager()
+
     class Meta:
         db_table = "quebec_semaphores"
         indexes = [models.Index(fields=["expires_at"], name="quebec_semaphores_expiry")]
 
     def __str__(self):
         return self.key
+
+
+class RateLimitStartQuerySet(models.QuerySet):
+    def admit(self, bucket, max_starts, window, now):
+        """Record a start in ``bucket`` if its window has room and return None; else return when
+        the oldest counted start leaves the window."""
+        window = timedelta(seconds=concurrency.seconds(window))
+        lock_key = concurrency.RATE_KEY.format(bucket)
+        lock = Semaphore.objects.using(self.db).filter(key=lock_key)
+        if not lock.exists():
+            # Created outside the transaction below: concurrent inserts of one unique key can
+            # deadlock on MySQL, and a lost race here is harmless.
+            Semaphore.objects.using(self.db).ensure(lock_key, 0)
+        with write_transaction(self.db):
+            # One lock row per bucket serialises its starters: two workers cannot both see the
+            # last free place in the window.
+            lock.select_for_update().exists()
+            recent = self.filter(bucket=bucket)
+            recent.filter(started_at__lt=now - window).delete()
+            starts = list(recent.order_by("started_at").values_list("started_at", flat=True))
+            if len(starts) < max_starts:
+                self.create(bucket=bucket, started_at=now)
+                return None
+        return starts[len(starts) - max_starts] + window + timedelta(milliseconds=1)
+
+
+class RateLimitStart(models.Model):
+    """When a rate-limited job started, kept for as long as its window lasts."""
+
+    bucket = models.CharField(max_length=255)
+    started_at = models.DateTimeField()
+
+    objects = RateLimitStartQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_rate_limit_starts"
+        indexes = [models.Index(fields=["bucket", "started_at"], name="quebec_rate_limit_window")]
 
 
 class RecurringTaskQuerySet(models.QuerySet):
@@ -645,4 +834,5 @@ __all__ = [
     "Semaphore",
     "RecurringTask",
     "RecurringExecution",
+    "RateLimitStart",
 ]

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from quebec import maintenance
-from quebec.models import Job, ScheduledExecution
+from quebec.models import BlockedExecution, Job, ScheduledExecution, Semaphore
 from quebec.processes.poller import Poller
 
 logger = logging.getLogger("quebec.dispatcher")
@@ -25,6 +25,7 @@ class Dispatcher(Poller):
         self.batch_size = config.batch_size
         self._next_clear = time.monotonic()
         self._next_prune = time.monotonic()
+        self._next_maintenance = time.monotonic()
 
     def metadata(self):
         return {**super().metadata(), "batch_size": self.batch_size}
@@ -38,10 +39,20 @@ class Dispatcher(Poller):
         if time.monotonic() >= self._next_clear:
             self._next_clear = time.monotonic() + CLEAR_EVERY
             self.clear_finished_jobs()
+        if time.monotonic() >= self._next_maintenance:
+            self._next_maintenance = time.monotonic() + self.settings.dispatcher_concurrency_maintenance_interval
+            self.concurrency_maintenance()
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.settings.process_heartbeat_interval
             maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
         return moved == self.batch_size
+
+    def concurrency_maintenance(self):
+        """Free the slots of holders that outlived their TTL (crashed), and let blocked jobs in."""
+        expired = Semaphore.objects.using(self.using).expired().delete()[0]
+        released = BlockedExecution.objects.using(self.using).release_expired()
+        if expired or released:
+            logger.info("%s: %d expired semaphore(s) cleared, %d blocked job(s) released", self.name, expired, released)
 
     def clear_finished_jobs(self):
         """Delete finished jobs older than ``clear_finished_jobs_after``, in small batches."""

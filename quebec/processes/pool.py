@@ -35,10 +35,10 @@ class Pool:
         with self._lock:
             return self._in_flight
 
-    def post(self, item):
+    def post(self, item, on_done=None):
         with self._lock:
             self._in_flight += 1
-        self._queue.put(item)
+        self._queue.put((item, on_done))
 
     def drain(self, timeout):
         """Wait until every posted item is done or ``timeout`` passes; True when drained."""
@@ -52,13 +52,16 @@ class Pool:
 
     def _work(self):
         try:
-            while (item := self._queue.get()) is not _STOP:
+            while (posted := self._queue.get()) is not _STOP:
+                item, on_done = posted
                 try:
                     self._run(item)
                 finally:
                     with self._lock:
                         self._in_flight -= 1
                         self._lock.notify_all()
+                    if on_done is not None:
+                        on_done()
                     self._on_idle()
         finally:
             connections.close_all()

@@ -3,11 +3,13 @@
 import logging
 import time
 
-from quebec import execution, maintenance
+from quebec import concurrency, execution, maintenance
 from quebec.db import close_broken_connections
-from quebec.models import ClaimedExecution, ReadyExecution
+from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
 from quebec.processes.poller import Poller
+from quebec.processes.exclusive import EXCLUSIVE
 from quebec.processes.pool import Pool
+from quebec.registry import UnknownJobClass
 
 logger = logging.getLogger("quebec.worker")
 
@@ -28,13 +30,17 @@ class Worker(Poller):
         self.pool = None
         self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
         self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
+        self._held_exclusive = None  # an exclusive job claimed, waiting for the process to be idle
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
 
     def register(self):
         super().register()
-        self.pool = Pool(self.threads, self._perform, on_idle=self.wake, name=self.name)
+        self.pool = Pool(self.threads, self._perform, on_idle=EXCLUSIVE.wake_all, name=self.name)
+        EXCLUSIVE.add(self)
+        for queue, limit in self.settings.queue_concurrency.items():
+            Semaphore.objects.using(self.using).ensure(concurrency.QUEUE_KEY.format(queue), limit)
         orphans = maintenance.handle_orphaned_claims(self.settings, self.quebec)
         if orphans:
             logger.warning("%s: handled %d job(s) claimed by processes that no longer exist", self.name, orphans)
@@ -50,15 +56,34 @@ class Worker(Poller):
         return self.pool is not None and self.pool.in_flight() == 0
 
     def poll(self):
+        if self._held_exclusive is not None:
+            return self._start_exclusive_when_alone()
         idle = self.pool.idle()
-        if idle == 0 or self.quiet:
+        if idle == 0 or self.quiet or EXCLUSIVE.blocks(self):
             return False  # sleep until a thread frees up and wakes us
         jobs = ReadyExecution.objects.using(self.using).claim(
             self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
         )
         for job in jobs:
-            self.pool.post(job)
-        return len(jobs) == idle
+            if self._held_exclusive is None and self._is_exclusive(job):
+                self._held_exclusive = job
+                EXCLUSIVE.enter(self)
+            else:
+                self.pool.post(job)
+        return len(jobs) == idle and self._held_exclusive is None
+
+    def _is_exclusive(self, job):
+        try:
+            return self.quebec.resolve(job.class_name).exclusive
+        except UnknownJobClass:
+            return False
+
+    def _start_exclusive_when_alone(self):
+        """Run the held exclusive job once every job of this process has finished."""
+        if EXCLUSIVE.try_start(self):
+            job, self._held_exclusive = self._held_exclusive, None
+            self.pool.post(job, on_done=lambda: EXCLUSIVE.leave(self))
+        return False
 
     def shutdown(self):
         if self.pool is not None:
@@ -72,6 +97,9 @@ class Worker(Poller):
                     timeout,
                 )
             self.pool.stop()
+        if self._held_exclusive is not None:
+            EXCLUSIVE.leave(self)  # never started: deregistering puts it back to ready
+        EXCLUSIVE.remove(self)
         super().shutdown()
         self.quebec.run_hooks("on_worker_stop", self)
 
@@ -110,5 +138,7 @@ class Worker(Poller):
             logger.warning("Retrying %s at %s (attempt %d failed: %s)", name, outcome.retry_at, job.executions, error)
         elif outcome.state == execution.DISCARDED:
             logger.warning("Discarded %s: %s", name, error)
+        elif outcome.state == execution.RESCHEDULED:
+            logger.info("Rescheduled %s for %s (%s)", name, outcome.retry_at, outcome.reason)
         else:
             logger.error("Failed %s after %.1f ms: %s", name, elapsed_ms, error)

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import time
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 
@@ -224,3 +225,67 @@ class ChaosWorkJob(quebec.BaseClass):
     def perform(self, index):
         record(self, "chaos")
         time.sleep(0.002)
+
+
+# Limits: jobs that record when they ran, so tests can look for overlaps.
+
+
+class SpanJob(quebec.BaseClass):
+    """Records its start and end times and process, to detect overlapping runs."""
+
+    def perform(self, key="", seconds=0.05):
+        started = time.time()
+        time.sleep(seconds)
+        record(self, "span", {"key": key, "start": started, "end": time.time(), "pid": os.getpid(),
+                              "queue": self.queue_name})
+
+
+class PairsJob(SpanJob):
+    concurrency_limit = 2
+    concurrency_duration = 60
+
+    def concurrency_key(self, key="", seconds=0.05):
+        return key
+
+
+class SoloJob(SpanJob):
+    concurrency_duration = 2  # a short TTL, so a killed holder frees its key quickly in tests
+
+    def concurrency_key(self, key="", seconds=0.05):
+        return key
+
+
+class GroupedSoloJob(SoloJob):
+    concurrency_group = "shared"
+
+
+class TriosJob(SpanJob):
+    concurrency_limit = 3
+
+    def concurrency_key(self, key="", seconds=0.05):
+        return key
+
+
+class DropOnConflictJob(SpanJob):
+    concurrency_on_conflict = quebec.ConcurrencyConflict.Discard
+
+    def concurrency_key(self, key="", seconds=0.05):
+        return key
+
+
+class RateLimitedJob(SpanJob):
+    rate_limit_max = 5
+    rate_limit_duration = timedelta(seconds=2)
+
+
+class RateLimitedDropJob(SpanJob):
+    rate_limit_max = 5
+    rate_limit_duration = timedelta(seconds=2)
+    rate_limit_on_throttle = quebec.RateLimitConflict.Discard
+
+    def rate_limit_key(self, key="", seconds=0.05):
+        return key
+
+
+class LoneJob(SpanJob):
+    exclusive = True
