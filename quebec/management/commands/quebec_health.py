@@ -18,12 +18,12 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="also fail when a queue that is not paused has a ready job older than this",
         )
-        parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print the full report as JSON")
 
-    def handle(self, *args, max_latency, json: bool, **options):
+    def handle(self, *args, max_latency, as_json, **options):
         report = health.check(max_latency)
-        if json:
-            self.stdout.write(_dumps(report.payload))
+        if as_json:
+            self.stdout.write(json.dumps(report.payload, indent=2, sort_keys=True))
         elif report.healthy:
             alive = ", ".join(f"{count} {kind}" for kind, count in sorted(report.payload["processes"]["alive"].items()))
             self.stdout.write(f"healthy: {alive} alive")
@@ -32,6 +32,3 @@ class Command(BaseCommand):
         if not report.healthy:
             raise SystemExit(1)
 
-
-def _dumps(payload):
-    return json.dumps(payload, indent=2, sort_keys=True)

@@ -1,0 +1,116 @@
+"""What the job detail page says about one job: its state, why it is there, how it got there."""
+
+import dataclasses
+import json
+
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from quebec.models import EXECUTION_STATES, Pause, RecurringExecution
+from quebec.registry import UnknownJobClass, default
+
+
+@dataclasses.dataclass
+class JobState:
+    status: str | None
+    reason: str
+    execution: object = None  # the row of the state table that holds the job, if any
+    retries: list = dataclasses.field(default_factory=list)  # (exceptions, attempts used, attempts allowed)
+    recurring: object = None  # the recurring run that enqueued the job, if any
+
+
+def describe(job):
+    """The state of ``job`` (annotated with ``status``) and a sentence saying why; at most 3 queries."""
+    model = EXECUTION_STATES.get(job.status)
+    execution = None
+    if model is not None:
+        rows = model.objects.filter(pk=job.pk)
+        execution = (rows.select_related("process") if job.status == "claimed" else rows).first()
+    return JobState(
+        status=job.status,
+        reason=_reason(job, execution),
+        execution=execution,
+        retries=retries(job),
+        recurring=RecurringExecution.objects.filter(job_id=job.pk).first(),
+    )
+
+
+def pretty_arguments(job):
+    return json.dumps(job.arguments, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def retries(job):
+    """For each retry strategy the job has used: its exceptions, attempts so far and allowed."""
+    try:
+        job_class = default.resolve(job.class_name)
+    except UnknownJobClass:
+        return []
+    used = job.exception_executions or {}
+    return [
+        (", ".join(error.__qualname__ for error in strategy.exceptions), used[strategy.key], strategy.attempts)
+        for strategy in job_class.retry_on
+        if used.get(strategy.key)
+    ]
+
+
+def _when(moment):
+    return formats.localize(timezone.localtime(moment)) if moment else "?"
+
+
+def _reason(job, execution):
+    status = job.status
+    if status == "finished":
+        return _("Finished at %(at)s.") % {"at": _when(job.finished_at)}
+    if status == "discarded":
+        return _("Discarded at %(at)s: it will not run again.") % {"at": _when(job.discarded_at)}
+    if execution is None:
+        return _("No state row holds this job right now: it is moving between states.")
+    return REASONS[status](job, execution)
+
+
+def _ready(job, execution):
+    reason = _("Waiting in queue %(queue)s since %(since)s.") % {"queue": job.queue_name, "since": _when(execution.created_at)}
+    if Pause.objects.filter(queue_name=job.queue_name).exists():
+        reason += " " + _("The queue is paused: no worker takes it until the queue is resumed.")
+    return reason
+
+
+def _scheduled(job, execution):
+    reason = _("Scheduled for %(at)s.") % {"at": _when(execution.scheduled_at)}
+    for exceptions, used, allowed in retries(job):
+        reason += " " + _("Attempt %(next)s of %(allowed)s after %(errors)s.") % {
+            "next": used + 1,
+            "allowed": allowed,
+            "errors": exceptions,
+        }
+    return reason
+
+
+def _claimed(job, execution):
+    process = execution.process
+    if process is None:
+        return _("Claimed by a process that is gone; it goes back to ready or fails when that process is pruned.")
+    return _("Running on %(name)s (host %(host)s, pid %(pid)s) since %(since)s.") % {
+        "name": process.name,
+        "host": process.hostname or "?",
+        "pid": process.pid,
+        "since": _when(execution.created_at),
+    }
+
+
+def _blocked(job, execution):
+    return _("Blocked on concurrency key %(key)s until a slot frees up (the block expires at %(expires)s).") % {
+        "key": execution.concurrency_key,
+        "expires": _when(execution.expires_at),
+    }
+
+
+def _failed(job, execution):
+    return _("Failed at %(at)s on attempt %(attempt)s with %(error)s.") % {
+        "at": _when(execution.created_at),
+        "attempt": execution.attempt,
+        "error": execution.exception_class,
+    }
+
+
+REASONS = {"ready": _ready, "scheduled": _scheduled, "claimed": _claimed, "blocked": _blocked, "failed": _failed}

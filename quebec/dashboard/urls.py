@@ -1,0 +1,8 @@
+"""Public endpoints, for load balancers and monitoring: ``path("quebec/", include("quebec.dashboard.urls"))``."""
+
+from django.urls import path
+
+from quebec.dashboard import views
+
+app_name = "quebec"
+urlpatterns = [path("health/", views.health, name="health")]

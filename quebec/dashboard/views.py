@@ -1,0 +1,225 @@
+"""The dashboard's pages and actions; ``quebec.admin`` mounts them in the admin site.
+
+Every action is a POST (the admin site adds CSRF protection and the staff login), checks the
+model's change permission, and goes through a model method.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from quebec.dashboard import health as health_check
+from quebec.dashboard import jobs, stats
+from quebec.dashboard.lists import STATUS_LABELS
+from quebec.models import FailedExecution, Pause, ScheduledExecution
+
+# (key, label, model name for permissions, admin URL name, query string)
+TABS = (
+    ("overview", gettext_lazy("Overview"), None, "admin:app_list", ""),
+    ("queues", gettext_lazy("Queues"), "pause", "admin:quebec_pause_changelist", ""),
+    ("ready", gettext_lazy("Ready"), "readyexecution", "admin:quebec_readyexecution_changelist", ""),
+    ("scheduled", gettext_lazy("Scheduled"), "scheduledexecution", "admin:quebec_scheduledexecution_changelist", ""),
+    ("claimed", gettext_lazy("In progress"), "claimedexecution", "admin:quebec_claimedexecution_changelist", ""),
+    ("blocked", gettext_lazy("Blocked"), "blockedexecution", "admin:quebec_blockedexecution_changelist", ""),
+    ("failed", gettext_lazy("Failed"), "failedexecution", "admin:quebec_failedexecution_changelist", ""),
+    ("finished", gettext_lazy("Finished"), "job", "admin:quebec_job_changelist", "?status=finished"),
+    ("recurring", gettext_lazy("Recurring tasks"), "recurringtask", "admin:quebec_recurringtask_changelist", ""),
+    ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
+)
+FRAGMENTS = ("queues", "failures", "workers")
+
+
+def can_view(user, model_name):
+    return user.has_perm(f"quebec.view_{model_name}") or user.has_perm(f"quebec.change_{model_name}")
+
+
+def tabs(request, active, counts):
+    """The Quebec navigation bar: the pages this user may see, with live counts."""
+    shown = []
+    for key, label, model_name, url_name, query in TABS:
+        if model_name and not can_view(request.user, model_name):
+            continue
+        url = reverse(url_name, kwargs={"app_label": "quebec"} if key == "overview" else None) + query
+        hint = _("last 24 hours") if key == "finished" else None
+        shown.append({"key": key, "label": label, "url": url, "active": key == active, "count": counts.get(key), "hint": hint})
+    return shown
+
+
+def page_context(request, active):
+    """What every Quebec page shows around its content: the tabs and the live-refresh URL."""
+    counts = {state: stats.format_count(count) for state, count in stats.state_counts().items()}
+    return {
+        "quebec_tabs": tabs(request, active, counts),
+        "quebec_counts": counts,
+        "quebec_live_url": reverse("admin:quebec_live"),
+    }
+
+
+def overview_context(request):
+    """The overview (the Quebec app index): counts, queues, latest failures, live workers."""
+    return {
+        **page_context(request, "overview"),
+        **_fragment_context(request),
+        "throughput_url": reverse("admin:quebec_throughput"),
+        "throughput_ranges": [("hour", _("Last hour")), ("day", _("Last day")), ("week", _("Last week"))],
+    }
+
+
+def _fragment_context(request):
+    user = request.user
+    return {
+        "queues": stats.queues() if can_view(user, "pause") else None,
+        "failures": stats.latest_failures() if can_view(user, "failedexecution") else None,
+        "workers": stats.live_processes() if can_view(user, "process") else None,
+        "can_pause": user.has_perm("quebec.change_pause"),
+        "next_url": reverse("admin:app_list", kwargs={"app_label": "quebec"}),
+    }
+
+
+@never_cache
+def live(request):
+    """Counts, and the requested fragments of the page re-rendered, for the refresh script."""
+    if not request.user.has_module_perms("quebec"):
+        raise PermissionDenied
+    context = page_context(request, None)
+    names = [name for name in request.GET.get("fragments", "").split(",") if name in FRAGMENTS]
+    fragments = {}
+    if names:
+        context.update(_fragment_context(request))
+        fragments = {name: render_to_string(f"quebec/includes/{name}.html", context, request) for name in names}
+    return JsonResponse({"counts": context["quebec_counts"], "fragments": fragments})
+
+
+@never_cache
+def throughput(request):
+    """Jobs processed and failed per minute, hour or day, for the charts."""
+    if not can_view(request.user, "job"):
+        raise PermissionDenied
+    range_name = request.GET.get("range", "hour")
+    if range_name not in stats.RANGES:
+        return HttpResponseBadRequest(f"range must be one of {', '.join(stats.RANGES)}")
+    data = stats.throughput(range_name)
+    for bucket in data["buckets"]:
+        bucket["start"] = bucket["start"].isoformat()
+    return JsonResponse(data)
+
+
+# action: (model, method, message when done, message when the job left that state meanwhile)
+JOB_ACTIONS = {
+    "retry": (FailedExecution, "retry", gettext_lazy("Job #%(id)s is back in line."), gettext_lazy("failed")),
+    "discard": (FailedExecution, "discard", gettext_lazy("Job #%(id)s was discarded."), gettext_lazy("failed")),
+    "run_now": (ScheduledExecution, "run_now", gettext_lazy("Job #%(id)s is due now."), gettext_lazy("scheduled")),
+    "cancel": (ScheduledExecution, "cancel", gettext_lazy("Job #%(id)s was cancelled."), gettext_lazy("scheduled")),
+}
+
+
+def change_permission(model):
+    return f"quebec.change_{model._meta.model_name}"
+
+
+@require_POST
+def job_action(request, object_id, action):
+    """Retry or discard a failed job, run a scheduled one now or cancel it."""
+    model, method, done, state = JOB_ACTIONS[action]
+    if not request.user.has_perm(change_permission(model)):
+        raise PermissionDenied
+    execution = model.objects.filter(pk=object_id).first()
+    if execution is not None and getattr(execution, method)():
+        messages.success(request, done % {"id": object_id})
+    else:
+        messages.warning(request, _("Job #%(id)s is no longer %(state)s; nothing was done.") % {"id": object_id, "state": state})
+    return redirect("admin:quebec_job_change", object_id)
+
+
+@require_POST
+def queue_action(request, action):
+    """Pause or resume one queue (``queue``) or every queue (``all``)."""
+    if not request.user.has_perm("quebec.change_pause"):
+        raise PermissionDenied
+    if request.POST.get("all"):
+        names = [queue.name for queue in stats.queues()]
+    else:
+        names = [request.POST.get("queue", "").strip()]
+        if not names[0] or len(names[0]) > 255:
+            return HttpResponseBadRequest(_("Name the queue to pause or resume."))
+    for name in names:
+        (Pause.pause if action == "pause" else Pause.resume)(name)
+    done = _("Paused %(queues)s.") if action == "pause" else _("Resumed %(queues)s.")
+    messages.success(request, done % {"queues": ", ".join(names) or _("no queue")})
+    return redirect(_next_url(request, reverse("admin:quebec_pause_changelist")))
+
+
+def _next_url(request, fallback):
+    url = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return url if url and safe else fallback
+
+
+@never_cache
+def health(request):
+    """The health report as JSON: HTTP 200 when healthy, 503 when not (see quebec.dashboard.health)."""
+    max_latency = request.GET.get("max_latency")
+    try:
+        max_latency = float(max_latency) if max_latency else None
+    except ValueError:
+        return HttpResponseBadRequest("max_latency must be a number of seconds")
+    report = health_check.check(max_latency)
+    return JsonResponse(report.payload, status=200 if report.healthy else 503)
+
+
+def queues_page(request, model_admin):
+    """Every queue with its size, latency and pause, and the buttons to pause or resume."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    context = {
+        **model_admin.admin_site.each_context(request),
+        **page_context(request, "queues"),
+        **_fragment_context(request),
+        "title": _("Queues"),
+        "opts": model_admin.opts,
+        "next_url": request.get_full_path(),
+    }
+    return TemplateResponse(request, "quebec/queues.html", context)
+
+
+# state: the actions its page offers, as (action, label)
+STATE_ACTIONS = {
+    "failed": (("retry", gettext_lazy("Retry")), ("discard", gettext_lazy("Discard"))),
+    "scheduled": (("run_now", gettext_lazy("Run now")), ("cancel", gettext_lazy("Cancel"))),
+}
+
+
+def job_detail(request, model_admin, object_id):
+    """One job: what it is, its arguments, its state and why, its error, and what can be done."""
+    job = model_admin.get_object(request, object_id)
+    if job is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not model_admin.has_view_permission(request, job):
+        raise PermissionDenied
+    state = jobs.describe(job)
+    actions = [
+        {"label": label, "url": reverse("admin:quebec_job_action", args=[job.pk, action]), "name": action}
+        for action, label in STATE_ACTIONS.get(job.status, ())
+        if request.user.has_perm(change_permission(JOB_ACTIONS[action][0]))
+    ]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        **page_context(request, job.status),
+        "title": _("%(class)s #%(id)s") % {"class": job.class_name, "id": job.pk},
+        "opts": model_admin.opts,
+        "job": job,
+        "state": state,
+        "status_label": STATUS_LABELS.get(job.status, job.status),
+        "arguments": jobs.pretty_arguments(job),
+        "actions": actions,
+    }
+    return TemplateResponse(request, "quebec/job_detail.html", context)

@@ -1,0 +1,201 @@
+"""The dashboard's admin pages: each renders, shows what it should, and escapes what it shows."""
+
+import pytest
+from django.urls import reverse
+
+from quebec.models import Job, Pause, Process, RecurringTask
+from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
+    HOSTILE,
+    _whitenoise_without_collectstatic,
+    failed_job,
+    scheduled_job,
+    staff_client,
+)
+from tests.testapp.jobs import RecordJob
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "/admin/quebec/",
+    "/admin/quebec/pause/",
+    "/admin/quebec/job/",
+    "/admin/quebec/job/?status=finished",
+    "/admin/quebec/readyexecution/",
+    "/admin/quebec/scheduledexecution/",
+    "/admin/quebec/claimedexecution/",
+    "/admin/quebec/blockedexecution/",
+    "/admin/quebec/failedexecution/",
+    "/admin/quebec/recurringtask/",
+    "/admin/quebec/process/",
+]
+
+
+@pytest.fixture
+def some_jobs():
+    """One job in most states, with hostile text in arguments and errors."""
+    return {
+        "ready": RecordJob.perform_later(HOSTILE),
+        "scheduled": scheduled_job(HOSTILE),
+        "failed": failed_job(HOSTILE, message=HOSTILE),
+    }
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_every_page_renders_for_a_superuser(admin_client, some_jobs, url):
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'class="quebec-tabs"' in body
+    assert HOSTILE not in body
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_anonymous_users_are_sent_to_the_login_page(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("url", PAGES[1:])
+def test_staff_without_view_permission_gets_403(staff_client, url):
+    assert staff_client("view_semaphore").get(url).status_code == 403
+
+
+def test_the_overview_shows_counts_queues_failures_and_workers(admin_client, some_jobs):
+    Pause.pause("paused-queue")
+    Process.objects.register("Worker", "worker-on-duty", {"queues": ["default"], "threads": 5})
+    body = admin_client.get("/admin/quebec/").content.decode()
+    assert 'data-quebec-count="ready">1<' in body
+    assert 'data-quebec-count="scheduled">1<' in body
+    assert 'data-quebec-count="failed">1<' in body
+    assert 'data-queue="paused-queue" class="quebec-paused"' in body
+    assert "worker-on-duty" in body
+    assert f"FailingJob #{some_jobs['failed'].id}" in body
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in body
+
+
+def test_the_overview_shows_a_queues_latency(admin_client):
+    RecordJob.set(queue="slow").perform_later()
+    Job.objects.update(created_at="2020-01-01T00:00:00Z")
+    from quebec.models import ReadyExecution
+
+    ReadyExecution.objects.update(created_at="2020-01-01T00:00:00Z")
+    body = admin_client.get("/admin/quebec/pause/").content.decode()
+    assert 'data-queue="slow"' in body
+    assert " d " in body.split('data-queue="slow"')[1].split("</tr>")[0]  # days, not seconds
+
+
+def test_job_detail_shows_a_failed_jobs_error_escaped(admin_client, some_jobs):
+    handle = some_jobs["failed"]
+    body = admin_client.get(reverse("admin:quebec_job_change", args=[handle.id])).content.decode()
+    assert "FailingJob" in body and "builtins.ValueError" in body
+    assert 'id="quebec-backtrace"' in body
+    assert HOSTILE not in body
+    assert "&lt;script&gt;" in body
+    assert 'data-quebec-action="retry"' in body and 'data-quebec-action="discard"' in body
+
+
+def test_job_detail_says_why_a_job_waits(admin_client, some_jobs):
+    scheduled = admin_client.get(reverse("admin:quebec_job_change", args=[some_jobs["scheduled"].id]))
+    assert "Scheduled for" in scheduled.content.decode()
+    assert 'data-quebec-action="run_now"' in scheduled.content.decode()
+    Pause.pause("default")
+    ready = admin_client.get(reverse("admin:quebec_job_change", args=[some_jobs["ready"].id])).content.decode()
+    assert "Waiting in queue default" in ready and "The queue is paused" in ready
+    assert "data-quebec-action" not in ready
+
+
+def test_job_detail_of_a_missing_job_redirects_with_a_message(admin_client):
+    response = admin_client.get(reverse("admin:quebec_job_change", args=[999999]), follow=True)
+    assert response.status_code == 200
+    assert "doesn’t exist" in response.content.decode()
+
+
+def test_state_pages_link_rows_to_the_job_detail(admin_client, some_jobs):
+    body = admin_client.get("/admin/quebec/failedexecution/").content.decode()
+    assert reverse("admin:quebec_job_change", args=[some_jobs["failed"].id]) in body
+    execution_page = admin_client.get(f"/admin/quebec/failedexecution/{some_jobs['failed'].id}/change/")
+    assert execution_page["Location"] == reverse("admin:quebec_job_change", args=[some_jobs["failed"].id])
+
+
+def test_search_by_id_active_job_id_and_argument_text(admin_client):
+    alice = RecordJob.perform_later("alice@example.com")
+    bob = RecordJob.perform_later("bob@example.com", 12345)
+
+    def found(query):
+        response = admin_client.get("/admin/quebec/readyexecution/", {"q": query})
+        return {row.pk for row in response.context["cl"].result_list}
+
+    assert found(str(bob.id)) == {bob.id}
+    assert found(f"#{alice.id}") == {alice.id}
+    assert found(str(alice.active_job_id)) == {alice.id}
+    assert found("alice@") == {alice.id}
+    assert found('"12345"') == {bob.id}
+    assert found("nobody") == set()
+    assert found("99999999999999999999999") == set()
+
+
+def test_filters_by_class_and_queue(admin_client):
+    RecordJob.set(queue="mail").perform_later()
+    RecordJob.set(queue="reports").perform_later()
+    failed_job(queue="mail")
+
+    def shown(url, **params):
+        return len(admin_client.get(url, params).context["cl"].result_list)
+
+    assert shown("/admin/quebec/readyexecution/", queue_name="mail") == 1
+    assert shown("/admin/quebec/readyexecution/", class_name="RecordJob") == 2
+    assert shown("/admin/quebec/readyexecution/", class_name="FailingJob") == 0
+    assert shown("/admin/quebec/job/", status="failed", queue_name="mail") == 1
+    assert shown("/admin/quebec/job/", status="ready") == 2
+    choices = admin_client.get("/admin/quebec/readyexecution/").content.decode()
+    assert "?queue_name=reports" in choices
+
+
+def test_finished_jobs_page_lists_finished_jobs_only(admin_client):
+    done = RecordJob.perform_later()
+    Job.objects.filter(pk=done.id).update(finished_at="2024-05-01T00:00:00Z")
+    from quebec.models import ReadyExecution
+
+    ReadyExecution.objects.filter(pk=done.id).delete()
+    RecordJob.perform_later()
+    response = admin_client.get("/admin/quebec/job/", {"status": "finished"})
+    assert [job.pk for job in response.context["cl"].result_list] == [done.id]
+    assert response.context["title"] == "Finished jobs"
+
+
+def test_counts_are_capped_instead_of_counting_every_row(admin_client, monkeypatch):
+    from quebec.dashboard.lists import CappedPaginator
+
+    monkeypatch.setattr(CappedPaginator, "cap", 3)
+    for _ in range(5):
+        RecordJob.perform_later()
+    response = admin_client.get("/admin/quebec/job/", {"status": "ready"})
+    body = response.content.decode()
+    assert "3+ jobs" in body
+    assert len(response.context["cl"].result_list) == 5  # the page still shows every row it holds
+
+
+def test_processes_page_shows_metadata_and_liveness(admin_client, settings_config):
+    settings_config(process_alive_threshold=60)
+    Process.objects.register("Worker", "fresh-worker", {"queues": ["a", "b"], "threads": 7, "rss_mb": 88})
+    Process.objects.register("Worker", "stale-worker", {"queues": ["*"], "threads": 1})
+    Process.objects.filter(name="stale-worker").update(last_heartbeat_at="2020-01-01T00:00:00Z")
+    response = admin_client.get("/admin/quebec/process/")
+    rows = {process.name: process for process in response.context["cl"].result_list}
+    admin = response.context["cl"].model_admin
+    assert admin.alive(rows["fresh-worker"]) and not admin.alive(rows["stale-worker"])
+    body = response.content.decode()
+    assert "a, b" in body and "rss_mb: 88" in body
+
+
+def test_recurring_tasks_page_shows_schedule_and_last_run(admin_client):
+    task = RecurringTask.objects.create(key="nightly", schedule="every day at 3am", class_name="tests.testapp.jobs.RecordJob")
+    RecurringTask.objects.create(key="idle", schedule="every hour", class_name="tests.testapp.jobs.RecordJob")
+    task.run_now()
+    response = admin_client.get("/admin/quebec/recurringtask/")
+    rows = {row.key: row for row in response.context["cl"].result_list}
+    admin = response.context["cl"].model_admin
+    assert admin.last_status_label(rows["nightly"]) == "Ready"
+    assert admin.last_status_label(rows["idle"]) == "-"
+    assert "every day at 3am" in response.content.decode()

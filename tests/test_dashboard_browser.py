@@ -1,0 +1,164 @@
+"""The dashboard in a real browser: headless Chromium (Debian's chromium and chromium-driver)
+driven by Selenium against a live server, with screenshots under the test's tmp_path.
+
+Skipped when Chromium, its driver or Selenium is missing, except on CI (CI=true), where that
+is a failure.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+
+from quebec.models import Job, Pause
+from tests.conftest import wait_until
+from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail  # noqa: F401  (fixture)
+from tests.testapp.jobs import RecordJob
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # The live server is shared by the session and starts before any per-test setting: WhiteNoise
+    # warns there that the test settings have no collected static files (it serves the apps' own).
+    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
+]
+
+PAGES = {
+    "overview": "/admin/quebec/",
+    "queues": "/admin/quebec/pause/",
+    "ready": "/admin/quebec/readyexecution/",
+    "scheduled": "/admin/quebec/scheduledexecution/",
+    "in-progress": "/admin/quebec/claimedexecution/",
+    "blocked": "/admin/quebec/blockedexecution/",
+    "failed": "/admin/quebec/failedexecution/",
+    "finished": "/admin/quebec/job/?status=finished",
+    "recurring": "/admin/quebec/recurringtask/",
+    "processes": "/admin/quebec/process/",
+}
+
+
+def unavailable(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests must run on CI: {reason}")
+    pytest.skip(reason)
+
+
+def find_browser():
+    try:
+        from selenium import webdriver
+    except ImportError:
+        unavailable("selenium is not installed (pip install selenium)")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        unavailable("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    return webdriver, binary, driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    webdriver, binary, driver = find_browser()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--window-size=1400,1000"):
+        options.add_argument(argument)
+    chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+    chrome.implicitly_wait(0)
+    yield chrome
+    chrome.quit()
+
+
+class Dashboard:
+    """The pages as a user sees them: open, click, read, screenshot."""
+
+    def __init__(self, browser, base_url, shots):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.browser, self.base_url, self.shots = browser, base_url, shots
+        self.by, self.wait_class = By, WebDriverWait
+
+    def open(self, path):
+        self.browser.get(self.base_url + path)
+
+    def css(self, selector):
+        return self.browser.find_element(self.by.CSS_SELECTOR, selector)
+
+    def all(self, selector):
+        return self.browser.find_elements(self.by.CSS_SELECTOR, selector)
+
+    def wait_for(self, condition, timeout=20):
+        return self.wait_class(self.browser, timeout, poll_frequency=0.2).until(lambda _: condition())
+
+    def screenshot(self, name):
+        path = self.shots / f"{name}.png"
+        assert self.browser.save_screenshot(str(path))
+        return path
+
+    def log_in(self, username, password):
+        self.open("/admin/login/?next=/admin/quebec/")
+        self.css("#id_username").send_keys(username)
+        self.css("#id_password").send_keys(password)
+        self.css("input[type=submit]").click()
+        self.wait_for(lambda: self.all(".quebec-tabs"))
+
+
+@pytest.fixture
+def dashboard(browser, live_server, tmp_path):
+    User.objects.create_superuser("boss", "boss@example.com", "secret")
+    page = Dashboard(browser, live_server.url, tmp_path)
+    page.log_in("boss", "secret")
+    return page
+
+
+def test_every_page_opens(dashboard):
+    RecordJob.perform_later("visible")
+    for name, path in PAGES.items():
+        dashboard.open(path)
+        assert dashboard.all(".quebec-tabs li.active"), name
+        assert "Server Error" not in dashboard.browser.title
+        dashboard.screenshot(name)
+    dashboard.open("/admin/quebec/")
+    dashboard.wait_for(lambda: dashboard.all(".quebec-chart svg"))
+    assert dashboard.screenshot("overview-chart").stat().st_size > 0
+
+
+def test_retry_a_failed_job_and_see_it_run(dashboard, start):
+    handle = fail(RecordJob.perform_later("second time lucky"))
+    dashboard.open(f"/admin/quebec/job/{handle.id}/change/")
+    assert dashboard.css(".quebec-status").text == "Failed"
+    dashboard.screenshot("failed-job")
+    dashboard.css('[data-quebec-action="retry"]').click()
+    dashboard.wait_for(lambda: "back in line" in dashboard.css(".messagelist").text)
+    start(threads=1)
+    wait_until(lambda: handle.status == "finished", message="the retried job to run")
+    dashboard.browser.refresh()
+    assert dashboard.css(".quebec-status").text == "Finished"
+    dashboard.screenshot("retried-job")
+
+
+def test_pause_a_queue(dashboard):
+    RecordJob.set(queue="mail").perform_later()
+    dashboard.open("/admin/quebec/pause/")
+    dashboard.css('tr[data-queue="mail"] [data-quebec-action="pause"]').click()
+    dashboard.wait_for(lambda: dashboard.all('tr[data-queue="mail"].quebec-paused'))
+    assert Pause.objects.filter(queue_name="mail").exists()
+    dashboard.screenshot("paused-queue")
+    dashboard.css('tr[data-queue="mail"] [data-quebec-action="resume"]').click()
+    dashboard.wait_for(lambda: dashboard.all('tr[data-queue="mail"]:not(.quebec-paused)'))
+    assert not Pause.objects.exists()
+
+
+def test_counts_change_live_without_a_reload(dashboard):
+    dashboard.open("/admin/quebec/")
+    count = dashboard.css('.quebec-counts [data-quebec-count="ready"]')
+    assert count.text == "0"
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    RecordJob.set(queue="live").perform_later()
+    RecordJob.set(queue="live").perform_later()
+    dashboard.wait_for(lambda: count.text == "2")
+    dashboard.wait_for(lambda: dashboard.all('#quebec-queues tr[data-queue="live"]'))
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    assert Job.objects.count() == 2
+    dashboard.screenshot("live-count")

@@ -1,0 +1,164 @@
+"""The live-refresh and chart endpoints, the numbers behind them, and every page's query budget."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from quebec.dashboard import stats
+from quebec.models import FailedExecution, Job, Pause, Process, RecurringTask
+from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
+    HOSTILE,
+    VIEW_ALL,
+    _whitenoise_without_collectstatic,
+    failed_job,
+    scheduled_job,
+    staff_client,
+)
+from tests.testapp.jobs import RecordJob
+
+pytestmark = pytest.mark.django_db
+LIVE = "/admin/quebec/job/live/"
+
+
+def test_live_endpoint_returns_counts_and_the_requested_fragments(admin_client):
+    RecordJob.perform_later()
+    failed_job(HOSTILE, message=HOSTILE)
+    Pause.pause("default")
+    data = admin_client.get(LIVE, {"fragments": "queues,failures,workers,bogus"}).json()
+    assert data["counts"]["ready"] == "1" and data["counts"]["failed"] == "1"
+    assert set(data["fragments"]) == {"queues", "failures", "workers"}
+    assert 'data-queue="default" class="quebec-paused"' in data["fragments"]["queues"]
+    assert HOSTILE not in data["fragments"]["failures"] and "&lt;script&gt;" in data["fragments"]["failures"]
+    assert admin_client.get(LIVE).json()["fragments"] == {}
+
+
+def test_live_endpoint_needs_a_staff_user_with_quebec_permissions(client, staff_client):
+    assert client.get(LIVE).status_code == 302
+    assert staff_client().get(LIVE).status_code == 403
+    assert staff_client("view_job").get(LIVE).status_code == 200
+
+
+def test_live_fragments_leave_out_what_the_user_may_not_see(staff_client):
+    failed_job()
+    data = staff_client("view_job", "view_pause").get(LIVE, {"fragments": "queues,failures"}).json()
+    assert "quebec-queues" in data["fragments"]["queues"]
+    assert "quebec-failures" not in data["fragments"]["failures"]
+
+
+def test_every_page_points_the_refresh_script_at_the_live_endpoint(admin_client):
+    for url in ("/admin/quebec/", "/admin/quebec/failedexecution/", "/admin/quebec/pause/"):
+        body = admin_client.get(url).content.decode()
+        assert f'data-quebec-live-url="{LIVE}"' in body
+        assert "quebec/dashboard.js" in body and "<script>" not in body.split("quebec-tabs")[1]
+
+
+def finish(handle, at):
+    Job.objects.filter(pk=handle.id).update(finished_at=at)
+    from quebec.models import ReadyExecution
+
+    ReadyExecution.objects.filter(pk=handle.id).delete()
+
+
+def test_throughput_buckets_finished_and_failed_jobs_by_minute_hour_and_day(admin_client):
+    now = timezone.now()
+    for minutes_ago in (0, 0, 5, 50, 70, 60 * 30):
+        finish(RecordJob.perform_later(), now - timedelta(minutes=minutes_ago))
+    failed_job()
+    hour = stats.throughput("hour", now)
+    assert len(hour["buckets"]) == 60
+    assert sum(b["processed"] for b in hour["buckets"]) == 4 and hour["buckets"][-1]["processed"] == 2
+    assert sum(b["failed"] for b in hour["buckets"]) == 1
+    day = stats.throughput("day", now)
+    assert len(day["buckets"]) == 24 and sum(b["processed"] for b in day["buckets"]) == 5
+    week = stats.throughput("week", now)
+    assert len(week["buckets"]) == 7 and sum(b["processed"] for b in week["buckets"]) == 6
+    assert all(b["start"].tzinfo is not None for b in week["buckets"])
+
+
+def test_throughput_buckets_are_utc_aligned(admin_client):
+    moment = datetime(2024, 3, 10, 14, 37, 12, tzinfo=UTC)
+    finish(RecordJob.perform_later(), moment)
+    day = stats.throughput("day", moment + timedelta(minutes=1))
+    [bucket] = [b for b in day["buckets"] if b["processed"]]
+    assert bucket["start"] == datetime(2024, 3, 10, 14, tzinfo=UTC)
+
+
+def test_throughput_endpoint(admin_client, staff_client):
+    finish(RecordJob.perform_later(), timezone.now())
+    data = admin_client.get(reverse("admin:quebec_throughput"), {"range": "day"}).json()
+    assert data["unit"] == "hour" and sum(b["processed"] for b in data["buckets"]) == 1
+    assert datetime.fromisoformat(data["buckets"][0]["start"]).tzinfo is not None
+    assert admin_client.get(reverse("admin:quebec_throughput"), {"range": "year"}).status_code == 400
+    assert staff_client("view_pause").get(reverse("admin:quebec_throughput")).status_code == 403
+
+
+def test_queue_latency_is_the_age_of_the_oldest_ready_job():
+    RecordJob.set(queue="a").perform_later()
+    from quebec.models import ReadyExecution
+
+    ReadyExecution.objects.update(created_at=timezone.now() - timedelta(minutes=3))
+    RecordJob.set(queue="a").perform_later()
+    [queue] = [q for q in stats.queues() if q.name == "a"]
+    assert queue.size == 2 and timedelta(minutes=3) <= queue.latency < timedelta(minutes=4)
+    assert queue.latency_text.startswith("3 min")
+    assert stats.format_duration(timedelta(0)) == "0 s"
+    assert stats.format_duration(timedelta(days=2, hours=5, minutes=1)) == "2 d 5 h"
+
+
+def queries(client, url):
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def fill(rows):
+    """``rows`` jobs in each state the pages list, plus processes and recurring tasks."""
+    for index in range(rows):
+        RecordJob.set(queue=f"q{index}").perform_later(index)
+        scheduled_job(index)
+        failed_job(index, message=f"error {index}")
+        finish(RecordJob.perform_later(index), timezone.now())
+        Process.objects.register("Worker", f"worker-{index}-{rows}", {"queues": ["*"], "threads": 3})
+        task = RecurringTask.objects.create(key=f"task-{index}-{rows}", schedule="every hour",
+                                            class_name="tests.testapp.jobs.RecordJob")
+        task.run_now()
+        Pause.pause(f"q{index}")
+
+
+BUDGETS = {
+    "/admin/quebec/": 25,
+    "/admin/quebec/pause/": 25,
+    "/admin/quebec/job/": 20,
+    "/admin/quebec/job/?status=finished": 20,
+    "/admin/quebec/readyexecution/": 20,
+    "/admin/quebec/scheduledexecution/": 20,
+    "/admin/quebec/claimedexecution/": 20,
+    "/admin/quebec/blockedexecution/": 20,
+    "/admin/quebec/failedexecution/": 20,
+    "/admin/quebec/recurringtask/": 20,
+    "/admin/quebec/process/": 20,
+    "/admin/quebec/job/live/?fragments=queues,failures,workers": 15,
+    "/admin/quebec/job/throughput/?range=week": 5,
+}
+
+
+def test_every_page_issues_a_bounded_number_of_queries_whatever_the_row_count(admin_client):
+    fill(2)
+    few = {url: queries(admin_client, url) for url in BUDGETS}
+    fill(12)
+    many = {url: queries(admin_client, url) for url in BUDGETS}
+    assert many == few
+    assert {url: count for url, count in many.items() if count > BUDGETS[url]} == {}
+
+
+def test_job_detail_issues_a_bounded_number_of_queries(admin_client, django_assert_max_num_queries):
+    handle = failed_job(HOSTILE)
+    with django_assert_max_num_queries(20):
+        admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
+    FailedExecution.objects.get().retry()
+    with django_assert_max_num_queries(20):
+        admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
