@@ -198,6 +198,15 @@ class BlockedExecutionAdmin(JobListAdmin):
     list_select_related = ("job",)
     job_fields = {"class_name": "job__class_name", "queue_name": "queue_name"}
     ordering = ("concurrency_key", "priority", "pk")
+    actions = ("unblock", "cancel")
+
+    @admin.action(description=_("Unblock selected jobs (run over their limit)"), permissions=["act"])
+    def unblock(self, request, queryset):
+        return bulk.confirm(self, request, queryset, "unblock_all", bulk.UNBLOCK)
+
+    @admin.action(description=_("Cancel selected jobs"), permissions=["act"])
+    def cancel(self, request, queryset):
+        return bulk.confirm(self, request, queryset, "discard_all", bulk.CANCEL_BLOCKED)
 
 
 @admin.register(models.FailedExecution)

@@ -136,6 +136,32 @@ class Execution(models.Model):
         return f"{type(self).__name__} for job #{self.job_id}"
 
 
+class ExecutionQuerySet(models.QuerySet):
+    def in_locked_batches(self, action, batch_size=500):
+        """Call ``action(job_ids)`` on these rows, a locked batch per transaction; returns how many.
+
+        SKIP LOCKED: rows another process is acting on right now (a dispatcher moving them, or
+        another bulk action) are theirs; each row is acted on once, by whoever locked it.
+        """
+        done = 0
+        while True:
+            with write_transaction(self.db):
+                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
+                if not ids:
+                    return done
+                action(ids)
+            done += len(ids)
+
+    def discard_all(self, batch_size=500):
+        """Mark these jobs discarded, never to run; returns how many."""
+        return self.in_locked_batches(self._discard, batch_size)
+
+    def _discard(self, job_ids):
+        delete_by_pk(self.model, job_ids, self.db)
+        now = timezone.now()
+        Job.objects.using(self.db).filter(pk__in=job_ids).update(finished_at=now, discarded_at=now, updated_at=now)
+
+
 class ReadyExecutionQuerySet(models.QuerySet):
     def for_queues(self, selector):
         """Rows matching one queue selector: ``"*"``, an exact name, or ``"prefix*"``."""
@@ -227,7 +253,7 @@ class ReadyExecution(Execution):
         ]
 
 
-class ScheduledExecutionQuerySet(models.QuerySet):
+class ScheduledExecutionQuerySet(ExecutionQuerySet):
     def due(self, now=None):
         return self.filter(scheduled_at__lte=now or timezone.now())
 
@@ -265,17 +291,7 @@ class ScheduledExecutionQuerySet(models.QuerySet):
 
     def cancel_all(self, batch_size=500):
         """Mark these scheduled jobs discarded without running them; returns how many."""
-        done = 0
-        while True:
-            with write_transaction(self.db):
-                # SKIP LOCKED: a row the dispatcher is moving right now is no longer ours to cancel.
-                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
-                if not ids:
-                    return done
-                delete_by_pk(ScheduledExecution, ids, self.db)
-                now = timezone.now()
-                Job.objects.using(self.db).filter(pk__in=ids).update(finished_at=now, discarded_at=now, updated_at=now)
-            done += len(ids)
+        return self.discard_all(batch_size)
 
 
 class ScheduledExecution(Execution):
@@ -406,7 +422,7 @@ class ClaimedExecution(Execution):
         return claims.delete()[0] == 1
 
 
-class BlockedExecutionQuerySet(models.QuerySet):
+class BlockedExecutionQuerySet(ExecutionQuerySet):
     def release_one(self, key):
         """Move the next job blocked on ``key`` to ready if the key has a free slot; True if one did."""
         with write_transaction(self.db):
@@ -427,6 +443,24 @@ class BlockedExecutionQuerySet(models.QuerySet):
             delete_by_pk(BlockedExecution, [job.pk], self.db)
             ReadyExecution.objects.using(self.db).create(job_id=job.pk, queue_name=job.queue_name, priority=job.priority)
         return True
+
+    def unblock_all(self, batch_size=500):
+        """Make these blocked jobs ready now, over their key's limit; returns how many.
+
+        Each takes a slot of its key even when none is free (the count goes below zero), so the
+        slot it gives back when it ends keeps the accounting right.
+        """
+        return self.in_locked_batches(self._unblock, batch_size)
+
+    def _unblock(self, job_ids):
+        jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS))
+        for job in jobs:
+            limit = concurrency.limit_for(job.class_name)
+            Semaphore.objects.using(self.db).force(job.concurrency_key, limit.limit, limit.duration)
+        delete_by_pk(BlockedExecution, job_ids, self.db)
+        ReadyExecution.objects.using(self.db).bulk_create(
+            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in jobs
+        )
 
     def release_expired(self):
         """Retry the keys of jobs blocked past their TTL (a holder may have died); returns how many moved."""
@@ -455,8 +489,16 @@ class BlockedExecution(Execution):
             models.Index(fields=["expires_at", "concurrency_key"], name="quebec_blocked_maintenance"),
         ]
 
+    def unblock(self):
+        """Make this job ready now, over its key's limit; False if it is no longer blocked."""
+        return BlockedExecution.objects.using(self._state.db).filter(pk=self.pk).unblock_all() == 1
 
-class FailedExecutionQuerySet(models.QuerySet):
+    def cancel(self):
+        """Mark this job discarded without running it; False if it is no longer blocked."""
+        return BlockedExecution.objects.using(self._state.db).filter(pk=self.pk).discard_all() == 1
+
+
+class FailedExecutionQuerySet(ExecutionQuerySet):
     def matching(self, class_name=None, queue_name=None, failed_after=None, failed_before=None, error=None):
         """Failed jobs filtered by class, queue, time of failure and text of the error."""
         failed = self
@@ -474,23 +516,7 @@ class FailedExecutionQuerySet(models.QuerySet):
 
     def retry_all(self, batch_size=500):
         """Put these failed jobs back in line as ready; returns how many."""
-        return self._in_batches(self._retry, batch_size)
-
-    def discard_all(self, batch_size=500):
-        """Mark these failed jobs discarded; returns how many."""
-        return self._in_batches(self._discard, batch_size)
-
-    def _in_batches(self, action, batch_size):
-        done = 0
-        while True:
-            with write_transaction(self.db):
-                # SKIP LOCKED: rows another retry or discard holds are theirs to handle; each
-                # failed row is acted on once, by whoever locked it.
-                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
-                if not ids:
-                    return done
-                action(ids)
-            done += len(ids)
+        return self.in_locked_batches(self._retry, batch_size)
 
     def _retry(self, job_ids):
         jobs = Job.objects.using(self.db).filter(pk__in=job_ids)
@@ -499,10 +525,6 @@ class FailedExecutionQuerySet(models.QuerySet):
         # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
         jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
 
-    def _discard(self, job_ids):
-        delete_by_pk(FailedExecution, job_ids, self.db)
-        now = timezone.now()
-        Job.objects.using(self.db).filter(pk__in=job_ids).update(finished_at=now, discarded_at=now, updated_at=now)
 
 
 class FailedExecution(Execution):
@@ -651,6 +673,13 @@ class SemaphoreQuerySet(models.QuerySet):
                 self.get_or_create(key=key, defaults={"value": limit, "expires_at": _expiry(timezone.now(), None)})
         except IntegrityError:
             pass
+
+    def force(self, key, limit, duration):
+        """Take a slot of ``key`` whether or not one is free (an operator's override)."""
+        now = timezone.now()
+        taken = self.filter(key=key).update(value=F("value") - 1, updated_at=now, expires_at=_expiry(now, duration))
+        if not taken:
+            self.create(key=key, value=limit - 1, expires_at=_expiry(now, duration))
 
     def signal(self, key, limit, duration):
         """Give back a slot of ``key``, never above ``limit``."""

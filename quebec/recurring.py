@@ -163,7 +163,15 @@ def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args
         raise ValueError(f"recurring task {key!r} comes from configuration; change it there")
     defaults = {**fields, "static": False, "updated_at": timezone.now()}
     task, _ = RecurringTask.objects.using(using).update_or_create(key=key, defaults=defaults)
+    _wake_local_schedulers()
     return task
+
+
+def _wake_local_schedulers():
+    # Schedulers in other processes see the change within their longest sleep (five seconds).
+    from quebec.processes.scheduler import Scheduler
+
+    Scheduler.wake_all()
 
 
 def unschedule_recurring_task(key, using="default"):
@@ -172,4 +180,6 @@ def unschedule_recurring_task(key, using="default"):
 
     if RecurringTask.objects.using(using).filter(key=key, static=True).exists():
         raise ValueError(f"recurring task {key!r} comes from configuration; remove it there")
-    return RecurringTask.objects.using(using).filter(key=key, static=False).delete()[0] > 0
+    removed = RecurringTask.objects.using(using).filter(key=key, static=False).delete()[0] > 0
+    _wake_local_schedulers()
+    return removed

@@ -199,3 +199,42 @@ def test_run_now_of_a_task_whose_class_is_gone_reports_the_error(admin_client):
     response = bulk(admin_client, "/admin/quebec/recurringtask/", "run_now", [task.pk], confirm=True)
     assert "Broken: Module &quot;tests.testapp.jobs&quot; does not define" in response.content.decode()
     assert not Job.objects.exists()
+
+
+def blocked_pair():
+    from tests.testapp.jobs import SoloJob
+
+    holder, blocked = SoloJob.perform_later("k"), SoloJob.perform_later("k")
+    assert status(blocked) == "blocked"
+    return holder, blocked
+
+
+def test_unblock_and_cancel_a_blocked_job_from_its_page(admin_client):
+    from quebec.models import Semaphore
+
+    _, blocked = blocked_pair()
+    page = admin_client.get(reverse("admin:quebec_job_change", args=[blocked.id])).content.decode()
+    assert job_action(blocked.id, "unblock") in page and job_action(blocked.id, "cancel_blocked") in page
+    admin_client.post(job_action(blocked.id, "unblock"))
+    assert status(blocked) == "ready"
+    assert Semaphore.objects.get(key="SoloJob/k").value == -1  # over the limit, and counted
+    _, other = blocked_pair()
+    admin_client.post(job_action(other.id, "cancel_blocked"))
+    assert status(other) == "discarded"
+
+
+def test_bulk_unblock_and_cancel_of_blocked_jobs(admin_client):
+    _, first = blocked_pair()
+    _, second = blocked_pair()
+    url = "/admin/quebec/blockedexecution/"
+    bulk(admin_client, url, "unblock", [first.id], confirm=True)
+    bulk(admin_client, url, "cancel", [second.id], confirm=True)
+    assert (status(first), status(second)) == ("ready", "discarded")
+
+
+def test_blocked_actions_need_the_change_permission(staff_client):
+    _, blocked = blocked_pair()
+    viewer = staff_client(*VIEW_ALL)
+    assert viewer.post(job_action(blocked.id, "unblock")).status_code == 403
+    assert "unblock" not in viewer.get(reverse("admin:quebec_job_change", args=[blocked.id])).content.decode()
+    assert status(blocked) == "blocked"

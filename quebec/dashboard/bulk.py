@@ -31,6 +31,14 @@ RUN_NOW = BulkAction(
     _("Run scheduled jobs now"), _("Make these scheduled jobs due now?"), _("Yes, run them now"),
     ngettext_lazy("%(count)d job is due now.", "%(count)d jobs are due now.", "count"),
 )
+UNBLOCK = BulkAction(
+    _("Unblock jobs"), _("Make these blocked jobs ready now, over their concurrency limit?"), _("Yes, unblock them"),
+    ngettext_lazy("%(count)d job is ready.", "%(count)d jobs are ready.", "count"),
+)
+CANCEL_BLOCKED = BulkAction(
+    _("Cancel blocked jobs"), _("Cancel these blocked jobs? They will not run."), _("Yes, cancel them"),
+    ngettext_lazy("%(count)d job was cancelled.", "%(count)d jobs were cancelled.", "count"),
+)
 CANCEL = BulkAction(
     _("Cancel scheduled jobs"), _("Cancel these scheduled jobs? They will not run."), _("Yes, cancel them"),
     ngettext_lazy("%(count)d job was cancelled.", "%(count)d jobs were cancelled.", "count"),

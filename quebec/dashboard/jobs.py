@@ -77,6 +77,8 @@ def _ready(job, execution):
 
 def _scheduled(job, execution):
     reason = _("Scheduled for %(at)s.") % {"at": _when(execution.scheduled_at)}
+    if execution.reason:  # e.g. held back by a rate limit
+        reason += " " + _("Held back by the %(reason)s.") % {"reason": execution.reason}
     for exceptions, used, allowed in retries(job):
         reason += " " + _("Attempt %(next)s of %(allowed)s after %(errors)s.") % {
             "next": used + 1,

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from quebec.dashboard import health as health_check
 from quebec.dashboard import jobs, stats
 from quebec.dashboard.lists import STATUS_LABELS
-from quebec.models import FailedExecution, Pause, ScheduledExecution
+from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
 
 # (key, label, model name for permissions, admin URL name, query string)
 TABS = (
@@ -119,6 +119,9 @@ JOB_ACTIONS = {
     "discard": (FailedExecution, "discard", gettext_lazy("Job #%(id)s was discarded."), gettext_lazy("failed")),
     "run_now": (ScheduledExecution, "run_now", gettext_lazy("Job #%(id)s is due now."), gettext_lazy("scheduled")),
     "cancel": (ScheduledExecution, "cancel", gettext_lazy("Job #%(id)s was cancelled."), gettext_lazy("scheduled")),
+    "unblock": (BlockedExecution, "unblock", gettext_lazy("Job #%(id)s is ready, over its key's limit."),
+                gettext_lazy("blocked")),
+    "cancel_blocked": (BlockedExecution, "cancel", gettext_lazy("Job #%(id)s was cancelled."), gettext_lazy("blocked")),
 }
 
 
@@ -128,7 +131,7 @@ def change_permission(model):
 
 @require_POST
 def job_action(request, object_id, action):
-    """Retry or discard a failed job, run a scheduled one now or cancel it."""
+    """Retry or discard a failed job, run a scheduled one now, unblock a blocked one, or cancel it."""
     model, method, done, state = JOB_ACTIONS[action]
     if not request.user.has_perm(change_permission(model)):
         raise PermissionDenied
@@ -195,6 +198,7 @@ def queues_page(request, model_admin):
 STATE_ACTIONS = {
     "failed": (("retry", gettext_lazy("Retry")), ("discard", gettext_lazy("Discard"))),
     "scheduled": (("run_now", gettext_lazy("Run now")), ("cancel", gettext_lazy("Cancel"))),
+    "blocked": (("unblock", gettext_lazy("Unblock")), ("cancel_blocked", gettext_lazy("Cancel"))),
 }
 
 

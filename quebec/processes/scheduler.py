@@ -27,11 +27,17 @@ class Scheduler(Poller):
     """
 
     kind = "Scheduler"
+    running = set()  # schedulers of this process, woken when code changes a task
 
     def __init__(self, static_tasks, *, settings, quebec):
         super().__init__(polling_interval=MAX_SLEEP, settings=settings, quebec=quebec)
         self.static_tasks = static_tasks
         self._cursors = {}  # task key -> (schedule text, time of the last run considered)
+
+    @classmethod
+    def wake_all(cls):
+        for scheduler in list(cls.running):
+            scheduler.wake()
 
     def metadata(self):
         return {**super().metadata(), "static_tasks": len(self.static_tasks)}
@@ -39,7 +45,12 @@ class Scheduler(Poller):
     def register(self):
         super().register()
         RecurringTask.objects.using(self.using).sync_static(self.static_tasks)
+        Scheduler.running.add(self)
         logger.info("%s: %d recurring task(s) configured", self.name, len(self.static_tasks))
+
+    def shutdown(self):
+        Scheduler.running.discard(self)
+        super().shutdown()
 
     def poll(self):
         now = timezone.now()
