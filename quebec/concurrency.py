@@ -87,7 +87,7 @@ def release_queue_slots(queue_names, using):
     from quebec.models import Semaphore
 
     limits = queue_limits()
-    for queue_name in queue_names:
+    for queue_name in sorted(queue_names):
         if queue_name in limits:
             Semaphore.objects.using(using).signal(QUEUE_KEY.format(queue_name), limits[queue_name], None)
 

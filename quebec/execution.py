@@ -18,7 +18,7 @@ from django.utils import timezone
 from quebec import concurrency
 from quebec.errors import JobTimeoutError
 from quebec.registry import UnknownJobClass
-from quebec.serialization import DeserializationError, deserialize_arguments
+from quebec.serialization import deserialize_arguments
 
 FINISHED, FAILED, RETRY, DISCARDED, RESCHEDULED = "finished", "failed", "retry", "discarded", "rescheduled"
 
@@ -33,22 +33,28 @@ class Outcome:
 
 
 def run_stored(job, quebec):
-    """Perform a stored ``Job``; returns the job instance (None if it could not be made) and outcome."""
+    """Perform a stored ``Job``; returns the job instance (None if it could not be made) and outcome.
+
+    Never raises: whatever goes wrong before ``perform`` (an unknown class, arguments that no
+    longer load, a failing ``rate_limit_key``) becomes the job's outcome, so no claim is left
+    behind by an error.
+    """
     try:
-        job_class = quebec.resolve(job.class_name)
-    except UnknownJobClass as error:
+        instance = quebec.resolve(job.class_name).for_job(job, [], {})
+    except Exception as error:
         return None, Outcome(FAILED, error=error)
     try:
         args, kwargs = deserialize_arguments(job.arguments)
-    except DeserializationError as error:
-        instance = job_class.for_job(job, [], {})
+        instance.arguments = (args, kwargs)
+    except Exception as error:
         return instance, handle_error(instance, error)
-    instance = job_class.for_job(job, args, kwargs)
     try:
         throttled = concurrency.rate_limit_delay(instance, args, kwargs, quebec.using)
     except DatabaseError as error:  # e.g. a deadlock victim: try the job again shortly
         return instance, Outcome(RESCHEDULED, retry_at=timezone.now() + timedelta(seconds=1),
                                  reason=f"rate limit check failed: {error}")
+    except Exception as error:
+        return instance, handle_error(instance, error)
     if throttled is not None:
         return instance, _throttle(instance, *throttled)
     return instance, perform(instance, args, kwargs)

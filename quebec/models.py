@@ -97,7 +97,8 @@ def make_ready(jobs, using):
     """Put due jobs in line. A job with a concurrency key must first take a slot of its key;
     without one it is blocked, or discarded if its class says so."""
     ready, blocked, discarded = [], [], []
-    for job in jobs:
+    # Semaphores are taken in key order, so two batches with the same keys cannot deadlock.
+    for job in sorted(jobs, key=lambda job: job.concurrency_key or ""):
         if not job.concurrency_key:
             ready.append(job)
             continue
@@ -200,11 +201,13 @@ class ReadyExecutionQuerySet(models.QuerySet):
         """Keep the locked rows whose queue has a free slot (per-queue limits); returns their ids."""
         limits = concurrency.queue_limits()
         semaphores = Semaphore.objects.using(self.db)
-        return [
+        # Queue semaphores are taken in queue order, so two claimers cannot deadlock on them.
+        taken = {
             job_id
-            for job_id, queue in rows
+            for job_id, queue in sorted(rows, key=lambda row: row[1])
             if queue not in limits or semaphores.wait(concurrency.QUEUE_KEY.format(queue), limits[queue], None)
-        ]
+        }
+        return [job_id for job_id, _ in rows if job_id in taken]
 
     def _lock_next(self, selectors, limit, skip_locked):
         # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
@@ -392,12 +395,12 @@ class ClaimedExecution(Execution):
             if delete:
                 jobs.delete()
             else:
-                jobs.update(
-                    executions=job.executions,
-                    exception_executions=job.exception_executions,
-                    updated_at=timezone.now(),
+                jobs.update(**{
+                    "executions": job.executions,
+                    "exception_executions": job.exception_executions,
+                    "updated_at": timezone.now(),
                     **fields,
-                )
+                })
             concurrency.release_slots(job, self._state.db)
             if then is not None:
                 then()
@@ -406,14 +409,14 @@ class ClaimedExecution(Execution):
     def reschedule(self, job, run_at, reason):
         """Put a job that may not start yet (rate limited) back as scheduled, uncounted."""
         job.scheduled_at = run_at
-        job.executions -= 1
 
         def schedule():
             ScheduledExecution.objects.using(self._state.db).create(
                 job_id=job.pk, queue_name=job.queue_name, priority=job.priority, scheduled_at=run_at, reason=reason
             )
 
-        return self._conclude(job, then=schedule, scheduled_at=run_at)
+        # A throttled run does not count as an execution (the worker counted it when it began).
+        return self._conclude(job, then=schedule, scheduled_at=run_at, executions=job.executions - 1)
 
     def _delete_claim(self):
         # Deleting by (job, process) is the ownership check: if the claim was released or
@@ -453,7 +456,7 @@ class BlockedExecutionQuerySet(ExecutionQuerySet):
         return self.in_locked_batches(self._unblock, batch_size)
 
     def _unblock(self, job_ids):
-        jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS))
+        jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS).order_by("concurrency_key"))
         for job in jobs:
             limit = concurrency.limit_for(job.class_name)
             Semaphore.objects.using(self.db).force(job.concurrency_key, limit.limit, limit.duration)
@@ -464,7 +467,8 @@ class BlockedExecutionQuerySet(ExecutionQuerySet):
 
     def release_expired(self):
         """Retry the keys of jobs blocked past their TTL (a holder may have died); returns how many moved."""
-        keys = set(self.filter(expires_at__lt=timezone.now()).values_list("concurrency_key", flat=True)[:1000])
+        expired = self.filter(expires_at__lt=timezone.now()).order_by("concurrency_key")
+        keys = list(expired.values_list("concurrency_key", flat=True).distinct()[:1000])
         moved = 0
         for key in keys:
             while self.release_one(key):
@@ -521,9 +525,9 @@ class FailedExecutionQuerySet(ExecutionQuerySet):
     def _retry(self, job_ids):
         jobs = Job.objects.using(self.db).filter(pk__in=job_ids)
         delete_by_pk(FailedExecution, job_ids, self.db)
-        make_ready(jobs.only(*READY_FIELDS), self.db)
         # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
         jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
+        make_ready(jobs.only(*READY_FIELDS), self.db)
 
 
 
@@ -543,10 +547,15 @@ class FailedExecution(Execution):
     @staticmethod
     def describe(error):
         """The columns that record ``error``: class path, message and full backtrace."""
+        try:
+            message = str(error)
+        except Exception as unprintable:  # an exception whose __str__ itself fails
+            message = f"<unprintable {type(error).__qualname__}: {unprintable!r}>"
+        # PostgreSQL text cannot hold NUL characters.
         return {
             "exception_class": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
-            "message": str(error),
-            "backtrace": "".join(traceback.format_exception(error)),
+            "message": message.replace("\x00", "\\x00"),
+            "backtrace": "".join(traceback.format_exception(error)).replace("\x00", "\\x00"),
         }
 
     def retry(self):
@@ -669,7 +678,7 @@ class SemaphoreQuerySet(models.QuerySet):
         """Create ``key``'s row with all ``limit`` slots free if it does not exist (call outside
         transactions, so that racing creators cannot deadlock)."""
         try:
-            with transaction.atomic(using=self.db):
+            with write_transaction(self.db):
                 self.get_or_create(key=key, defaults={"value": limit, "expires_at": _expiry(timezone.now(), None)})
         except IntegrityError:
             pass

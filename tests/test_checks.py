@@ -1,4 +1,7 @@
+import pytest
 from django.core import checks
+
+pytestmark = pytest.mark.django_db
 
 
 def quebec_messages():

@@ -42,7 +42,7 @@ def worker_pids():
 def test_fork_mode_starts_reforks_and_stops_the_tree(quebec_run, tmp_path):
     args, env = fork_mode(tmp_path)
     supervisor = quebec_run(*args, env=env)
-    wait_until(lambda: kinds() == ["Dispatcher", "Supervisor", "Worker", "Worker"], timeout=30)
+    wait_until(lambda: kinds() == ["Dispatcher", "Scheduler", "Supervisor", "Worker", "Worker"], timeout=30)
     parent = Process.objects.get(kind="Supervisor")
     assert set(Process.objects.exclude(pk=parent.pk).values_list("supervisor_id", flat=True)) == {parent.pk}
     before = worker_pids()

@@ -15,6 +15,7 @@ class ExclusiveGate:
         self._workers = set()
         self._holders = set()  # workers holding or running an exclusive job
         self._running = None  # the worker whose exclusive job runs now
+        self._claiming = 0  # workers inside a claim right now, whose jobs are not yet in flight
 
     def add(self, worker):
         with self._lock:
@@ -31,22 +32,30 @@ class ExclusiveGate:
         with self._lock:
             self._holders.add(worker)
 
-    def leave(self, worker):
+    def leave(self, worker, still_holding=False):
         with self._lock:
-            self._holders.discard(worker)
+            if not still_holding:
+                self._holders.discard(worker)
             if self._running is worker:
                 self._running = None
         self.wake_all()
 
-    def blocks(self, worker):
-        """Whether ``worker`` must not claim: an exclusive job is held or running in this process."""
+    def begin_claim(self):
+        """Whether a worker may claim now (no exclusive job held or running); pair with end_claim()."""
         with self._lock:
-            return bool(self._holders)
+            if self._holders:
+                return False
+            self._claiming += 1
+            return True
+
+    def end_claim(self):
+        with self._lock:
+            self._claiming -= 1
 
     def try_start(self, worker):
         """Let ``worker`` start its exclusive job if nothing runs in the process; True if so."""
         with self._lock:
-            busy = any(w.pool.in_flight() for w in self._workers if w.pool is not None)
+            busy = self._claiming or any(w.pool.in_flight() for w in self._workers if w.pool is not None)
             if self._running is not None or busy:
                 return False
             self._running = worker

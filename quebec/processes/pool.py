@@ -1,11 +1,13 @@
 """A fixed pool of daemon threads that run claimed jobs."""
 
+import logging
 import queue
 import threading
 
 from django.db import connections
 
 _STOP = object()
+logger = logging.getLogger("quebec.worker")
 
 
 class Pool:
@@ -56,6 +58,8 @@ class Pool:
                 item, on_done = posted
                 try:
                     self._run(item)
+                except BaseException:  # a thread that dies would still be counted as idle
+                    logger.exception("Unexpected error in %s", threading.current_thread().name)
                 finally:
                     with self._lock:
                         self._in_flight -= 1

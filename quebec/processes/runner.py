@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 
@@ -29,6 +28,7 @@ GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 QUIET_SIGNALS = (signal.SIGUSR1, signal.SIGTSTP)
 JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DEREGISTER_PATIENCE)
 EXIT_RECYCLE = 75  # a planned restart: memory recycling
+WATCH_INTERVAL = 0.2  # seconds between the main thread's looks at signals and components
 
 
 class Runner:
@@ -50,7 +50,6 @@ class Runner:
         self._recycling = False
         self._parent_pid = os.getppid()
         self._signals = []
-        self._event = threading.Event()
 
     def _build(self, only, static_tasks):
         components = []
@@ -118,8 +117,7 @@ class Runner:
         """Loop until a reason to stop; returns (exit code, whether to stop immediately)."""
         next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
         while True:
-            self._event.wait(0.5)
-            self._event.clear()
+            time.sleep(WATCH_INTERVAL)
             if (reason := self._stop_reason()) is not None:
                 return reason
             if self.process is not None and time.monotonic() >= next_heartbeat:
@@ -179,5 +177,5 @@ class Runner:
             signal.signal(signum, self._record_signal)
 
     def _record_signal(self, signum, frame):
+        # Only record: taking a lock here could deadlock against the interrupted main thread.
         self._signals.append(signum)
-        self._event.set()

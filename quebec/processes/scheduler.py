@@ -3,6 +3,7 @@
 import logging
 from datetime import timedelta
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from quebec.models import RecurringTask
@@ -62,6 +63,10 @@ class Scheduler(Poller):
                 next_due = min(next_due, self._enqueue_due(task, now).timestamp())
             except ScheduleError as error:
                 logger.error("%s: recurring task %r has an invalid schedule: %s", self.name, task.key, error)
+            except DatabaseError:
+                raise  # the poller logs it and retries; the run is still due then
+            except Exception:  # one broken task (a renamed class...) must not stop the others
+                logger.exception("%s: could not enqueue recurring task %r", self.name, task.key)
         self.polling_interval = min(max(next_due - timezone.now().timestamp(), MIN_SLEEP), MAX_SLEEP)
         return False
 
@@ -74,9 +79,15 @@ class Scheduler(Poller):
         while upcoming <= now:
             due, upcoming = upcoming, schedule.next_after(upcoming)
         if due is not None:
+            try:
+                if task.enqueue(due) is not None:
+                    logger.info("%s: enqueued %s for %s", self.name, task.key, due.isoformat())
+            except DatabaseError:
+                raise  # the cursor stays: the run is tried again on the next poll
+            except Exception:
+                self._cursors[task.key] = (task.schedule, due)  # logged by poll(); this run is lost
+                raise
             self._cursors[task.key] = (task.schedule, due)
-            if task.enqueue(due) is not None:
-                logger.info("%s: enqueued %s for %s", self.name, task.key, due.isoformat())
         return upcoming
 
     def _cursor(self, task, schedule, now):

@@ -1,9 +1,10 @@
 """Fork mode (``QUEBEC_SUPERVISOR=1``): a supervisor process forks and watches its children.
 
 Each ``workers[]`` entry of queue.yml gets ``processes`` worker children, each ``dispatchers[]``
-entry as many dispatcher children, and one scheduler child runs when there are recurring
-tasks. Every child is a ``Runner`` of one component. A child that dies has its jobs handled as
-``ProcessExitError`` (or released) and is forked again; exit code 75 is a planned recycle.
+entry as many dispatcher children, and one scheduler child runs (always: tasks may be added
+from code at any time). Every child is a ``Runner`` of one component. A child that dies has its
+jobs handled as ``ProcessExitError`` (or released) and is forked again; exit code 75 is a
+planned recycle.
 """
 
 import dataclasses
@@ -11,17 +12,16 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from quebec import maintenance
 from quebec.db import close_broken_connections
 from quebec.errors import ProcessExitError
-from quebec.models import Process, RecurringTask
-from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNALS, Runner
+from quebec.models import Process
+from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNALS, WATCH_INTERVAL, Runner
 
 logger = logging.getLogger("quebec.supervisor")
 
@@ -50,7 +50,6 @@ class Supervisor:
         self.slots = self._plan(only)
         self.process = None
         self._signals = []
-        self._event = threading.Event()
 
     def _plan(self, only):
         slots = []
@@ -62,7 +61,7 @@ class Supervisor:
             for entry in self.settings.dispatchers:
                 one = dataclasses.replace(self.settings, dispatchers=(entry,))
                 slots += [Slot("dispatcher", one) for _ in range(entry.processes)]
-        if "scheduler" in only and (self.static_tasks or RecurringTask.objects.using(self.quebec.using).exists()):
+        if "scheduler" in only:  # always: tasks may be added from code at any time
             slots.append(Slot("scheduler", self.settings))
         return slots
 
@@ -87,8 +86,8 @@ class Supervisor:
         """Keep the children running until a stop signal; returns whether it was SIGQUIT."""
         next_heartbeat = next_prune = 0.0
         while True:
-            self._reap()
-            self._fork_missing()
+            # Signals first: children that exit because the whole group was told to stop must
+            # not be forked again.
             while self._signals:
                 signum = self._signals.pop(0)
                 if signum in QUIET_SIGNALS:
@@ -96,15 +95,27 @@ class Supervisor:
                 elif signum != signal.SIGCHLD:
                     logger.info("Received %s; stopping the children", signal.Signals(signum).name)
                     return signum == signal.SIGQUIT
+            self._guarded(self._reap)
+            self._fork_missing()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
-                close_broken_connections(ping=True)
-                self.process.heartbeat()
+                self._guarded(self._heartbeat)
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + self.settings.process_alive_threshold / 2
-                maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
-            self._event.wait(0.5)
-            self._event.clear()
+                self._guarded(maintenance.prune_dead_processes, self.settings, self.quebec, exclude=[self.process.pk])
+            time.sleep(WATCH_INTERVAL)
+
+    def _heartbeat(self):
+        close_broken_connections(ping=True)
+        self.process.heartbeat()
+
+    def _guarded(self, function, *args, **kwargs):
+        """Run a database step of the loop; an outage is logged and the loop carries on."""
+        try:
+            function(*args, **kwargs)
+        except DatabaseError:
+            logger.exception("Supervisor: database error; carrying on")
+            close_broken_connections()
 
     def _fork_missing(self):
         for slot in self.slots:
@@ -160,7 +171,7 @@ class Supervisor:
             slot.fork_at = now + delay
 
     def _handle_jobs_of(self, pid, reason):
-        close_broken_connections(ping=True)
+        close_broken_connections(ping=True)  # may raise DatabaseError: the caller is guarded
         children = Process.objects.using(self.quebec.using).filter(supervisor=self.process, pid=pid)
         for child in children:
             maintenance.remove_process(child, ProcessExitError(reason), self.settings, self.quebec)
@@ -186,7 +197,7 @@ class Supervisor:
             if pid:
                 code = os.waitstatus_to_exitcode(status)
                 if code != 0:
-                    self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {code} while stopping")
+                    self._guarded(self._handle_jobs_of, pid, f"{slot.kind} process {pid} exited with {code} while stopping")
                 slot.pid = None
 
     def _signal_children(self, signum, kinds=None):
@@ -198,5 +209,5 @@ class Supervisor:
                     pass
 
     def _record_signal(self, signum, frame):
+        # Only record: taking a lock here could deadlock against the interrupted main thread.
         self._signals.append(signum)
-        self._event.set()

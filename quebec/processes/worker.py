@@ -30,7 +30,7 @@ class Worker(Poller):
         self.pool = None
         self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
         self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
-        self._held_exclusive = None  # an exclusive job claimed, waiting for the process to be idle
+        self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -56,21 +56,24 @@ class Worker(Poller):
         return self.pool is not None and self.pool.in_flight() == 0
 
     def poll(self):
-        if self._held_exclusive is not None:
+        if self._held_exclusive:
             return self._start_exclusive_when_alone()
         idle = self.pool.idle()
-        if idle == 0 or self.quiet or EXCLUSIVE.blocks(self):
+        if idle == 0 or self.quiet or not EXCLUSIVE.begin_claim():
             return False  # sleep until a thread frees up and wakes us
-        jobs = ReadyExecution.objects.using(self.using).claim(
-            self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
-        )
-        for job in jobs:
-            if self._held_exclusive is None and self._is_exclusive(job):
-                self._held_exclusive = job
-                EXCLUSIVE.enter(self)
-            else:
-                self.pool.post(job)
-        return len(jobs) == idle and self._held_exclusive is None
+        try:
+            jobs = ReadyExecution.objects.using(self.using).claim(
+                self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
+            )
+            for job in jobs:
+                if self._is_exclusive(job):
+                    self._held_exclusive.append(job)
+                    EXCLUSIVE.enter(self)
+                else:
+                    self.pool.post(job)
+        finally:
+            EXCLUSIVE.end_claim()
+        return len(jobs) == idle and not self._held_exclusive
 
     def _is_exclusive(self, job):
         try:
@@ -81,8 +84,8 @@ class Worker(Poller):
     def _start_exclusive_when_alone(self):
         """Run the held exclusive job once every job of this process has finished."""
         if EXCLUSIVE.try_start(self):
-            job, self._held_exclusive = self._held_exclusive, None
-            self.pool.post(job, on_done=lambda: EXCLUSIVE.leave(self))
+            job = self._held_exclusive.pop(0)
+            self.pool.post(job, on_done=lambda: EXCLUSIVE.leave(self, still_holding=bool(self._held_exclusive)))
         return False
 
     def shutdown(self):
@@ -97,8 +100,8 @@ class Worker(Poller):
                     timeout,
                 )
             self.pool.stop()
-        if self._held_exclusive is not None:
-            EXCLUSIVE.leave(self)  # never started: deregistering puts it back to ready
+        if self._held_exclusive:
+            EXCLUSIVE.leave(self)  # never started: deregistering puts them back to ready
         EXCLUSIVE.remove(self)
         super().shutdown()
         self.quebec.run_hooks("on_worker_stop", self)
@@ -131,7 +134,10 @@ class Worker(Poller):
 
     def _log(self, job, outcome, elapsed_ms):
         name = f"{job.class_name} #{job.pk}"
-        error = outcome.error and f"{type(outcome.error).__qualname__}: {outcome.error}"
+        try:
+            error = outcome.error and f"{type(outcome.error).__qualname__}: {outcome.error}"
+        except Exception:  # an error whose __str__ fails must not stop its job being recorded
+            error = type(outcome.error).__qualname__
         if outcome.state == execution.FINISHED:
             logger.info("Performed %s in %.1f ms", name, elapsed_ms)
         elif outcome.state == execution.RETRY:
