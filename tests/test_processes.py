@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 import yaml
@@ -150,3 +151,19 @@ def test_crash_loop_backs_off(quebec_run, tmp_path):
     supervisor.wait_for_output("keeps crashing", timeout=30)
     assert supervisor.stop() == 0
     assert not Process.objects.exists()
+
+
+def test_a_worker_forked_again_after_going_quiet_starts_quiet(quebec_run, tmp_path):
+    args, env = fork_mode(tmp_path, worker_processes=1)
+    supervisor = quebec_run(*args, env=env)
+    wait_until(lambda: len(worker_pids()) == 1, timeout=30)
+    supervisor.send(signal.SIGUSR1)
+    wait_until(lambda: Process.objects.filter(kind="Worker", metadata__quiet=True).exists(), timeout=15)
+    [first] = worker_pids()
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: worker_pids() and worker_pids() != {first}, timeout=30, message="a refork")
+    assert Process.objects.get(kind="Worker").metadata["quiet"] is True
+    handle = RecordJob.perform_later("held")
+    time.sleep(1)  # twenty polling intervals of a worker that would claim it
+    assert handle.status == "ready"
+    assert supervisor.stop() == 0

@@ -25,7 +25,7 @@ from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNAL
 
 logger = logging.getLogger("quebec.supervisor")
 
-CRASH_WINDOW = 60.0  # seconds over which a child's crashes are counted
+STABLE_UPTIME = 60.0  # a child that ran this long before dying was not crash-looping
 CRASHES_BEFORE_BACKOFF = 3
 MAX_BACKOFF = 60.0
 KILL_GRACE = 5.0  # seconds between SIGQUIT and SIGKILL for children that will not stop
@@ -38,7 +38,8 @@ class Slot:
     kind: str
     settings: object
     pid: int | None = None
-    crashes: list = dataclasses.field(default_factory=list)
+    crashes: int = 0  # crashes in a row, each soon after its fork
+    forked_at: float = 0.0
     fork_at: float = 0.0  # when to fork it again (crash-loop backoff)
 
 
@@ -49,6 +50,7 @@ class Supervisor:
         self.static_tasks = static_tasks
         self.slots = self._plan(only)
         self.process = None
+        self.quiet = False
         self._signals = []
 
     def _plan(self, only):
@@ -91,6 +93,7 @@ class Supervisor:
             while self._signals:
                 signum = self._signals.pop(0)
                 if signum in QUIET_SIGNALS:
+                    self.quiet = True  # remembered, so a worker forked again later starts quiet
                     self._signal_children(signum, kinds=("worker",))
                 elif signum != signal.SIGCHLD:
                     logger.info("Received %s; stopping the children", signal.Signals(signum).name)
@@ -120,6 +123,7 @@ class Supervisor:
     def _fork_missing(self):
         for slot in self.slots:
             if slot.pid is None and time.monotonic() >= slot.fork_at:
+                slot.forked_at = time.monotonic()
                 slot.pid = self._fork(slot)
 
     def _fork(self, slot):
@@ -134,6 +138,9 @@ class Supervisor:
                 signal.signal(signum, signal.SIG_DFL)
             runner = Runner(slot.settings, self.quebec, only=(slot.kind,), static_tasks=self.static_tasks,
                             supervisor=self.process)
+            if self.quiet:
+                for worker in runner.workers:
+                    worker.go_quiet()
             code = runner.run()
         except BaseException:
             logger.exception("%s process %d crashed", slot.kind, os.getpid())
@@ -163,11 +170,11 @@ class Supervisor:
             return
         logger.error("%s process %d exited with %s; forking it again", slot.kind, pid, how)
         now = time.monotonic()
-        slot.crashes = [at for at in slot.crashes if now - at < CRASH_WINDOW] + [now]
-        if len(slot.crashes) > CRASHES_BEFORE_BACKOFF:
-            delay = min(2 ** (len(slot.crashes) - CRASHES_BEFORE_BACKOFF), MAX_BACKOFF)
-            logger.error("%s process keeps crashing (%d times in %ds); waiting %ds before the next fork",
-                         slot.kind, len(slot.crashes), CRASH_WINDOW, delay)
+        slot.crashes = 1 if now - slot.forked_at >= STABLE_UPTIME else slot.crashes + 1
+        if slot.crashes > CRASHES_BEFORE_BACKOFF:
+            delay = min(2 ** (slot.crashes - CRASHES_BEFORE_BACKOFF), MAX_BACKOFF)
+            logger.error("%s process keeps crashing (%d times in a row); waiting %ds before the next fork",
+                         slot.kind, slot.crashes, delay)
             slot.fork_at = now + delay
 
     def _handle_jobs_of(self, pid, reason):
