@@ -167,3 +167,16 @@ def test_a_worker_forked_again_after_going_quiet_starts_quiet(quebec_run, tmp_pa
     time.sleep(1)  # twenty polling intervals of a worker that would claim it
     assert handle.status == "ready"
     assert supervisor.stop() == 0
+
+
+def test_fork_mode_serves_the_dashboard_from_a_child_of_its_own(quebec_run, tmp_path):
+    import re
+    import urllib.request
+
+    args, env = fork_mode(tmp_path, worker_processes=1)
+    supervisor = quebec_run(*args, "--dashboard", "127.0.0.1:0", env=env)
+    supervisor.wait_for_output("Dashboard at")
+    base = re.search(r"Dashboard at (http://[\d.]+:\d+)/", supervisor.output())[1]
+    with urllib.request.urlopen(f"{base}/admin/login/", timeout=5) as response:
+        assert response.status == 200
+    assert supervisor.stop() == 0

@@ -44,10 +44,11 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, settings, quebec, only, static_tasks):
+    def __init__(self, settings, quebec, only, static_tasks, dashboard=None):
         self.settings = settings
         self.quebec = quebec
         self.static_tasks = static_tasks
+        self.dashboard = dashboard
         self.slots = self._plan(only)
         self.process = None
         self.quiet = False
@@ -65,6 +66,8 @@ class Supervisor:
                 slots += [Slot("dispatcher", one) for _ in range(entry.processes)]
         if "scheduler" in only:  # always: tasks may be added from code at any time
             slots.append(Slot("scheduler", self.settings))
+        if self.dashboard:  # a child of its own: the supervisor forks with no threads and no open socket
+            slots.append(Slot("dashboard", self.settings))
         return slots
 
     def run(self):
@@ -136,8 +139,9 @@ class Supervisor:
         try:
             for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            dashboard = self.dashboard if slot.kind == "dashboard" else None
             runner = Runner(slot.settings, self.quebec, only=(slot.kind,), static_tasks=self.static_tasks,
-                            supervisor=self.process)
+                            supervisor=self.process, dashboard=dashboard)
             if self.quiet:
                 for worker in runner.workers:
                     worker.go_quiet()

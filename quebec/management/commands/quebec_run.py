@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from quebec import conf, log, recurring
-from quebec.processes.dashboard import parse_address, serve
+from quebec.processes.dashboard import parse_address
 from quebec.processes.runner import COMPONENTS, Runner
 from quebec.processes.supervisor import Supervisor
 from quebec.registry import default
@@ -37,9 +37,8 @@ class Command(BaseCommand):
         conf.use(settings)
         log.configure(verbosity)
         if _fork_mode():
-            if dashboard:
-                serve(dashboard)
-            exit_code = Supervisor(settings, default, only=components, static_tasks=static_tasks).run()
+            supervisor = Supervisor(settings, default, only=components, static_tasks=static_tasks, dashboard=dashboard)
+            exit_code = supervisor.run()
         else:
             runner = Runner(settings, default, only=components, dashboard=dashboard, static_tasks=static_tasks)
             exit_code = runner.run()
