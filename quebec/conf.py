@@ -255,35 +255,47 @@ def _parse_process_list(kind, entries, source):
     return parsed
 
 
-def find_config_file(path=None):
-    """The queue.yml to read: ``path``, else ``QUEBEC_CONFIG``, else the usual places."""
-    explicit = path or os.environ.get("QUEBEC_CONFIG")
+def find_file(explicit, lookup, what):
+    """``explicit`` if given (it must exist), else the first of ``lookup`` that exists, else None."""
     if explicit:
         if not Path(explicit).is_file():
-            raise ConfigError(f"queue config file {explicit} does not exist")
+            raise ConfigError(f"{what} {explicit} does not exist")
         return Path(explicit)
-    return next((Path(name) for name in CONFIG_LOOKUP if Path(name).is_file()), None)
+    return next((Path(name) for name in lookup if Path(name).is_file()), None)
 
 
-def _read_config_file(path):
-    """The settings in ``path`` for the current environment (``QUEBEC_ENV``, default development)."""
+def read_yaml_section(path, is_flat, required):
+    """The part of a YAML file that applies here, and a description of where it came from.
+
+    A flat file (``is_flat(document)``) applies whole; otherwise its section named by
+    ``QUEBEC_ENV`` (default development) does. A missing section is an error when ``required``.
+    """
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: must be a mapping at the top level")
-    known = {*SETTINGS, *PROCESS_LISTS, *ALIASES}
-    if not document or any(key in known for key in document):
+    if not document or is_flat(document):
         return document, str(path)
     environment = os.environ.get("QUEBEC_ENV", "development")
     source = f"{path} (environment {environment!r})"
-    if environment not in document:
+    if environment not in document and required:
         raise ConfigError(
             f"{path}: has no section for environment {environment!r} "
             f"(sections: {', '.join(map(str, document))}); set QUEBEC_ENV or add the section"
         )
-    return document[environment] or {}, source
+    return document.get(environment) or {}, source
+
+
+def find_config_file(path=None):
+    """The queue.yml to read: ``path``, else ``QUEBEC_CONFIG``, else the usual places."""
+    return find_file(path or os.environ.get("QUEBEC_CONFIG"), CONFIG_LOOKUP, "queue config file")
+
+
+def _read_config_file(path):
+    known = {*SETTINGS, *PROCESS_LISTS, *ALIASES}
+    return read_yaml_section(path, lambda document: any(key in known for key in document), required=True)
 
 
 def _environment_settings():

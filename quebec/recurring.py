@@ -8,14 +8,12 @@ scheduler keeps the table in step with them. Dynamic tasks are added from code w
 
 import inspect
 import os
-from pathlib import Path
 
-import yaml
 from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from quebec.conf import ConfigError
+from quebec.conf import ConfigError, find_file, read_yaml_section
 from quebec.db import write_transaction
 from quebec.enqueue import check_priority, enqueue_now
 from quebec.schedule import ScheduleError, parse
@@ -82,7 +80,7 @@ def _import(path, what):
 def load_static_tasks(config):
     """Every configured task, validated: key -> ``RecurringTask`` columns. Raises ``ConfigError``."""
     sources = [("settings.QUEBEC['recurring']", config.recurring)]
-    path = find_file()
+    path = find_schedule_file()
     if path is not None:
         sources.append(_read_file(path))
     tasks = {}
@@ -95,26 +93,18 @@ def load_static_tasks(config):
     return tasks
 
 
-def find_file():
-    explicit = os.environ.get("QUEBEC_RECURRING_SCHEDULE")
-    if explicit:
-        if not Path(explicit).is_file():
-            raise ConfigError(f"recurring schedule file {explicit} does not exist")
-        return Path(explicit)
-    return next((Path(name) for name in FILE_LOOKUP if Path(name).is_file()), None)
+def find_schedule_file():
+    return find_file(os.environ.get("QUEBEC_RECURRING_SCHEDULE"), FILE_LOOKUP, "recurring schedule file")
 
 
 def _read_file(path):
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: must be a mapping of task keys to tasks")
-    if any(isinstance(entry, dict) and "schedule" in entry for entry in document.values()):
-        return str(path), document
-    environment = os.environ.get("QUEBEC_ENV", "development")
-    return f"{path} (environment {environment!r})", document.get(environment) or {}
+    # Flat when its entries are tasks; a file with no section for this environment has no
+    # tasks here (development need not run production's cron).
+    def is_flat(document):
+        return any(isinstance(entry, dict) and "schedule" in entry for entry in document.values())
+
+    document, source = read_yaml_section(path, is_flat, required=False)
+    return source, document
 
 
 def enqueue_run(task, run_at):
