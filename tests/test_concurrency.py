@@ -141,8 +141,9 @@ def test_rate_limit_holds_a_sliding_window_across_processes(quebec_run):
     wait_until(at_rest, timeout=120, interval=0.2)
     starts = sorted(span["start"] for span in spans())
     assert len(starts) == 40 and all(handle.status == "finished" for handle in handles)
-    # Starts are measured inside perform, a few milliseconds after the limiter admitted them.
-    crowded = [starts[i:i + 6] for i in range(len(starts) - 5) if starts[i + 5] - starts[i] < 2 - 0.05]
+    # Starts are measured inside perform, after the limiter admitted them: on a loaded machine a
+    # thread may start late, hence the allowance. A broken limiter crowds far more than this.
+    crowded = [starts[i:i + 6] for i in range(len(starts) - 5) if starts[i + 5] - starts[i] < 2 - 0.25]
     assert not crowded, f"more than 5 starts within 2 seconds: {crowded[:1]}"
     assert ScheduledExecution.objects.count() == 0
 
