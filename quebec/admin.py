@@ -261,7 +261,8 @@ class PauseAdmin(QuebecModelAdmin):
 class RecurringTaskAdmin(QuebecModelAdmin):
     tab = "recurring"
     list_title = _("Recurring tasks")
-    list_display = ("key", "schedule", "target", "queue", "next_run_at", "last_run_at", "last_status_label", "paused")
+    list_display = ("key", "schedule", "in_words", "target", "queue", "next_run_at", "last_run_at",
+                    "last_status_label", "paused")
     search_fields = ("key", "class_name", "command", "description")
     ordering = ("key",)
     actions = ("run_now", "pause", "resume")
@@ -275,6 +276,13 @@ class RecurringTaskAdmin(QuebecModelAdmin):
             .annotate(last_run_at=Subquery(latest.values("run_at")[:1]), last_job_id=Subquery(latest.values("job_id")[:1]))
             .annotate(last_status=Subquery(last_status))
         )
+
+    @admin.display(description=_("in words"))
+    def in_words(self, obj):
+        try:
+            return obj.parsed_schedule.describe()
+        except ScheduleError as error:
+            return _("invalid schedule: %(error)s") % {"error": error}
 
     @admin.display(description=_("runs"))
     def target(self, obj):

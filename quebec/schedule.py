@@ -2,13 +2,15 @@
 plain English (``every 10 seconds``, ``every day at 9am``, ``every monday at 8:30``), each with an
 optional IANA time zone at the end (``every day at 9am Europe/Paris``).
 
-English forms are translated to cron; croniter does the cron arithmetic.
+English forms are translated to cron; croniter does the cron arithmetic and cron-descriptor
+puts any schedule back into words for the dashboard.
 """
 
 import re
 import zoneinfo
 from datetime import datetime
 
+from cron_descriptor import get_description
 from croniter import CroniterError, croniter
 from django.conf import settings
 from django.utils import timezone
@@ -52,6 +54,11 @@ class Schedule:
 
     def __eq__(self, other):
         return isinstance(other, Schedule) and (self.cron, self.tz) == (other.cron, other.tz)
+
+    def describe(self):
+        """The schedule in words, e.g. "At 09:00, Monday through Friday (Europe/Paris)"."""
+        words = get_description(self.cron)  # cron-descriptor: 6 fields are read seconds first
+        return f"{words} ({self.tz.key})"
 
     def next_after(self, moment):
         local = moment.astimezone(self.tz)

@@ -199,3 +199,4 @@ def test_recurring_tasks_page_shows_schedule_and_last_run(admin_client):
     assert admin.last_status_label(rows["nightly"]) == "Ready"
     assert admin.last_status_label(rows["idle"]) == "-"
     assert "every day at 3am" in response.content.decode()
+    assert "At 03:00 (UTC)" in response.content.decode()  # the schedule in words

@@ -72,3 +72,16 @@ def test_previous_before():
 def test_errors_say_why(text, message):
     with pytest.raises(ScheduleError, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("every weekday at 9am Europe/Paris", "At 09:00, Monday through Friday (Europe/Paris)"),
+        ("*/10 * * * * *", "Every 10 seconds (UTC)"),
+        ("@hourly", "Every hour (UTC)"),
+        ("every 5 minutes", "Every 5 minutes (UTC)"),
+    ],
+)
+def test_schedules_in_words(text, words):
+    assert parse(text).describe() == words
