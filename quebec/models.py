@@ -21,7 +21,6 @@ from quebec import concurrency
 from quebec.db import delete_by_pk, fetch_locked, write_transaction
 
 READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name")
-STATUSES = ("ready", "scheduled", "blocked", "claimed", "failed", "finished", "discarded")
 
 
 class JobQuerySet(models.QuerySet):
@@ -860,7 +859,6 @@ class RecurringExecution(models.Model):
 
 
 __all__ = [
-    "STATUSES",
     "Job",
     "ReadyExecution",
     "ScheduledExecution",
