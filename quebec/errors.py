@@ -1,5 +1,7 @@
 """Exceptions Quebec raises or records, importable from ``quebec``."""
 
+import traceback
+
 
 class AbortEnqueue(Exception):
     """Raise in ``before_enqueue`` to skip the enqueue; ``perform_later`` reports it."""
@@ -15,3 +17,17 @@ class ProcessExitError(Exception):
 
 class ProcessPrunedError(Exception):
     """The worker process running the job stopped sending heartbeats and was presumed dead."""
+
+
+def describe_error(error):
+    """An error as stored: class path, message and full backtrace."""
+    try:
+        message = str(error)
+    except Exception as unprintable:  # an exception whose __str__ itself fails
+        message = f"<unprintable {type(error).__qualname__}: {unprintable!r}>"
+    # PostgreSQL text cannot hold NUL characters.
+    return {
+        "exception_class": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
+        "message": message.replace("\x00", "\\x00"),
+        "backtrace": "".join(traceback.format_exception(error)).replace("\x00", "\\x00"),
+    }

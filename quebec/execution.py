@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import json
 import time
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from quebec import concurrency
-from quebec.errors import JobTimeoutError
+from quebec.errors import JobTimeoutError, describe_error
 from quebec.registry import UnknownJobClass
 from quebec.serialization import deserialize_arguments
 
@@ -186,10 +187,36 @@ def _discard(job, handler, error):
     return Outcome(DISCARDED, error=error)
 
 
+def add_attempt(job, outcome, started_at, process_name):
+    """Append this run to ``job.attempts``; a rate-limited run that never started is no attempt."""
+    if outcome.state == RESCHEDULED:
+        return
+    attempt = {
+        "number": job.executions,
+        "process": process_name,
+        "started_at": started_at.isoformat(),
+        "finished_at": timezone.now().isoformat(),
+        "outcome": outcome.state,
+    }
+    if outcome.error is not None:
+        attempt["error"] = describe_error(outcome.error)
+    job.attempts = [*job.attempts, attempt]
+
+
+def storable_return_value(value):
+    """``value`` if it can be stored as JSON, else None (a job may return anything)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def record(claim, job, outcome, preserve_finished_jobs):
     """Apply ``outcome`` to the claimed ``job`` through the claim's model methods."""
     if outcome.state == FINISHED:
-        return claim.finish(job, preserve_finished_jobs)
+        return claim.finish(job, preserve_finished_jobs, storable_return_value(outcome.result))
     if outcome.state == RETRY:
         return claim.retry(job, outcome.retry_at)
     if outcome.state == DISCARDED:

@@ -62,12 +62,18 @@ def handle_claims(claims, error, settings, quebec):
     if settings.on_process_death == "release":
         return claims.release()
     handled = 0
-    for claim in claims.select_related("job"):
+    for claim in claims.select_related("job", "process"):
         job = claim.job
         job.executions += 1  # the run that died counts as an attempt
         instance, outcome = execution.fail_stored(job, quebec, error)
         if instance is not None:
             job.exception_executions = instance.exception_executions
+        execution.add_attempt(job, outcome, claim.created_at, process_name(claim))
         if execution.record(claim, job, outcome, settings.preserve_finished_jobs):
             handled += 1
     return handled
+
+
+def process_name(claim):
+    # The process row may be gone already (an orphaned claim); its id is all that is left.
+    return claim.process.name if claim.process is not None else f"process #{claim.process_id}"

@@ -8,7 +8,6 @@ claim nothing. Every state change is a method here; processes only call them.
 
 import os
 import socket
-import traceback
 import uuid
 
 from datetime import timedelta
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from quebec import concurrency
 from quebec.db import delete_by_pk, fetch_locked, write_transaction
+from quebec.errors import describe_error
 
 READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name")
 
@@ -55,6 +55,10 @@ class Job(models.Model):
     active_job_id = models.UUIDField(default=uuid.uuid4)
     executions = models.PositiveIntegerField(default=0)
     exception_executions = models.JSONField(default=dict, blank=True)  # attempts per retry strategy
+    # One entry per run: when, on which process, how it ended, and its error if any.
+    attempts = models.JSONField(default=list, blank=True)
+    # What ``perform`` returned, when it is JSON; kept as long as the job row is.
+    return_value = models.JSONField(null=True, blank=True)
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -362,9 +366,9 @@ class ClaimedExecution(Execution):
     # The outcomes of a run. Each returns False, touching nothing, when this claim is no longer
     # ours (released or pruned meanwhile). ``job`` carries the updated counters.
 
-    def finish(self, job, preserve):
+    def finish(self, job, preserve, return_value=None):
         """Record a successful run."""
-        return self._conclude(job, delete=not preserve, finished_at=timezone.now())
+        return self._conclude(job, delete=not preserve, finished_at=timezone.now(), return_value=return_value)
 
     def discard(self, job, preserve):
         """Record that the job was dropped by its class's ``discard_on``."""
@@ -397,6 +401,7 @@ class ClaimedExecution(Execution):
                 jobs.update(**{
                     "executions": job.executions,
                     "exception_executions": job.exception_executions,
+                    "attempts": job.attempts,
                     "updated_at": timezone.now(),
                     **fields,
                 })
@@ -546,16 +551,7 @@ class FailedExecution(Execution):
     @staticmethod
     def describe(error):
         """The columns that record ``error``: class path, message and full backtrace."""
-        try:
-            message = str(error)
-        except Exception as unprintable:  # an exception whose __str__ itself fails
-            message = f"<unprintable {type(error).__qualname__}: {unprintable!r}>"
-        # PostgreSQL text cannot hold NUL characters.
-        return {
-            "exception_class": f"{type(error).__module__}.{type(error).__qualname__}"[:255],
-            "message": message.replace("\x00", "\\x00"),
-            "backtrace": "".join(traceback.format_exception(error)).replace("\x00", "\\x00"),
-        }
+        return describe_error(error)
 
     def retry(self):
         """Put this job back in line as ready; False if it is no longer failed."""

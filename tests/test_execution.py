@@ -47,6 +47,11 @@ def test_retry_then_success_keeps_the_job_and_its_active_job_id(start):
     assert labels(handle) == ["run-flaky-then-ok", "run-flaky-then-ok"]
     assert job.executions == 2 and job.active_job_id == active_job_id
     assert Job.objects.count() == 1
+    first, second = job.attempts
+    assert (first["number"], first["outcome"], second["number"], second["outcome"]) == (1, "retry", 2, "finished")
+    assert first["error"]["exception_class"] == "tests.testapp.jobs.Flaky" and "Traceback" in first["error"]["backtrace"]
+    assert "error" not in second and second["process"].startswith("worker-")
+    assert first["started_at"] <= first["finished_at"] <= second["started_at"] <= second["finished_at"]
 
 
 def test_retries_exhausted_without_handler_fail_the_job(start):

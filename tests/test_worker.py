@@ -8,7 +8,7 @@ from django.utils import timezone
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
 from tests.conftest import finished, wait_until
-from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, SleepJob
+from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, ReturnJob, SleepJob
 from tests.testapp.models import Account, JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,6 +21,17 @@ def test_worker_runs_jobs_and_marks_them_finished(start):
     assert [handle.status for handle in handles] == ["finished"] * 10
     assert sorted(JobRun.objects.values_list("label", flat=True)) == sorted(f"job-{i}" for i in range(10))
     assert not ClaimedExecution.objects.exists() and not ReadyExecution.objects.exists()
+
+
+def test_return_values_are_kept_when_they_are_json(start):
+    stored = ReturnJob.perform_later({"total": 3, "items": ["a", "b"]})
+    unstorable = ReturnJob.perform_later("unstorable")
+    start(preserve_finished_jobs=True)
+    wait_until(lambda: finished(stored, unstorable))
+    assert Job.objects.get(pk=stored.id).return_value == {"total": 3, "items": ["a", "b"]}
+    unstorable_job = Job.objects.get(pk=unstorable.id)
+    assert unstorable.status == "finished" and unstorable_job.return_value is None
+    assert [attempt["outcome"] for attempt in unstorable_job.attempts] == ["finished"]
 
 
 def test_job_attributes_inside_perform(start):

@@ -3,6 +3,8 @@
 import logging
 import time
 
+from django.utils import timezone
+
 from quebec import concurrency, execution, maintenance
 from quebec.db import close_broken_connections
 from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
@@ -121,10 +123,11 @@ class Worker(Poller):
         claim = ClaimedExecution(job_id=job.pk, process_id=self.process.pk)
         claim._state.db = self.using
         job.executions += 1
-        started = time.monotonic()
+        started_at, started = timezone.now(), time.monotonic()
         instance, outcome = execution.run_stored(job, self.quebec)
         if instance is not None:
             job.exception_executions = instance.exception_executions
+        execution.add_attempt(job, outcome, started_at, self.name)
         self._log(job, outcome, (time.monotonic() - started) * 1000)
         recorded = self._retrying(
             lambda: execution.record(claim, job, outcome, self.settings.preserve_finished_jobs), patience=RECORD_PATIENCE

@@ -20,6 +20,11 @@ class RecordJob(quebec.BaseClass):
         record(self, label, value)
 
 
+class ReturnJob(quebec.BaseClass):
+    def perform(self, value):
+        return value if value != "unstorable" else object()
+
+
 class SleepJob(quebec.BaseClass):
     def perform(self, seconds, label="slept"):
         time.sleep(seconds)
