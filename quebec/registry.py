@@ -95,10 +95,17 @@ class Quebec:
         try:
             return self.jobs[class_name]
         except KeyError:
-            raise UnknownJobClass(
-                f"unknown job class {class_name!r}: no registered job has that name in this worker "
-                f"(is it in an installed app's jobs module, or passed to discover_jobs()?)"
-            ) from None
+            pass
+        # A django.tasks task is stored under its module path and found by importing it.
+        from quebec.backends import job_class_for_path
+
+        job_class = job_class_for_path(class_name) if "." in class_name else None
+        if job_class is not None:
+            return self.register_job(job_class)
+        raise UnknownJobClass(
+            f"unknown job class {class_name!r}: no registered job has that name in this worker "
+            f"(is it in an installed app's jobs module, or passed to discover_jobs()?)"
+        )
 
     def discover_jobs(self, *packages, recursive=True, on_error="raise"):
         """Import each package (and its submodules) and register the job classes defined there.

@@ -19,3 +19,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Serve static files from the finders as they are, without a collectstatic step.
 WHITENOISE_AUTOREFRESH = True
+
+# Django's Tasks framework, backed by Quebec (tests/testapp/tasks.py).
+TASKS = {
+    "default": {"BACKEND": "quebec.backends.QuebecBackend", "QUEUES": ["default", "urgent", "slow"]},
+}

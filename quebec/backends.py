@@ -1,0 +1,354 @@
+"""Quebec as a backend of Django's Tasks framework (``django.tasks``).
+
+    TASKS = {"default": {"BACKEND": "quebec.backends.QuebecBackend", "QUEUES": ["default"]}}
+
+A ``@task`` function becomes a job like any other: ``enqueue()`` writes a ``Job`` row on the
+caller's connection (inside the caller's transaction), Quebec's workers run it, and the
+dashboard shows it. Each task gets a generated ``BaseClass`` subclass, named by the task's
+module path, so retries, limits and timeouts work through the same machinery as for job classes.
+
+Django orders tasks by ``priority`` from -100 to 100, larger first; Quebec runs smaller numbers
+first, so a task's priority is stored negated. A ``TaskResult``'s id is the job's id.
+"""
+
+import dataclasses
+import inspect
+from datetime import datetime
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import TaskError
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued, task_finished, task_started
+from django.utils import timezone
+from django.utils.json import normalize_json
+from django.utils.module_loading import import_string
+
+from quebec.enqueue import MAX_QUEUE_NAME
+from quebec.job import BaseClass
+
+OPTIONS = ("database",)
+
+# Where each of Quebec's job states stands in Django's four.
+STATUSES = {
+    "ready": TaskResultStatus.READY,
+    "scheduled": TaskResultStatus.READY,
+    "blocked": TaskResultStatus.READY,
+    "claimed": TaskResultStatus.RUNNING,
+    "finished": TaskResultStatus.SUCCESSFUL,
+    "failed": TaskResultStatus.FAILED,
+    "discarded": TaskResultStatus.FAILED,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class QuebecTask(Task):
+    """A ``Task`` that takes Quebec's job options as ``@task(...)`` keyword arguments.
+
+    They mean what the ``BaseClass`` attributes of the same names mean; ``concurrency_key`` and
+    ``rate_limit_key`` are a string or a function of the task's arguments.
+    """
+
+    retry_on: tuple = ()
+    discard_on: tuple = ()
+    rescue_from: tuple = ()
+    timeout: float | None = None
+    concurrency_key: object = None
+    concurrency_limit: int | None = None
+    concurrency_duration: float | None = None
+    concurrency_on_conflict: object = None
+    rate_limit_key: object = None
+    rate_limit_max: int | None = None
+    rate_limit_duration: object = None
+    rate_limit_on_throttle: object = None
+    exclusive: bool = False
+
+
+class TaskJob(BaseClass):
+    """Runs one ``django.tasks`` task; ``job_class_for`` makes a subclass per task function."""
+
+    task = None
+
+    def perform(self, *args, **kwargs):
+        result = _started(self)
+        try:
+            value = self.task.call(*_context(self.task, result), *args, **kwargs)
+            # Stored as JSON, as Django's other stores do; anything else fails the task.
+            value = normalize_json(value)
+        except BaseException as error:
+            _finished(result, error=error)
+            raise
+        _finished(result, value=value)
+        return value
+
+
+class AsyncTaskJob(TaskJob):
+    """The same for a coroutine task: awaited by the worker, so its timeout can cancel it."""
+
+    async def perform(self, *args, **kwargs):
+        from asgiref.sync import sync_to_async
+
+        result = await sync_to_async(_started)(self)
+        try:
+            value = normalize_json(await self.task.func(*_context(self.task, result), *args, **kwargs))
+        except BaseException as error:
+            _finished(result, error=error)
+            raise
+        _finished(result, value=value)
+        return value
+
+
+def _context(task, result):
+    return (TaskContext(task_result=result),) if task.takes_context else ()
+
+
+def _started(job):
+    """The task's result as it starts (RUNNING, this attempt counted), announced by ``task_started``."""
+    backend = job.task.get_backend()
+    result = backend.get_result(str(job.id))
+    task_started.send(sender=type(backend), task_result=result)
+    return result
+
+
+def _finished(result, value=None, error=None):
+    now = timezone.now()
+    object.__setattr__(result, "finished_at", now)
+    if error is None:
+        object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
+        object.__setattr__(result, "_return_value", value)
+    else:
+        object.__setattr__(result, "status", TaskResultStatus.FAILED)
+        result.errors.append(TaskError(exception_class_path=_class_path(error), traceback=_traceback(error)))
+    task_finished.send(sender=type(result.task.get_backend()), task_result=result)
+
+
+def _class_path(error):
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+def _traceback(error):
+    import traceback
+
+    return "".join(traceback.format_exception(error))
+
+
+_job_classes = {}
+
+
+def job_class_for(task):
+    """The ``BaseClass`` subclass that runs ``task``, made once per task function."""
+    job_class = _job_classes.get(task.module_path)
+    if job_class is not None and job_class.task.func is task.func:
+        return job_class
+    base = AsyncTaskJob if inspect.iscoroutinefunction(task.func) else TaskJob
+    attributes = {"task": task, "__module__": task.func.__module__, "__qualname__": task.module_path}
+    options = _quebec_options(task)
+    for name in ("retry_on", "discard_on", "rescue_from"):
+        if options.get(name):
+            attributes[name] = list(options[name])
+    for name in ("timeout", "concurrency_limit", "concurrency_duration", "concurrency_on_conflict",
+                 "rate_limit_max", "rate_limit_duration", "rate_limit_on_throttle", "exclusive"):
+        if options.get(name) is not None:
+            attributes[name] = options[name]
+    for name in ("concurrency_key", "rate_limit_key"):
+        if options.get(name) is not None:
+            attributes[name] = _key_method(options[name])
+    if "concurrency_key" in attributes and "concurrency_limit" not in attributes:
+        attributes["concurrency_limit"] = 1
+    try:
+        job_class = type(task.func.__name__, (base,), attributes)
+    except TypeError as error:
+        raise InvalidTask(f"{task.module_path}: {error}") from None
+    _job_classes[task.module_path] = job_class
+    return job_class
+
+
+def _quebec_options(task):
+    """The options ``@task(...)`` was given beyond Django's own."""
+    if not isinstance(task, QuebecTask):
+        return {}
+    django_fields = {field.name for field in dataclasses.fields(Task)}
+    return {field.name: getattr(task, field.name) for field in dataclasses.fields(QuebecTask)
+            if field.name not in django_fields}
+
+
+def _key_method(key):
+    if callable(key):
+        return lambda self, *args, **kwargs: key(*args, **kwargs)
+    return lambda self, *args, **kwargs: key
+
+
+def job_class_for_path(path):
+    """The job class of the task at ``path`` (a stored ``Job.class_name``), or None if ``path``
+    does not name a task of a Quebec backend."""
+    try:
+        task = import_string(path)
+    except ImportError:
+        return None
+    if not isinstance(task, Task) or not isinstance(task.get_backend(), QuebecBackend):
+        return None
+    return job_class_for(task)
+
+
+class QuebecBackend(BaseTaskBackend):
+    task_class = QuebecTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias, params):
+        super().__init__(alias, params)
+        self.using = self.options.get("database", "default")
+
+    def validate_task(self, task):
+        super().validate_task(task)
+        job_class_for(task)  # refuses options that cannot work, when the task is defined
+
+    def enqueue(self, task, args, kwargs):
+        from quebec.enqueue import enqueue_now
+
+        self.validate_task(task)
+        # Django's tasks take JSON arguments; refuse anything else here, not in the worker.
+        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
+        configured = job_class_for(task).set(queue=task.queue_name, priority=-task.priority, wait_until=task.run_after)
+        (handle,) = enqueue_now([configured.build(*args, **kwargs)], self.using)
+        job = handle._job
+        result = TaskResult(
+            task=task,
+            id=str(job.pk),
+            status=TaskResultStatus.READY,
+            enqueued_at=job.created_at,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        task_enqueued.send(sender=type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id):
+        from quebec.models import ClaimedExecution, Job
+        from quebec.serialization import deserialize_arguments
+
+        try:
+            pk = int(result_id)
+        except (TypeError, ValueError):
+            raise TaskResultDoesNotExist(result_id) from None
+        fields = ("class_name", "queue_name", "priority", "arguments", "attempts", "return_value", "created_at",
+                  "scheduled_at", "finished_at", "discarded_at", "status")
+        row = Job.objects.using(self.using).with_status().filter(pk=pk).values(*fields).first()
+        if row is None:
+            raise TaskResultDoesNotExist(result_id)
+        task = self._task(row, result_id)
+        status = STATUSES.get(row["status"], TaskResultStatus.READY)
+        attempts = row["attempts"] or []
+        worker_ids = [attempt["process"] for attempt in attempts]
+        claimed_at = None
+        if status == TaskResultStatus.RUNNING:
+            claim = ClaimedExecution.objects.using(self.using).filter(job_id=pk).values("created_at", "process__name")
+            claim = claim.first()
+            if claim is not None:
+                claimed_at = claim["created_at"]
+                worker_ids.append(claim["process__name"] or "")
+        args, kwargs = deserialize_arguments(row["arguments"])
+        result = TaskResult(
+            task=task,
+            id=str(pk),
+            status=status,
+            enqueued_at=row["created_at"],
+            started_at=_parse(attempts[0]["started_at"]) if attempts else claimed_at,
+            finished_at=self._finished_at(status, row, attempts),
+            last_attempted_at=claimed_at or (_parse(attempts[-1]["started_at"]) if attempts else None),
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[
+                TaskError(exception_class_path=attempt["error"]["exception_class"],
+                          traceback=attempt["error"]["backtrace"])
+                for attempt in attempts if "error" in attempt
+            ],
+            worker_ids=worker_ids,
+        )
+        if status == TaskResultStatus.SUCCESSFUL:
+            object.__setattr__(result, "_return_value", row["return_value"])
+        return result
+
+    def _task(self, row, result_id):
+        try:
+            task = import_string(row["class_name"])
+        except ImportError:
+            task = None
+        if not isinstance(task, Task):
+            raise TaskResultDoesNotExist(f"job {result_id} ({row['class_name']}) is not a task")
+        # The options it was enqueued with; run_after is not kept apart from a retry's time.
+        priority = max(-100, min(100, -row["priority"]))
+        return task.using(priority=priority, queue_name=row["queue_name"], backend=self.alias)
+
+    @staticmethod
+    def _finished_at(status, row, attempts):
+        if status == TaskResultStatus.SUCCESSFUL:
+            return row["finished_at"]
+        if status == TaskResultStatus.FAILED:
+            return row["discarded_at"] or (_parse(attempts[-1]["finished_at"]) if attempts else None)
+        return None
+
+    def check(self, **kwargs):
+        messages = []
+        if not apps.is_installed("quebec"):
+            messages.append(checks.Error(
+                f"TASKS[{self.alias!r}] uses quebec.backends.QuebecBackend, but 'quebec' is not in INSTALLED_APPS",
+                hint="Add 'quebec' to INSTALLED_APPS and run migrate.", id="quebec.E003"))
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:
+            messages.append(checks.Error(
+                f"TASKS[{self.alias!r}]['OPTIONS'] has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"QuebecBackend takes {', '.join(map(repr, OPTIONS))}", id="quebec.E004"))
+        if self.using not in settings.DATABASES:
+            messages.append(checks.Error(
+                f"TASKS[{self.alias!r}]['OPTIONS']['database'] is {self.using!r}, which is not in DATABASES",
+                id="quebec.E004"))
+        messages += self._check_queues()
+        return messages
+
+    def _check_queues(self):
+        from quebec import conf
+
+        bad = [q for q in self.queues if not isinstance(q, str) or not q or len(q) > MAX_QUEUE_NAME]
+        if bad:
+            return [checks.Error(
+                f"TASKS[{self.alias!r}]['QUEUES'] has invalid queue name(s) {bad!r}: each must be a non-empty "
+                f"string of at most {MAX_QUEUE_NAME} characters", id="quebec.E005")]
+        try:
+            settings_ = conf.get()
+        except conf.ConfigError:
+            return []  # reported by quebec.E001
+        messages = []
+        selectors = [selector for worker in settings_.workers for selector in worker.queues]
+        unserved = sorted(q for q in self.queues if not any(_matches(selector, q) for selector in selectors))
+        if unserved:
+            messages.append(checks.Warning(
+                f"TASKS[{self.alias!r}]['QUEUES'] has queue(s) no configured worker reads: {', '.join(unserved)}",
+                hint="Add them to a worker's queues in QUEBEC / queue.yml, or use '*'.", id="quebec.W002"))
+        if not settings_.preserve_finished_jobs:
+            messages.append(checks.Warning(
+                "preserve_finished_jobs is off, so a task's row is deleted when it succeeds and get_result() "
+                "cannot find it afterwards", id="quebec.W003"))
+        return messages
+
+
+def _matches(selector, queue):
+    if selector.endswith("*"):
+        return queue.startswith(selector[:-1])
+    return selector == queue
+
+
+def _parse(value):
+    return datetime.fromisoformat(value) if value else None
