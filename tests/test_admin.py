@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from quebec.models import Job, Pause, Process, RecurringTask
+from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
     _whitenoise_without_collectstatic,
@@ -11,7 +12,7 @@ from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     scheduled_job,
     staff_client,
 )
-from tests.testapp.jobs import RecordJob
+from tests.testapp.jobs import ChaosJob, RecordJob, ReturnJob
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +201,69 @@ def test_recurring_tasks_page_shows_schedule_and_last_run(admin_client):
     assert admin.last_status_label(rows["idle"]) == "-"
     assert "every day at 3am" in response.content.decode()
     assert "At 03:00 (UTC)" in response.content.decode()  # the schedule in words
+
+
+ESCAPED = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+
+
+def detail(client, handle):
+    return client.get(reverse("admin:quebec_job_change", args=[handle.id])).content.decode()
+
+
+def attempt_rows(body):
+    table = body.split('id="quebec-attempts"')[1].split("</table>")[0]
+    return table.split("<tbody>")[1].split("</tr>")[:-1]
+
+
+def test_job_detail_lists_attempts_newest_first_with_errors_escaped(admin_client):
+    handle = RecordJob.perform_later()
+    retried = {"exception_class": "tests.testapp.jobs.Flaky", "message": HOSTILE, "backtrace": f"Traceback\n{HOSTILE}"}
+    Job.objects.filter(pk=handle.id).update(executions=2, return_value={"sent": 3, "note": HOSTILE}, attempts=[
+        {"number": 1, "process": "worker-a", "started_at": "2026-01-01T10:00:00+00:00",
+         "finished_at": "2026-01-01T10:00:02.500000+00:00", "outcome": "retry", "error": retried},
+        {"number": 2, "process": HOSTILE, "started_at": "2026-01-01T10:01:00+00:00",
+         "finished_at": "2026-01-01T10:01:00.035000+00:00", "outcome": "finished"},
+    ])
+    body = detail(admin_client, handle)
+    newest, oldest = attempt_rows(body)
+    assert ">2</th>" in newest and "35 ms" in newest and "Finished" in newest and "<details" not in newest
+    assert ">1</th>" in oldest and "2.5 s" in oldest and "Raised, retried" in oldest and "worker-a" in oldest
+    assert "tests.testapp.jobs.Flaky" in oldest and "<details" in oldest and "<summary>Backtrace</summary>" in oldest
+    assert HOSTILE not in body
+    assert ESCAPED in newest and oldest.count(ESCAPED) == 2  # the message and the backtrace
+    return_value = body.split('id="quebec-return-value">')[1].split("</pre>")[0]
+    assert return_value == '{\n  &quot;note&quot;: &quot;%s&quot;,\n  &quot;sent&quot;: 3\n}' % ESCAPED
+
+
+def test_job_detail_without_attempts_says_why_in_a_sentence(admin_client):
+    handle = RecordJob.perform_later()
+    body = detail(admin_client, handle)
+    assert "This job has not run yet." in body and 'id="quebec-attempts"' not in body
+    assert 'id="quebec-return-value"' not in body
+    Job.objects.filter(pk=handle.id).update(executions=1)  # ran before the attempts column existed
+    assert "ran before Quebec kept a history of attempts" in detail(admin_client, handle)
+
+
+def test_job_detail_survives_attempts_it_cannot_read(admin_client):
+    handle = RecordJob.perform_later()
+    Job.objects.filter(pk=handle.id).update(return_value=False, attempts=[
+        "not an attempt", {"outcome": "failed", "started_at": "yesterday", "error": "gone"}, {},
+    ])
+    body = detail(admin_client, handle)
+    assert len(attempt_rows(body)) == 2
+    assert "Failed" in attempt_rows(body)[1] and "?" in attempt_rows(body)[1]
+    assert 'id="quebec-return-value">false</pre>' in body  # false is a value, not the absence of one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_detail_shows_the_attempts_and_return_value_a_worker_recorded(admin_client, start):
+    flaky = ChaosJob.perform_later("flaky-then-ok")
+    returning = ReturnJob.perform_later({"total": 3})
+    start(preserve_finished_jobs=True)
+    wait_until(lambda: finished(flaky, returning), message="both jobs to finish")
+    newest, oldest = attempt_rows(detail(admin_client, flaky))
+    assert "Finished" in newest and "Raised, retried" in oldest and "tests.testapp.jobs.Flaky" in oldest
+    assert "<td>worker-" in newest and "Traceback" in oldest
+    body = detail(admin_client, returning)
+    assert len(attempt_rows(body)) == 1
+    assert '&quot;total&quot;: 3' in body.split('id="quebec-return-value"')[1]

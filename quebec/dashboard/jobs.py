@@ -1,11 +1,15 @@
 """What the job detail page says about one job: its state, why it is there, how it got there."""
 
 import dataclasses
+import datetime
 import json
 
 from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from quebec.dashboard import stats
 from quebec.models import EXECUTION_STATES, Pause, RecurringExecution
 from quebec.registry import UnknownJobClass, default
 
@@ -36,7 +40,75 @@ def describe(job):
 
 
 def pretty_arguments(job):
-    return json.dumps(job.arguments, indent=2, ensure_ascii=False, sort_keys=True)
+    return pretty_json(job.arguments)
+
+
+def pretty_json(value):
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+OUTCOME_LABELS = {
+    "finished": gettext_lazy("Finished"),
+    "failed": gettext_lazy("Failed"),
+    "retry": gettext_lazy("Raised, retried"),
+    "discarded": gettext_lazy("Discarded"),
+}
+
+
+@dataclasses.dataclass
+class Attempt:
+    """One run of a job, as the worker recorded it in ``Job.attempts``."""
+
+    number: object
+    process: str
+    started_at: datetime.datetime | None
+    finished_at: datetime.datetime | None
+    outcome: str
+    error: dict
+
+    @property
+    def outcome_label(self):
+        return OUTCOME_LABELS.get(self.outcome, self.outcome or "?")
+
+    @property
+    def duration(self):
+        if self.started_at is None or self.finished_at is None:
+            return "?"
+        return format_run_time(self.finished_at - self.started_at)
+
+
+def attempts(job):
+    """The job's runs, newest first; entries written by hand or by older versions may lack keys."""
+    return [_attempt(entry) for entry in reversed(job.attempts or []) if isinstance(entry, dict)]
+
+
+def _attempt(entry):
+    error = entry.get("error")
+    return Attempt(
+        number=entry.get("number", "?"),
+        process=entry.get("process") or "?",
+        started_at=_moment(entry.get("started_at")),
+        finished_at=_moment(entry.get("finished_at")),
+        outcome=entry.get("outcome") or "",
+        error=error if isinstance(error, dict) else {},
+    )
+
+
+def _moment(text):
+    try:
+        return parse_datetime(text) if isinstance(text, str) else None
+    except ValueError:  # well formatted but out of range, such as a 25th hour
+        return None
+
+
+def format_run_time(duration):
+    """``"35 ms"``, ``"2.4 s"``, then the two largest units: runs are often shorter than a second."""
+    seconds = duration.total_seconds()
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return stats.format_duration(duration)
 
 
 def retries(job):

@@ -203,7 +203,8 @@ STATE_ACTIONS = {
 
 
 def job_detail(request, model_admin, object_id):
-    """One job: what it is, its arguments, its state and why, its error, and what can be done."""
+    """One job: what it is, its arguments, its state and why, its error, its attempts, what it
+    returned, and what can be done."""
     job = model_admin.get_object(request, object_id)
     if job is None:
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
@@ -224,6 +225,8 @@ def job_detail(request, model_admin, object_id):
         "state": state,
         "status_label": STATUS_LABELS.get(job.status, job.status),
         "arguments": jobs.pretty_arguments(job),
+        "attempts": jobs.attempts(job),
+        "return_value": None if job.return_value is None else jobs.pretty_json(job.return_value),
         "actions": actions,
     }
     return TemplateResponse(request, "quebec/job_detail.html", context)
