@@ -6,15 +6,21 @@ pause, resume), as a CSRF-checked POST, for users holding the model's change per
 admin's own add, edit and delete forms stay off.
 """
 
+import hashlib
 import json
 
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import path, re_path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
 from quebec import models
 from quebec.dashboard import bulk, lists, stats, views
@@ -31,6 +37,7 @@ class QuebecModelAdmin(admin.ModelAdmin):
     list_per_page = 50
     tab = None
     list_title = None
+    live_rows = True  # the list's rows refresh in place (see rows_view)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -54,14 +61,51 @@ class QuebecModelAdmin(admin.ModelAdmin):
     def get_list_title(self, request):
         return self.list_title
 
+    def get_urls(self):
+        if not self.live_rows:
+            return super().get_urls()
+        name = f"{self.opts.app_label}_{self.opts.model_name}_rows"
+        return [path("rows/", self.admin_site.admin_view(self.rows_view), name=name), *super().get_urls()]
+
     def changelist_view(self, request, extra_context=None):
         context = {**views.page_context(request, self.get_tab(request)), **(extra_context or {})}
         if self.get_list_title(request):
             context.setdefault("title", self.get_list_title(request))
+        return self._changelist(request, context)
+
+    @method_decorator(never_cache)
+    @method_decorator(require_safe)
+    def rows_view(self, request):
+        """The list's rows, actions bar and page links for the same filters, search and page, as
+        JSON with a digest: the refresh script swaps them in when the digest changes."""
+        response = self._changelist(request, {})
+        rows = getattr(response, "context_data", {}).get("quebec_rows")
+        if rows is None:  # the admin redirects filters it cannot apply
+            return HttpResponseBadRequest(str(_("These filters do not apply to this list.")))
+        return JsonResponse({"html": rows, "digest": response.context_data["quebec_rows_digest"]})
+
+    def get_preserved_filters(self, request):
+        # Rows rendered for the refresh link to job pages with the page's filters, as the page does.
+        match = request.resolver_match
+        if match and match.url_name == f"{self.opts.app_label}_{self.opts.model_name}_rows":
+            return request.GET.urlencode()
+        return super().get_preserved_filters(request)
+
+    def _changelist(self, request, context):
         response = super().changelist_view(request, context)
-        cl = getattr(response, "context_data", {}).get("cl")
-        if cl is not None and getattr(cl, "capped", False):
-            response.context_data["selection_note_all"] = _("All %(total)s selected") % {"total": cl.result_count_display}
+        data = getattr(response, "context_data", None) or {}
+        cl = data.get("cl")
+        if cl is None:  # a redirect or a confirmation page
+            return response
+        if getattr(cl, "capped", False):
+            data["selection_note_all"] = _("All %(total)s selected") % {"total": cl.result_count_display}
+        if self.live_rows:
+            rows = render_to_string("quebec/includes/change_list_rows.html", data, request)
+            data["quebec_rows"] = rows
+            data["quebec_rows_digest"] = hashlib.sha256(rows.encode()).hexdigest()[:20]
+            query = request.GET.urlencode()
+            url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_rows")
+            data["quebec_rows_url"] = f"{url}?{query}" if query else url
         return response
 
 
@@ -244,6 +288,7 @@ class PauseAdmin(QuebecModelAdmin):
     """The queues page: every queue's size, latency and pause, with pause and resume."""
 
     tab = "queues"
+    live_rows = False  # the queues page refreshes through the live endpoint's fragments
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from quebec.models import Job, Pause
 from tests.conftest import wait_until
-from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail  # noqa: F401  (fixture)
+from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail, failed_job  # noqa: F401  (fixture)
 from tests.testapp.jobs import RecordJob
 
 pytestmark = [
@@ -87,6 +87,11 @@ class Dashboard:
 
     def all(self, selector):
         return self.browser.find_elements(self.by.CSS_SELECTOR, selector)
+
+    def choose(self, selector, value):
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.css(selector)).select_by_value(value)
 
     def wait_for(self, condition, timeout=20):
         return self.wait_class(self.browser, timeout, poll_frequency=0.2).until(lambda _: condition())
@@ -162,3 +167,63 @@ def test_counts_change_live_without_a_reload(dashboard):
     assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
     assert Job.objects.count() == 2
     dashboard.screenshot("live-count")
+
+
+def job_links(dashboard):
+    return {link.text for link in dashboard.all("#result_list .field-job_link a")}
+
+
+def test_list_rows_change_live_without_a_reload(dashboard, start):
+    waiting = RecordJob.set(queue="live").perform_later("first")
+    dashboard.open("/admin/quebec/readyexecution/?queue_name=live")
+    assert job_links(dashboard) == {f"#{waiting.id}"}
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    RecordJob.set(queue="elsewhere").perform_later("filtered out")
+    second = RecordJob.set(queue="live").perform_later("second")
+    dashboard.wait_for(lambda: job_links(dashboard) == {f"#{waiting.id}", f"#{second.id}"})
+    dashboard.screenshot("ready-rows-live")
+    start(threads=1, preserve_finished_jobs=True)
+    wait_until(lambda: Job.objects.filter(finished_at__isnull=False).count() == 3, message="the jobs to run")
+    dashboard.wait_for(lambda: not job_links(dashboard))
+    assert "0 ready executions" in dashboard.css(".quebec-result-count").text
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    dashboard.screenshot("ready-rows-drained")
+
+
+def test_finished_list_fills_as_a_worker_runs_jobs(dashboard, start):
+    dashboard.open("/admin/quebec/job/?status=finished")
+    assert not job_links(dashboard)
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    handles = [RecordJob.perform_later(label) for label in ("one", "two")]
+    start(threads=1, preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: job_links(dashboard) == {f"#{handle.id}" for handle in handles})
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    dashboard.screenshot("finished-rows-live")
+
+
+def test_rows_stay_while_the_user_selects_and_a_hint_says_the_list_changed(dashboard):
+    first = failed_job("first")
+    dashboard.open("/admin/quebec/failedexecution/")
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    dashboard.css("input.action-select").click()
+    second = failed_job("second")
+    hint = dashboard.css("[data-quebec-rows-hint]")
+    dashboard.wait_for(hint.is_displayed)
+    assert job_links(dashboard) == {f"#{first.id}"}
+    assert dashboard.css("input.action-select").is_selected()
+    dashboard.screenshot("rows-held-while-selecting")
+    dashboard.css("input.action-select").click()  # nothing selected any more: the rows may change
+    dashboard.wait_for(lambda: job_links(dashboard) == {f"#{first.id}", f"#{second.id}"})
+    assert not hint.is_displayed()
+    dashboard.css("#action-toggle").click()  # the admin's select-all works on the new rows
+    assert dashboard.css(".action-counter").text == "2 of 2 selected"
+    assert all(box.is_selected() for box in dashboard.all("input.action-select"))
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    assert dashboard.browser.execute_script(
+        "return Object.hasOwn(document, 'addEventListener') || Object.hasOwn(window, 'addEventListener')"
+    ) is False  # the rebinding left the document's own methods in place
+    dashboard.screenshot("rows-refreshed-then-selected")
+    dashboard.choose("select[name=action]", "retry")
+    dashboard.css("button[name=index]").click()
+    dashboard.wait_for(lambda: dashboard.all('[data-quebec-action="confirm"]'))
+    assert "2 job(s) will be affected" in dashboard.css(".quebec-confirm").text

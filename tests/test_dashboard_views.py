@@ -1,15 +1,17 @@
 """The live-refresh and chart endpoints, the numbers behind them, and every page's query budget."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from quebec.dashboard import stats
-from quebec.models import FailedExecution, Job, Pause, Process, RecurringTask
+from quebec.models import FailedExecution, Job, Pause, Process, ReadyExecution, RecurringTask
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
     VIEW_ALL,
@@ -143,6 +145,15 @@ BUDGETS = {
     "/admin/quebec/process/": 20,
     "/admin/quebec/job/live/?fragments=queues,failures,workers": 15,
     "/admin/quebec/job/throughput/?range=week": 5,
+    "/admin/quebec/job/rows/": 8,
+    "/admin/quebec/job/rows/?status=finished": 8,
+    "/admin/quebec/readyexecution/rows/": 8,
+    "/admin/quebec/scheduledexecution/rows/": 8,
+    "/admin/quebec/claimedexecution/rows/": 8,
+    "/admin/quebec/blockedexecution/rows/": 8,
+    "/admin/quebec/failedexecution/rows/?queue_name=q1": 8,
+    "/admin/quebec/recurringtask/rows/?q=task": 8,
+    "/admin/quebec/process/rows/": 8,
 }
 
 
@@ -162,3 +173,86 @@ def test_job_detail_issues_a_bounded_number_of_queries(admin_client, django_asse
     FailedExecution.objects.get().retry()
     with django_assert_max_num_queries(20):
         admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
+
+
+# Each list page and the model whose view permission shows it.
+LISTS = {
+    "/admin/quebec/job/": "job",
+    "/admin/quebec/job/?status=finished": "job",
+    "/admin/quebec/readyexecution/": "readyexecution",
+    "/admin/quebec/scheduledexecution/": "scheduledexecution",
+    "/admin/quebec/claimedexecution/": "claimedexecution",
+    "/admin/quebec/blockedexecution/": "blockedexecution",
+    "/admin/quebec/failedexecution/": "failedexecution",
+    "/admin/quebec/recurringtask/": "recurringtask",
+    "/admin/quebec/process/": "process",
+}
+
+
+def rows_url(page):
+    path, _, query = page.partition("?")
+    return f"{path}rows/?{query}" if query else f"{path}rows/"
+
+
+def job_ids(html):
+    return {int(pk) for pk in re.findall(r"/admin/quebec/job/(\d+)/change/", html)}
+
+
+@pytest.mark.parametrize("page", LISTS)
+def test_rows_endpoint_renders_the_rows_the_page_shows(admin_client, page):
+    RecordJob.perform_later(HOSTILE)
+    scheduled_job(HOSTILE)
+    failed_job(HOSTILE, message=HOSTILE)
+    Process.objects.register("Worker", HOSTILE, {"queues": [HOSTILE]})
+    RecurringTask.objects.create(key=HOSTILE, schedule="every hour", class_name="tests.testapp.jobs.RecordJob")
+    body = admin_client.get(page).content.decode()
+    data = admin_client.get(rows_url(page)).json()
+    assert data["html"] in body
+    assert f'data-quebec-digest="{data["digest"]}"' in body
+    assert f'data-quebec-rows-url="{rows_url(page)}"' in body
+    assert HOSTILE not in data["html"]
+
+
+def test_rows_follow_the_filters_search_and_page_of_the_list(admin_client, monkeypatch):
+    mail = RecordJob.set(queue="mail").perform_later("alice")
+    report = RecordJob.set(queue="reports").perform_later("bob")
+
+    def shown(**query):
+        return job_ids(admin_client.get("/admin/quebec/readyexecution/rows/", query).json()["html"])
+
+    assert shown() == {mail.id, report.id}
+    assert shown(queue_name="mail") == {mail.id}
+    assert shown(q="bob") == {report.id}
+    assert shown(q="bob", queue_name="mail") == set()
+    monkeypatch.setattr(admin.site._registry[ReadyExecution], "list_per_page", 1)
+    assert shown(p="2") == {report.id}
+    assert "?p=1" in admin_client.get("/admin/quebec/readyexecution/rows/", {"p": "2"}).json()["html"]
+
+
+def test_the_rows_digest_changes_with_the_rows_and_only_then(admin_client):
+    first = admin_client.get("/admin/quebec/readyexecution/rows/").json()
+    assert admin_client.get("/admin/quebec/readyexecution/rows/").json() == first
+    handle = RecordJob.perform_later()
+    second = admin_client.get("/admin/quebec/readyexecution/rows/").json()
+    assert second["digest"] != first["digest"] and job_ids(second["html"]) == {handle.id}
+
+
+def test_rows_of_a_list_with_actions_carry_the_actions_bar(admin_client):
+    failed_job()
+    html = admin_client.get("/admin/quebec/failedexecution/rows/").json()["html"]
+    assert 'name="action"' in html and 'class="action-select"' in html and "0 of 1 selected" in html
+
+
+@pytest.mark.parametrize(("page", "model_name"), LISTS.items())
+def test_rows_endpoint_needs_the_lists_view_permission(client, staff_client, page, model_name):
+    response = client.get(rows_url(page))
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert staff_client("view_semaphore").get(rows_url(page)).status_code == 403
+    assert staff_client(f"view_{model_name}").get(rows_url(page)).status_code == 200
+
+
+def test_rows_endpoint_only_reads_and_rejects_filters_it_cannot_apply(admin_client):
+    failed_job()
+    assert admin_client.post("/admin/quebec/failedexecution/rows/", {"action": "discard"}).status_code == 405
+    assert FailedExecution.objects.count() == 1
+    assert admin_client.get("/admin/quebec/readyexecution/rows/", {"no_such_field": "1"}).status_code == 400

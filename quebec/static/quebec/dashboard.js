@@ -1,8 +1,10 @@
-/* Quebec dashboard: live counts and tables, and the throughput chart.
+/* Quebec dashboard: live counts and tables, list rows, and the throughput chart.
  *
  * Polls the live endpoint every few seconds while the tab is visible (and at once when it
  * becomes visible again); the server renders every fragment, escaped, so this script only
- * swaps them in. The chart is plain SVG drawn from the throughput endpoint's JSON.
+ * swaps them in. A list page also polls its rows endpoint, with the page's own filters, search
+ * and page, and swaps the rows in unless the user is selecting rows or picking an action.
+ * The chart is plain SVG drawn from the throughput endpoint's JSON.
  */
 (function () {
     "use strict";
@@ -38,6 +40,68 @@
                 el.innerHTML = html;  // rendered and escaped by the server's templates
                 el.dataset.quebecHtml = html;
             }
+        }
+    }
+
+    /* Rows ticked, "select all N" chosen, or the actions bar in use: a swap would lose that work. */
+    function listInUse(rows) {
+        const actions = rows.querySelector(".actions");
+        return Boolean(
+            rows.querySelector("input.action-select:checked")
+            || [...rows.querySelectorAll("input.select-across")].some((input) => input.value === "1")
+            || [...rows.querySelectorAll(".actions select")].some((select) => select.value)
+            || (actions && actions.contains(document.activeElement))
+        );
+    }
+
+    /* Call setUp() and return a function that removes the listeners it added to the document
+     * and the window; listeners on replaced elements go away with them. */
+    function undoableListeners(setUp) {
+        const added = [];
+        const targets = [document, window];
+        for (const target of targets) {
+            const original = target.addEventListener;
+            target.addEventListener = function (...args) {
+                added.push([target, args]);
+                return original.apply(target, args);
+            };
+        }
+        try {
+            setUp();
+        } finally {
+            for (const target of targets) {
+                delete target.addEventListener;  // back to EventTarget's own method
+            }
+        }
+        return () => added.forEach(([target, args]) => target.removeEventListener(...args));
+    }
+
+    /* The admin's actions script binds to the rows it found at load: bind it to the new ones. */
+    let unbindActions = () => {};
+    function bindActions(rows) {
+        unbindActions();
+        unbindActions = () => {};
+        const checkboxes = rows.querySelectorAll("tr input.action-select");
+        if (window.Actions && checkboxes.length) {
+            unbindActions = undoableListeners(() => window.Actions(checkboxes));
+        }
+    }
+
+    async function refreshRows(rows, hint) {
+        const response = await fetch(rows.dataset.quebecRowsUrl, {credentials: "same-origin", headers: {Accept: "application/json"}});
+        if (!response.ok) {
+            return;
+        }
+        const data = await response.json();
+        if (data.digest === rows.dataset.quebecDigest) {
+            hint.hidden = true;
+        } else if (listInUse(rows)) {
+            hint.hidden = false;
+        } else {
+            rows.innerHTML = data.html;  // rendered and escaped by the server's templates
+            rows.dataset.quebecDigest = data.digest;
+            hint.hidden = true;
+            bindActions(rows);
         }
     }
 
@@ -147,6 +211,11 @@
         const url = liveUrl();
         if (url) {
             whileVisible(() => refreshLive(url), REFRESH_MS);
+        }
+        const rows = document.querySelector("[data-quebec-rows-url]");
+        if (rows) {
+            const hint = document.querySelector("[data-quebec-rows-hint]");
+            whileVisible(() => refreshRows(rows, hint), REFRESH_MS);
         }
         setUpChart();
     });
