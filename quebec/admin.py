@@ -19,6 +19,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -38,6 +39,8 @@ class QuebecModelAdmin(admin.ModelAdmin):
     tab = None
     list_title = None
     live_rows = True  # the list's rows refresh in place (see rows_view)
+    # Under the list: "count" picks the plural, "shown" is the count as shown ("10,000+").
+    count_text = ngettext_lazy("%(shown)s row", "%(shown)s rows", "count")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -113,6 +116,7 @@ class JobListAdmin(QuebecModelAdmin):
     """Lists of jobs: search by id, active job id or argument text; filter by class and queue."""
 
     list_display_links = None
+    count_text = ngettext_lazy("%(shown)s job", "%(shown)s jobs", "count")
     job_fields = {"class_name": "job__class_name", "queue_name": "job__queue_name"}
     uuid_field = "job__active_job_id"
     text_fields = ("job__arguments",)
@@ -230,7 +234,9 @@ class ClaimedExecutionAdmin(JobListAdmin):
     @admin.display(description=_("process"))
     def process_name(self, obj):
         process = obj.process
-        return f"{process.name} ({process.hostname}, pid {process.pid})" if process else _("gone")
+        if process is None:
+            return _("gone")
+        return _("%(name)s (%(host)s, pid %(pid)s)") % {"name": process.name, "host": process.hostname, "pid": process.pid}
 
 
 @admin.register(models.BlockedExecution)
@@ -306,6 +312,7 @@ class PauseAdmin(QuebecModelAdmin):
 class RecurringTaskAdmin(QuebecModelAdmin):
     tab = "recurring"
     list_title = _("Recurring tasks")
+    count_text = ngettext_lazy("%(shown)s recurring task", "%(shown)s recurring tasks", "count")
     list_display = ("key", "schedule", "in_words", "target", "queue", "next_run_at", "last_run_at",
                     "last_status_label", "paused")
     search_fields = ("key", "class_name", "command", "description")
@@ -389,6 +396,7 @@ class RecurringTaskAdmin(QuebecModelAdmin):
 class ProcessAdmin(QuebecModelAdmin):
     tab = "processes"
     list_title = _("Processes")
+    count_text = ngettext_lazy("%(shown)s process", "%(shown)s processes", "count")
     list_display = ("name", "kind", "hostname", "pid", "queues", "threads", "details", "last_heartbeat_at", "alive",
                     "supervisor")
     list_filter = ("kind",)

@@ -1,7 +1,12 @@
 """The dashboard's admin pages: each renders, shows what it should, and escapes what it shows."""
 
+import ast
+import gettext
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from quebec.models import Job, Pause, Process, RecurringTask
 from tests.conftest import finished, wait_until
@@ -267,3 +272,58 @@ def test_job_detail_shows_the_attempts_and_return_value_a_worker_recorded(admin_
     body = detail(admin_client, returning)
     assert len(attempt_rows(body)) == 1
     assert '&quot;total&quot;: 3' in body.split('id="quebec-return-value"')[1]
+
+
+LOCALE = Path(__file__).resolve().parent.parent / "quebec" / "locale"
+
+
+def test_the_overview_speaks_french(admin_client, some_jobs):
+    with translation.override("fr"):
+        body = admin_client.get("/admin/quebec/").content.decode()
+    assert '<html lang="fr"' in body
+    for french in ("Vue d’ensemble", "Tâches traitées et en échec", "Derniers échecs", "Processus vivants", "Planifié"):
+        assert french in body
+    assert "Latest failures" not in body and "Jobs processed and failed" not in body
+
+
+def test_lists_and_job_pages_speak_french(admin_client, some_jobs):
+    with translation.override("fr"):
+        ready = admin_client.get("/admin/quebec/readyexecution/").content.decode()
+        job = detail(admin_client, some_jobs["failed"])
+    assert "Tâches prêtes" in ready and "1 tâche<" in ready
+    assert "En échec" in job and "Tentatives" in job and "Trace d’appels" in job
+
+
+def po_catalog(path):
+    """The translations a .po file holds: {(context, msgid): msgstr or (plural forms)}."""
+    catalog = {}
+    for entry in path.read_text(encoding="utf-8").split("\n\n")[1:]:
+        fields, key = {}, None
+        for line in entry.splitlines():
+            if line.startswith("#"):
+                continue
+            if line.startswith('"'):
+                fields[key] += ast.literal_eval(line)
+            else:
+                key, _, value = line.partition(" ")
+                fields[key] = ast.literal_eval(value)
+        forms = tuple(value for name, value in sorted(fields.items()) if name.startswith("msgstr["))
+        catalog[fields.get("msgctxt"), fields["msgid"]] = forms or fields["msgstr"]
+    return catalog
+
+
+@pytest.mark.parametrize("language", [path.name for path in LOCALE.iterdir()])
+def test_compiled_translations_match_their_sources(language):
+    """The .mo files ship in the repository (no gettext needed to install): each must be
+    compiled from its .po as it is now, and translate every string."""
+    messages = LOCALE / language / "LC_MESSAGES"
+    with (messages / "django.mo").open("rb") as compiled_file:
+        compiled = gettext.GNUTranslations(compiled_file)
+    for (context, msgid), translated in po_catalog(messages / "django.po").items():
+        assert translated, f"{msgid!r} has no {language} translation"
+        if isinstance(translated, tuple):
+            assert compiled.ngettext(msgid, "", 2) in translated, msgid
+        elif context:
+            assert compiled.pgettext(context, msgid) == translated, msgid
+        else:
+            assert compiled.gettext(msgid) == translated, msgid

@@ -185,7 +185,7 @@ def test_list_rows_change_live_without_a_reload(dashboard, start):
     start(threads=1, preserve_finished_jobs=True)
     wait_until(lambda: Job.objects.filter(finished_at__isnull=False).count() == 3, message="the jobs to run")
     dashboard.wait_for(lambda: not job_links(dashboard))
-    assert "0 ready executions" in dashboard.css(".quebec-result-count").text
+    assert "0 jobs" in dashboard.css(".quebec-result-count").text
     assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
     dashboard.screenshot("ready-rows-drained")
 

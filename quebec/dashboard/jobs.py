@@ -105,9 +105,9 @@ def format_run_time(duration):
     """``"35 ms"``, ``"2.4 s"``, then the two largest units: runs are often shorter than a second."""
     seconds = duration.total_seconds()
     if seconds < 1:
-        return f"{max(seconds, 0) * 1000:.0f} ms"
+        return _("%(milliseconds).0f ms") % {"milliseconds": max(seconds, 0) * 1000}
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("%(seconds).1f s") % {"seconds": seconds}
     return stats.format_duration(duration)
 
 

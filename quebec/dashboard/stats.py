@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Count, Min
 from django.db.models.functions import Trunc
 from django.utils import timezone
+from django.utils.translation import pgettext
 
 from quebec import conf
 from quebec.models import (
@@ -75,7 +76,12 @@ class Queue:
 def format_duration(duration):
     """``"45 s"``, ``"3 min 5 s"``, ``"2 h 10 min"``, ``"3 d 4 h"``: the two largest units."""
     seconds = int(duration.total_seconds())
-    parts = [(seconds // 86400, "d"), (seconds // 3600 % 24, "h"), (seconds // 60 % 60, "min"), (seconds % 60, "s")]
+    parts = [
+        (seconds // 86400, pgettext("abbreviation of days", "d")),
+        (seconds // 3600 % 24, pgettext("abbreviation of hours", "h")),
+        (seconds // 60 % 60, pgettext("abbreviation of minutes", "min")),
+        (seconds % 60, pgettext("abbreviation of seconds", "s")),
+    ]
     while len(parts) > 1 and parts[0][0] == 0:
         parts.pop(0)
     return " ".join(f"{value} {unit}" for value, unit in parts[:2] if value or len(parts) == 1)
