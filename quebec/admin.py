@@ -64,11 +64,14 @@ class QuebecModelAdmin(admin.ModelAdmin):
     def get_list_title(self, request):
         return self.list_title
 
+    @property
+    def rows_url_name(self):
+        return f"{self.opts.app_label}_{self.opts.model_name}_rows"
+
     def get_urls(self):
         if not self.live_rows:
             return super().get_urls()
-        name = f"{self.opts.app_label}_{self.opts.model_name}_rows"
-        return [path("rows/", self.admin_site.admin_view(self.rows_view), name=name), *super().get_urls()]
+        return [path("rows/", self.admin_site.admin_view(self.rows_view), name=self.rows_url_name), *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
         context = {**views.page_context(request, self.get_tab(request)), **(extra_context or {})}
@@ -90,7 +93,7 @@ class QuebecModelAdmin(admin.ModelAdmin):
     def get_preserved_filters(self, request):
         # Rows rendered for the refresh link to job pages with the page's filters, as the page does.
         match = request.resolver_match
-        if match and match.url_name == f"{self.opts.app_label}_{self.opts.model_name}_rows":
+        if match and match.url_name == self.rows_url_name:
             return request.GET.urlencode()
         return super().get_preserved_filters(request)
 
@@ -107,7 +110,7 @@ class QuebecModelAdmin(admin.ModelAdmin):
             data["quebec_rows"] = rows
             data["quebec_rows_digest"] = hashlib.sha256(rows.encode()).hexdigest()[:20]
             query = request.GET.urlencode()
-            url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_rows")
+            url = reverse(f"admin:{self.rows_url_name}")
             data["quebec_rows_url"] = f"{url}?{query}" if query else url
         return response
 
