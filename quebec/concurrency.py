@@ -52,10 +52,10 @@ def seconds(value):
 
 def limit_for(class_name):
     """The concurrency limit of a stored job's class (defaults if the class is unknown here)."""
-    from quebec.registry import UnknownJobClass, default
+    from quebec.registry import UnknownJobClass, find_job_class
 
     try:
-        job_class = default.resolve(class_name)
+        job_class = find_job_class(class_name)
     except UnknownJobClass:
         return Limit()
     return Limit(

@@ -3,6 +3,7 @@
 import importlib
 import inspect
 import logging
+import os
 import pkgutil
 import warnings
 
@@ -27,10 +28,30 @@ class Quebec:
 
     HOOKS = ("on_start", "on_stop", "on_worker_start", "on_worker_stop", "on_shutdown")
 
-    def __init__(self, using="default"):
+    def __init__(self, using="default", *, database_url=None, **options):
+        """``Quebec()`` or ``Quebec(using="alias")`` inside a Django project.
+
+        Outside one, ``Quebec("sqlite:///demo.db")`` (or ``database_url=...``, with
+        ``postgresql://`` and ``mysql://`` too) configures a minimal Django for Quebec alone;
+        keyword ``options`` are then Quebec settings (``worker_threads=3``,
+        ``quiet_then_exit=True``, ...), below ``QUEBEC_*`` environment variables.
+        """
+        from quebec import standalone
+
+        if database_url is None and "://" in using:
+            database_url = using
+        if database_url is not None:
+            standalone.configure(database_url, options)
+            using = "default"
+        elif options:
+            raise TypeError(
+                f"Quebec() got settings {sorted(options)} without a database URL; in a Django project "
+                "Quebec's settings go in settings.QUEBEC or queue.yml"
+            )
         self.using = using
         self.jobs = {}
         self.hooks = {name: [] for name in self.HOOKS}
+        _instances.append(self)
 
     # Lifecycle hooks, as decorators: @qc.on_start, @qc.on_worker_start, ...
 
@@ -70,6 +91,43 @@ class Quebec:
 
     def __repr__(self):
         return f"<Quebec using={self.using!r} jobs={len(self.jobs)}>"
+
+    def create_tables(self):
+        """Create or update Quebec's tables by running the migrations (needs DDL rights)."""
+        from quebec import standalone
+
+        standalone.create_tables()
+
+    def run(self, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1):
+        """Run workers, dispatcher and scheduler for this instance's jobs until SIGTERM/SIGINT;
+        returns the exit code.
+
+        ``control_plane="HOST:PORT"`` also serves the dashboard; ``spawn`` picks components
+        (default: all). With ``QUEBEC_SUPERVISOR=1`` a supervisor forks the processes that
+        queue.yml asks for instead. Raises ``quebec.conf.ConfigError`` for a bad configuration.
+        """
+        from quebec import conf, log, recurring, standalone
+        from quebec.processes.dashboard import parse_address
+        from quebec.processes.runner import COMPONENTS, Runner
+        from quebec.processes.supervisor import Supervisor
+
+        components = tuple(spawn) if spawn else COMPONENTS
+        unknown = [name for name in components if name not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"spawn takes components among {', '.join(COMPONENTS)}; got {list(components)}")
+        if control_plane:
+            parse_address(control_plane)  # a bad address fails now, not in the server thread
+        if create_tables:
+            self.create_tables()
+        settings = conf.load(config_file)
+        static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
+        conf.use(settings)
+        log.configure(verbosity)
+        if control_plane and standalone.ensure_dashboard_user():
+            logger.info("Dashboard user %s is ready", os.environ["QUEBEC_DASHBOARD_USER"])
+        if fork_mode():
+            return Supervisor(settings, self, only=components, static_tasks=static_tasks, dashboard=control_plane).run()
+        return Runner(settings, self, only=components, dashboard=control_plane, static_tasks=static_tasks).run()
 
     def register_job(self, job_class):
         """Register ``job_class`` and bind it to this instance; usable as a class decorator."""
@@ -176,7 +234,23 @@ def _job_classes_in(module, packages):
             yield value
 
 
+def fork_mode():
+    """QUEBEC_SUPERVISOR=1 forks a supervised pool; opt-in, so that a queue.yml with ``processes``
+    does not change the process model on upgrade."""
+    return os.environ.get("QUEBEC_SUPERVISOR", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_instances = []  # every Quebec made in this process, the default first
 default = Quebec()
+
+
+def find_job_class(class_name):
+    """The job class stored as ``class_name`` in any instance of this process (limits are read
+    from the class wherever it was registered)."""
+    for quebec in _instances:
+        if class_name in quebec.jobs:
+            return quebec.jobs[class_name]
+    return default.resolve(class_name)
 
 
 def instance_for(job_class):

@@ -1,12 +1,10 @@
-import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from quebec import conf, log, recurring
+from quebec import conf
 from quebec.processes.dashboard import parse_address
-from quebec.processes.runner import COMPONENTS, Runner
-from quebec.processes.supervisor import Supervisor
+from quebec.processes.runner import COMPONENTS
 from quebec.registry import default
 
 
@@ -24,24 +22,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, only, config, dashboard, verbosity, **options):
         components = self._components(only)
-        try:
-            settings = conf.load(config)
-            static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
-        except conf.ConfigError as error:
-            raise CommandError(str(error)) from None
         if dashboard:
             try:
                 parse_address(dashboard)
             except ValueError as error:
                 raise CommandError(str(error)) from None
-        conf.use(settings)
-        log.configure(verbosity)
-        if _fork_mode():
-            supervisor = Supervisor(settings, default, only=components, static_tasks=static_tasks, dashboard=dashboard)
-            exit_code = supervisor.run()
-        else:
-            runner = Runner(settings, default, only=components, dashboard=dashboard, static_tasks=static_tasks)
-            exit_code = runner.run()
+        try:
+            exit_code = default.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity)
+        except conf.ConfigError as error:
+            raise CommandError(str(error)) from None
         if exit_code:
             sys.exit(exit_code)
 
@@ -52,8 +41,3 @@ class Command(BaseCommand):
             raise CommandError(f"--only takes a comma-separated list of {', '.join(COMPONENTS)}; got {only!r}")
         return components
 
-
-def _fork_mode():
-    """QUEBEC_SUPERVISOR=1 forks a supervised pool; opt-in, so that a queue.yml with ``processes``
-    does not change the process model on upgrade."""
-    return os.environ.get("QUEBEC_SUPERVISOR", "").strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,135 @@
+"""Quebec without a Django project: ``quebec.Quebec("sqlite:///demo.db")`` in a plain script.
+
+When no settings are configured, a database URL configures a minimal Django for Quebec alone:
+the database, the admin (for the dashboard) and the ``quebec`` app. Quebec's own settings then
+come from ``Quebec(...)``'s keyword arguments and ``QUEBEC_*`` environment variables.
+"""
+
+import os
+import secrets
+import warnings
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+# Query parameters the database drivers understand; others (sqlx's ``mode=rwc`` and the like,
+# from URLs written for the original Quebec) are dropped.
+DRIVER_PARAMETERS = {
+    "sqlite": {"timeout"},
+    "postgres": {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
+                 "options", "target_session_attrs"},
+    "mysql": {"ssl", "ssl-ca", "charset", "connect_timeout", "init_command"},
+}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "quebec",
+]
+
+
+def django_is_configured():
+    from django.conf import settings
+
+    return settings.configured or bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+
+
+def database_settings(url):
+    """Django's ``DATABASES`` entry for ``url``, as django-environ reads it, with two allowances for
+    URLs written for the original Quebec: ``sqlite://demo.db`` (a file relative to the working
+    directory) and query parameters no Python driver knows, which are ignored."""
+    import environ
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    family = {"sqlite": "sqlite", "postgres": "postgres", "postgresql": "postgres", "pgsql": "postgres",
+              "mysql": "mysql", "mariadb": "mysql"}.get(scheme)
+    if family is None:
+        raise ImproperlyConfigured(f"unsupported database URL {url!r}: use sqlite://, postgresql:// or mysql://")
+    if family == "sqlite" and parts.netloc and parts.netloc != ":memory:":
+        parts = parts._replace(netloc="", path=f"/{parts.netloc}{parts.path}")
+    known = DRIVER_PARAMETERS[family]
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query) if key in known])
+    if scheme == "mariadb":
+        parts = parts._replace(scheme="mysql")
+    return environ.Env.db_url_config(urlunsplit(parts._replace(query=query)))
+
+
+def configure(url, quebec_settings):
+    """Configure Django for Quebec alone, on the database at ``url``, and set it up."""
+    import django
+    from django.conf import settings
+
+    if django_is_configured():
+        raise ImproperlyConfigured(
+            "Quebec(database URL) configures Django itself, but Django is already configured "
+            f"(DJANGO_SETTINGS_MODULE={os.environ.get('DJANGO_SETTINGS_MODULE')!r}); inside a Django project, "
+            "set DATABASES in its settings and pass the alias: Quebec(using='default')"
+        )
+    settings.configure(
+        DEBUG=False,
+        # Sessions of the dashboard's login; set QUEBEC_SECRET_KEY to keep them across restarts.
+        SECRET_KEY=os.environ.get("QUEBEC_SECRET_KEY") or secrets.token_urlsafe(50),
+        ALLOWED_HOSTS=[host.strip() for host in os.environ.get("QUEBEC_ALLOWED_HOSTS", "*").split(",")],
+        DATABASES={"default": database_settings(url)},
+        INSTALLED_APPS=INSTALLED_APPS,
+        MIDDLEWARE=[
+            "django.middleware.security.SecurityMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        ],
+        ROOT_URLCONF="quebec.standalone_urls",
+        TEMPLATES=[{
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {"context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]},
+        }],
+        STATIC_URL="/static/",
+        USE_TZ=True,
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        QUEBEC=quebec_settings,
+    )
+    django.setup()
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # A SQLite file is the user's own scratch database: give it Quebec's tables at once, so
+        # that jobs can be enqueued before run() (as the original Quebec's scripts do).
+        from django.db import connection
+
+        if "quebec_jobs" not in connection.introspection.table_names():
+            create_tables()
+
+
+def create_tables():
+    """Create or update Quebec's tables (and the admin's) by running the migrations."""
+    from django.core.management import call_command
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        call_command("migrate", interactive=False, verbosity=0)
+
+
+def ensure_dashboard_user():
+    """Create or update the dashboard's superuser from QUEBEC_DASHBOARD_USER/_PASSWORD, if set."""
+    username = os.environ.get("QUEBEC_DASHBOARD_USER")
+    password = os.environ.get("QUEBEC_DASHBOARD_PASSWORD")
+    if not username or not password:
+        return None
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.is_staff = user.is_superuser = user.is_active = True
+    user.set_password(password)
+    user.save()
+    return user
