@@ -62,6 +62,21 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 
+# The demo's own log lines, and Django's task log (enqueued, running, finished), on the console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "demo": {"handlers": ["console"], "level": "INFO"},
+        "django.tasks": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
+
+# Django's Tasks framework, with Quebec as its backend (demo/tasks.py).
+TASKS = {"default": {"BACKEND": "quebec.backends.QuebecBackend", "QUEUES": []}}
+
 QUEBEC = {
     "worker_threads": 3,
     "recurring": {

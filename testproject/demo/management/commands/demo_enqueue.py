@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 import quebec
 from demo.jobs import EmailJob, FetchPricesJob, FlakyJob, ReportJob
+from demo.tasks import resize_image
 
 
 class Command(BaseCommand):
@@ -21,3 +22,5 @@ class Command(BaseCommand):
         ]
         for handle in handles:
             self.stdout.write(f"Enqueued {handle.class_name} #{handle.id} on {handle.queue_name!r} ({handle.status})")
+        result = resize_image.enqueue("holiday.jpg", width=640)
+        self.stdout.write(f"Enqueued task {result.task.module_path} #{result.id} ({result.status})")
