@@ -289,8 +289,13 @@ class QuebecBackend(BaseTaskBackend):
         if not isinstance(task, Task):
             raise TaskResultDoesNotExist(f"job {result_id} ({row['class_name']}) is not a task")
         # The options it was enqueued with; run_after is not kept apart from a retry's time.
-        priority = max(-100, min(100, -row["priority"]))
-        return task.using(priority=priority, queue_name=row["queue_name"], backend=self.alias)
+        task = task.using(priority=max(-100, min(100, -row["priority"])), backend=self.alias)
+        try:
+            return task.using(queue_name=row["queue_name"])
+        except InvalidTask:
+            # Stored on a queue the backend does not list (QUEBEC_FORCE_OVERRIDE_QUEUE, or QUEUES
+            # changed since): the result is still readable, under the task's declared queue.
+            return task
 
     @staticmethod
     def _finished_at(status, row, attempts):

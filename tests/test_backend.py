@@ -258,3 +258,11 @@ def test_system_exit_fails_the_task_and_django_logs_each_stage(start, caplog):
     messages = [record.getMessage() for record in caplog.records if record.name == "django.tasks"]
     mine = [message for message in messages if f"id={result.id} " in message]
     assert ["enqueued" in mine[0], "state=RUNNING" in mine[1], "state=FAILED" in mine[2]] == [True] * 3
+
+
+def test_results_stay_readable_when_the_queue_was_overridden(settings):
+    settings.QUEBEC = {"force_override_queue": "branch-x"}
+    result = tasks.add.enqueue(1, 2)
+    assert Job.objects.get(pk=int(result.id)).queue_name == "branch-x"
+    fetched = tasks.add.get_result(result.id)
+    assert fetched.status == TaskResultStatus.READY and fetched.task.queue_name == "default"
