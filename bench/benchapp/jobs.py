@@ -1,4 +1,7 @@
-"""The job bench_core.py enqueues and drains."""
+"""The jobs the benchmarks enqueue and drain."""
+
+import os
+import time
 
 import quebec
 
@@ -8,3 +11,11 @@ class NoopJob(quebec.BaseClass):
 
     def perform(self):
         pass
+
+
+class StampJob(quebec.BaseClass):
+    """Writes the moment it starts, so run.py can measure the latency from enqueue to start."""
+
+    def perform(self, token):
+        with open(os.environ["QUEBEC_BENCH_STAMPS"], "a") as stamps:
+            stamps.write(f"{token} {time.time()!r}\n")
