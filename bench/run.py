@@ -53,9 +53,6 @@ class Peer:
     done_sql: str  # how many jobs have finished
     span_sql: dict  # vendor -> seconds from the first finish to the last
 
-    def sqlite_url(self, path):
-        return f"sqlite:///{path}?mode=rwc" if self.key == "quebec-pypi" else f"sqlite:///{path}"
-
 
 def _span(table, column, where=""):
     return {
@@ -132,7 +129,7 @@ def connect(vendor, url):
     if vendor == "sqlite":
         import sqlite3
 
-        return sqlite3.connect(url.split("://", 1)[1].split("?")[0][1:], timeout=30, isolation_level=None)
+        return sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
     import psycopg
 
     return psycopg.connect(url, autocommit=True)
@@ -278,7 +275,7 @@ def run_peers(peers, vendors, counts, args, workdir):
                     recreate_postgres(args.postgres, database)
                     url = f"{args.postgres}/{database}"
                 else:
-                    url = peer.sqlite_url(workdir / f"{peer.key}.sqlite3")
+                    url = f"sqlite:///{workdir / peer.key}.sqlite3"
                 row.update(run_peer(peer, python, vendor, url, counts, workdir, args.peer_timeout))
             except Failed as failure:
                 print(f"    failed: {failure.args[0]}", flush=True)

@@ -32,12 +32,19 @@ def report(key, value, text):
     print("RESULT " + json.dumps({key: value}), flush=True)
 
 
+def engine_url(database_url):
+    """The URL for the engine, which creates a SQLite file only when told to (``mode=rwc``)."""
+    if database_url.startswith("sqlite") and "mode=" not in database_url:
+        return f"{database_url}?mode=rwc"
+    return database_url
+
+
 def empty_tables(database_url):
     """Delete every row the previous phase left, through a plain DB-API connection."""
     if database_url.startswith("sqlite"):
         import sqlite3
 
-        connection = sqlite3.connect(database_url.split("://", 1)[1].split("?")[0][1:])  # sqlite:///<abs path>
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///").split("?")[0])  # sqlite:///<absolute path>
     else:
         import psycopg
 
@@ -49,7 +56,7 @@ def empty_tables(database_url):
 
 
 def enqueue(args):
-    qc = quebec.Quebec(args.database_url)
+    qc = quebec.Quebec(engine_url(args.database_url))
     qc.create_tables()
     qc.register_job_class(NoopJob)
     empty_tables(args.database_url)
@@ -67,7 +74,7 @@ def enqueue(args):
 
 
 def worker(args):
-    qc = quebec.Quebec(args.database_url, worker_threads=args.threads)
+    qc = quebec.Quebec(engine_url(args.database_url), worker_threads=args.threads)
     qc.register_job_class(NoopJob)
     qc.run(spawn=["worker"])
 
