@@ -103,3 +103,56 @@ def delete_by_pk(model, pks, using):
     if connections[using].vendor != "mysql":
         return manager.filter(pk__in=pks).delete()[0]
     return sum(manager.filter(pk=pk).delete()[0] for pk in pks)
+
+
+def delete_claims(model, job_ids, process_id, using):
+    """Delete the claims of ``job_ids`` that ``process_id`` holds; returns the ids deleted.
+
+    Deleting by (job, process) is the ownership check of a batch of finished jobs: a claim that
+    was released or pruned meanwhile is not deleted, and its job must not be touched.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    job = quote(model._meta.get_field("job").column)
+    process = quote(model._meta.get_field("process").column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            # One statement per key always goes through the primary key (see delete_by_pk).
+            deleted = set()
+            for job_id in job_ids:
+                cursor.execute(f"DELETE FROM {table} WHERE {job} = %s AND {process} = %s", [job_id, process_id])
+                if cursor.rowcount:
+                    deleted.add(job_id)
+            return deleted
+        where = f"{process} = %s AND {job} IN ({', '.join(['%s'] * len(job_ids))})"
+        params = [process_id, *job_ids]
+        if connection.features.can_return_columns_from_insert:  # such versions have DELETE ... RETURNING too
+            cursor.execute(f"DELETE FROM {table} WHERE {where} RETURNING {job}", params)
+            return {row[0] for row in cursor.fetchall()}
+        # An old SQLite: the caller's write transaction holds the only write lock, so nothing
+        # changes between the read and the delete.
+        cursor.execute(f"SELECT {job} FROM {table} WHERE {where}", params)
+        deleted = {row[0] for row in cursor.fetchall()}
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", params)
+        return deleted
+
+
+def update_rows(model, objects, fields, using):
+    """Write ``fields`` of each of ``objects`` to its row, matched by primary key.
+
+    One statement text for all rows, sent with ``executemany``: psycopg pipelines it into a
+    single round trip, and it skips building a query per object the way ``save()`` does.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    rows = [
+        [*(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns), obj.pk]
+        for obj in objects
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

@@ -17,10 +17,18 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from quebec import concurrency
-from quebec.db import delete_by_pk, fetch_locked, write_transaction
+from quebec.db import (
+    delete_by_pk,
+    delete_claims,
+    fetch_locked,
+    update_rows,
+    write_transaction,
+)
 from quebec.errors import describe_error
 
 READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name")
+# What a successful run changes on its job's row.
+FINISH_FIELDS = ("executions", "exception_executions", "attempts", "return_value", "finished_at", "updated_at")
 
 
 class JobQuerySet(models.QuerySet):
@@ -184,21 +192,80 @@ class ReadyExecutionQuerySet(models.QuerySet):
         Queue selectors are taken in order, and within one selector lower priority numbers and
         then older jobs come first. Returns the claimed ``Job`` rows in that order.
         """
-        if connections[self.db].vendor == "sqlite" and not self._any(selectors):
-            return []  # an idle SQLite worker should not take the write lock to find nothing
+        if len(selectors) == 1 and self._claims_in_one_statement():
+            # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+            return self._claim_in_one_statement(selectors, limit, process_id, skip_locked)
+        if not self.worth_claiming(selectors):
+            return []
         with write_transaction(self.db):
-            job_ids = self._take_queue_slots(self._lock_next(selectors, limit, skip_locked))
-            if not job_ids:
-                return []
-            ClaimedExecution.objects.using(self.db).bulk_create(
-                ClaimedExecution(job_id=job_id, process_id=process_id) for job_id in job_ids
-            )
-            delete_by_pk(ReadyExecution, job_ids, self.db)
-            jobs = Job.objects.using(self.db).in_bulk(job_ids)
+            return self.claim_in_transaction(selectors, limit, process_id, skip_locked)
+
+    def worth_claiming(self, selectors):
+        """False when SQLite has nothing ready for ``selectors``: an idle SQLite worker should
+        not take the write lock to find nothing. Other databases lock only the rows they claim."""
+        if connections[self.db].vendor != "sqlite":
+            return True
+        return any(self.not_paused().for_queues(selector).exists() for selector in selectors)
+
+    def claim_in_transaction(self, selectors, limit, process_id, skip_locked=True):
+        """``claim()`` inside the caller's write transaction (a worker records finished jobs in
+        the same one)."""
+        if limit <= 0:
+            return []
+        if self._claims_in_one_statement():
+            return self._claim_in_one_statement(selectors, limit, process_id, skip_locked)
+        job_ids = self._take_queue_slots(self._lock_next(selectors, limit, skip_locked))
+        if not job_ids:
+            return []
+        ClaimedExecution.objects.using(self.db).bulk_create(
+            ClaimedExecution(job_id=job_id, process_id=process_id) for job_id in job_ids
+        )
+        delete_by_pk(ReadyExecution, job_ids, self.db)
+        jobs = Job.objects.using(self.db).in_bulk(job_ids)
         return [jobs[job_id] for job_id in job_ids]
 
-    def _any(self, selectors):
-        return any(self.not_paused().for_queues(selector).exists() for selector in selectors)
+    def _claims_in_one_statement(self):
+        return connections[self.db].vendor == "postgresql" and not self.query.where and not concurrency.queue_limits()
+
+    def _claim_in_one_statement(self, selectors, limit, process_id, skip_locked):
+        """The claim on PostgreSQL without per-queue limits: one statement per selector locks
+        the next ready rows, deletes them, inserts their claims and reads their jobs, so a claim
+        costs one round trip instead of four. Same order and locking as ``_lock_next``."""
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        ready, claimed = quote(ReadyExecution._meta.db_table), quote(ClaimedExecution._meta.db_table)
+        jobs_table, pauses = quote(Job._meta.db_table), quote(Pause._meta.db_table)
+        now = ClaimedExecution._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+        lock = "FOR UPDATE OF r SKIP LOCKED" if skip_locked else "FOR UPDATE OF r"
+        jobs = []
+        for selector in selectors:
+            conditions = [f"NOT EXISTS (SELECT 1 FROM {pauses} p WHERE p.queue_name = r.queue_name)"]
+            params = []
+            if selector.endswith("*") and selector != "*":
+                prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                conditions.append("r.queue_name LIKE %s")
+                params.append(f"{prefix}%")
+            elif selector != "*":
+                conditions.append("r.queue_name = %s")
+                params.append(selector)
+            # Rows this transaction already moved are gone from its view of the ready table.
+            sql = f"""
+                WITH locked AS (
+                    SELECT r.job_id FROM {ready} r WHERE {" AND ".join(conditions)}
+                    ORDER BY r.priority, r.job_id LIMIT %s {lock}
+                ), moved AS (
+                    DELETE FROM {ready} r USING locked WHERE r.job_id = locked.job_id RETURNING r.job_id
+                ), claims AS (
+                    INSERT INTO {claimed} (job_id, process_id, created_at)
+                    SELECT job_id, %s, %s FROM moved RETURNING job_id
+                )
+                SELECT j.* FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM claims)
+            """
+            batch = list(Job.objects.using(self.db).raw(sql, [*params, limit - len(jobs), process_id, now]))
+            jobs += sorted(batch, key=lambda job: (job.priority, job.pk))
+            if len(jobs) >= limit:
+                break
+        return jobs
 
     def _take_queue_slots(self, rows):
         """Keep the locked rows whose queue has a free slot (per-queue limits); returns their ids."""
@@ -341,6 +408,33 @@ class ClaimedExecutionQuerySet(models.QuerySet):
             delete_by_pk(ClaimedExecution, job_ids, self.db)
             concurrency.release_queue_slots([queue for _, queue, _ in jobs], self.db)
         return len(job_ids)
+
+    def finish_all(self, jobs, process_id, preserve):
+        """Record the successful runs of ``jobs``, claimed by ``process_id``; returns those recorded.
+
+        Each job carries what its run changed (counters, ``attempts``, ``return_value``,
+        ``finished_at``). A few statements serve the whole batch, and the caller's write
+        transaction makes each job's end, its claim's removal and the return of its concurrency
+        slots one change. As in ``ClaimedExecution.finish``, a job whose claim was released or
+        pruned meanwhile is left untouched.
+        """
+        if not jobs:
+            return []
+        owned = delete_claims(ClaimedExecution, [job.pk for job in jobs], process_id, self.db)
+        # Slots are given back in key order, so two batches with the same keys cannot deadlock.
+        recorded = sorted((job for job in jobs if job.pk in owned), key=lambda job: (job.concurrency_key or "", job.pk))
+        if not recorded:
+            return []
+        if preserve:
+            now = timezone.now()
+            for job in recorded:
+                job.updated_at = now
+            update_rows(Job, recorded, FINISH_FIELDS, self.db)
+        else:
+            delete_by_pk(Job, [job.pk for job in recorded], self.db)
+        for job in recorded:
+            concurrency.release_slots(job, self.db)
+        return recorded
 
 
 class ClaimedExecution(Execution):

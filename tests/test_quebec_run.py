@@ -21,7 +21,7 @@ def all_finished():
 
 def test_runs_jobs_then_stops_on_sigterm_leaving_no_claims(quebec_run):
     quebec.perform_all_later(RecordJob.build(f"before-{index}") for index in range(10))
-    process = quebec_run(env=FAST)
+    process = quebec_run("-v", "2", env=FAST)  # each job's "Performed" line is DEBUG
     process.wait_for_output("Quebec running")
     handles = [RecordJob.perform_later(f"after-{index}") for index in range(10)]
     handles.append(RecordJob.set(wait=1).perform_later("scheduled"))

@@ -73,11 +73,13 @@ class Poller:
         try:
             self.register()
             while not self.stopping.is_set():
+                # Cleared before polling, not after waiting: a wake() that comes while the poll
+                # runs is kept, and the wait below returns at once.
+                self._wake.clear()
                 busy = self._poll_safely()
                 self._heartbeat_if_due()
                 if not busy:
                     self._wake.wait(self.polling_interval)
-                    self._wake.clear()
         finally:
             try:
                 self.shutdown()

@@ -1,14 +1,16 @@
 """Workers claim ready jobs in batches and run them on a pool of threads."""
 
 import logging
+import threading
 import time
 
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from quebec import concurrency, execution, maintenance
-from quebec.db import close_broken_connections
+from quebec.db import close_broken_connections, write_transaction
 from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
-from quebec.processes.poller import Poller
+from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
 from quebec.processes.exclusive import EXCLUSIVE
 from quebec.processes.pool import Pool
 from quebec.registry import UnknownJobClass
@@ -33,6 +35,11 @@ class Worker(Poller):
         self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
         self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
         self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
+        # Jobs that ran successfully, whose end the loop records with its next claim. A thread
+        # adds its job before it counts as idle, so the loop that claims for that thread records
+        # the job first, and the process never holds more claims than it has threads.
+        self._finished = []
+        self._finished_lock = threading.Lock()
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -55,18 +62,18 @@ class Worker(Poller):
         self.quiet = True
 
     def drained(self):
-        return self.pool is not None and self.pool.in_flight() == 0
+        if self.pool is None or self.pool.in_flight() != 0:
+            return False
+        with self._finished_lock:
+            return not self._finished
 
     def poll(self):
-        if self._held_exclusive:
-            return self._start_exclusive_when_alone()
-        idle = self.pool.idle()
-        if idle == 0 or self.quiet or not EXCLUSIVE.begin_claim():
-            return False  # sleep until a thread frees up and wakes us
+        """Record the jobs finished since the last poll and claim one for each idle thread, in
+        one transaction; True when every idle thread got a job."""
+        idle = 0 if self._held_exclusive or self.quiet else self.pool.idle()
+        claiming = idle > 0 and EXCLUSIVE.begin_claim()
         try:
-            jobs = ReadyExecution.objects.using(self.using).claim(
-                self.queues, idle, self.process.pk, skip_locked=self.settings.use_skip_locked
-            )
+            jobs = self._record_and_claim(idle if claiming else 0)
             for job in jobs:
                 if self._is_exclusive(job):
                     self._held_exclusive.append(job)
@@ -74,8 +81,64 @@ class Worker(Poller):
                 else:
                     self.pool.post(job)
         finally:
-            EXCLUSIVE.end_claim()
-        return len(jobs) == idle and not self._held_exclusive
+            if claiming:
+                EXCLUSIVE.end_claim()
+        if self._held_exclusive:
+            return self._start_exclusive_when_alone()
+        return claiming and len(jobs) == idle  # else sleep until a thread frees up and wakes us
+
+    def _record_and_claim(self, limit):
+        with self._finished_lock:
+            finished, self._finished = self._finished, []
+        ready = ReadyExecution.objects.using(self.using)
+        if not finished:
+            return ready.claim(self.queues, limit, self.process.pk, self.settings.use_skip_locked) if limit else []
+        if limit and not ready.worth_claiming(self.queues):
+            limit = 0
+        try:
+            with write_transaction(self.using):
+                recorded = ClaimedExecution.objects.using(self.using).finish_all(
+                    finished, self.process.pk, self.settings.preserve_finished_jobs
+                )
+                jobs = ready.claim_in_transaction(self.queues, limit, self.process.pk, self.settings.use_skip_locked)
+        except (OperationalError, InterfaceError):
+            # The connection or a deadlock: the batch is recorded once the poll is retried.
+            with self._finished_lock:
+                self._finished[:0] = finished
+            raise
+        except DatabaseError:
+            # Something in the batch the database refuses: record each job on its own, so that
+            # one job's outcome cannot hold back the others', then let the poll be retried.
+            self._record_one_by_one(finished)
+            raise
+        self._warn_unrecorded(finished, recorded)
+        return jobs
+
+    def _record_one_by_one(self, finished):
+        for job in finished:
+            claim = self._claim_of(job)
+            try:
+                recorded = claim.finish(job, self.settings.preserve_finished_jobs, job.return_value)
+            except Exception:
+                logger.exception("%s: could not record the outcome of job #%s", self.name, job.pk)
+            else:
+                self._warn_unrecorded([job], [job] if recorded else [])
+
+    def _flush_finished(self):
+        """Record what is left of the finished jobs before the process deregisters."""
+        try:
+            self._retrying(lambda: self._record_and_claim(0), patience=DEREGISTER_PATIENCE)
+        except Exception:
+            # Their claims stay, and deregistering puts the jobs back in line.
+            logger.exception("%s: could not record the jobs that finished last", self.name)
+
+    def _warn_unrecorded(self, finished, recorded):
+        if len(recorded) == len(finished):
+            return
+        recorded_ids = {job.pk for job in recorded}
+        for job in finished:
+            if job.pk not in recorded_ids:
+                logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
 
     def _is_exclusive(self, job):
         try:
@@ -102,6 +165,7 @@ class Worker(Poller):
                     timeout,
                 )
             self.pool.stop()
+        self._flush_finished()
         if self._held_exclusive:
             EXCLUSIVE.leave(self)  # never started: deregistering puts them back to ready
         EXCLUSIVE.remove(self)
@@ -120,8 +184,6 @@ class Worker(Poller):
             close_broken_connections()
 
     def _perform_and_record(self, job):
-        claim = ClaimedExecution(job_id=job.pk, process_id=self.process.pk)
-        claim._state.db = self.using
         job.executions += 1
         started_at, started = timezone.now(), time.monotonic()
         instance, outcome = execution.run_stored(job, self.quebec)
@@ -129,11 +191,24 @@ class Worker(Poller):
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
         self._log(job, outcome, (time.monotonic() - started) * 1000)
+        if outcome.state == execution.FINISHED:
+            # Recorded by the loop, batched with others and with the next claim.
+            job.finished_at = timezone.now()
+            job.return_value = execution.storable_return_value(outcome.result)
+            with self._finished_lock:
+                self._finished.append(job)
+            return
         recorded = self._retrying(
-            lambda: execution.record(claim, job, outcome, self.settings.preserve_finished_jobs), patience=RECORD_PATIENCE
+            lambda: execution.record(self._claim_of(job), job, outcome, self.settings.preserve_finished_jobs),
+            patience=RECORD_PATIENCE,
         )
         if not recorded:
             logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
+
+    def _claim_of(self, job):
+        claim = ClaimedExecution(job_id=job.pk, process_id=self.process.pk)
+        claim._state.db = self.using
+        return claim
 
     def _log(self, job, outcome, elapsed_ms):
         name = f"{job.class_name} #{job.pk}"
@@ -142,7 +217,7 @@ class Worker(Poller):
         except Exception:  # an error whose __str__ fails must not stop its job being recorded
             error = type(outcome.error).__qualname__
         if outcome.state == execution.FINISHED:
-            logger.info("Performed %s in %.1f ms", name, elapsed_ms)
+            logger.debug("Performed %s in %.1f ms", name, elapsed_ms)
         elif outcome.state == execution.RETRY:
             logger.warning("Retrying %s at %s (attempt %d failed: %s)", name, outcome.retry_at, job.executions, error)
         elif outcome.state == execution.DISCARDED:

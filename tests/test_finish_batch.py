@@ -1,0 +1,82 @@
+"""Finished jobs recorded in batches: one set of statements for many, the same checks as one."""
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+import quebec
+from quebec.models import ClaimedExecution, Job, Process, ReadyExecution, Semaphore
+from tests.testapp.jobs import PairsJob, RecordJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def process():
+    return Process.objects.register("Worker", "test-worker")
+
+
+def run(job, result=None):
+    """What a worker thread does to a job that ran successfully."""
+    job.executions += 1
+    job.attempts = [*job.attempts, {"number": job.executions, "outcome": "finished"}]
+    job.finished_at = timezone.now()
+    job.return_value = result
+    return job
+
+
+def finish_all(jobs, process, preserve=True):
+    with transaction.atomic():
+        return ClaimedExecution.objects.finish_all(jobs, process.pk, preserve)
+
+
+def test_a_batch_records_each_job_with_its_own_attempts_and_return_value(process):
+    quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(3))
+    jobs = ReadyExecution.objects.claim(["*"], 3, process.pk)
+    results = [{"index": 0}, None, "two"]
+    recorded = finish_all([run(job, result) for job, result in zip(jobs, results)], process)
+    assert sorted(job.pk for job in recorded) == sorted(job.pk for job in jobs)
+    assert not ClaimedExecution.objects.exists()
+    for job, result in zip(jobs, results):
+        stored = Job.objects.get(pk=job.pk)
+        assert stored.finished_at == job.finished_at and stored.executions == 1
+        assert stored.return_value == result
+        assert stored.attempts == [{"number": 1, "outcome": "finished"}]
+    assert set(Job.objects.with_status().values_list("status", flat=True)) == {"finished"}
+
+
+def test_a_batch_leaves_alone_the_jobs_whose_claim_is_no_longer_ours(process):
+    quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(2))
+    kept, released = ReadyExecution.objects.claim(["*"], 2, process.pk)
+    assert ClaimedExecution.objects.filter(job_id=released.pk).release() == 1
+    recorded = finish_all([run(kept), run(released)], process)
+    assert [job.pk for job in recorded] == [kept.pk]
+    assert Job.objects.with_status().get(pk=kept.pk).status == "finished"
+    assert Job.objects.with_status().get(pk=released.pk).status == "ready"
+    assert Job.objects.get(pk=released.pk).executions == 0
+
+
+def test_another_process_cannot_record_a_batch_of_our_claims(process):
+    quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(2))
+    jobs = ReadyExecution.objects.claim(["*"], 2, process.pk)
+    other = Process.objects.register("Worker", "other-worker")
+    assert finish_all([run(job) for job in jobs], other) == []
+    assert ClaimedExecution.objects.filter(process=process).count() == 2
+
+
+def test_a_batch_without_preserving_deletes_the_jobs(process):
+    handles = quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(2))
+    jobs = ReadyExecution.objects.claim(["*"], 2, process.pk)
+    assert len(finish_all([run(job) for job in jobs], process, preserve=False)) == 2
+    assert not Job.objects.exists() and not ClaimedExecution.objects.exists()
+    assert [handle.status for handle in handles] == ["finished", "finished"]
+
+
+def test_a_batch_gives_back_concurrency_slots_and_lets_blocked_jobs_in(process):
+    handles = quebec.perform_all_later(PairsJob.build("same-group") for _ in range(3))
+    assert [handle.status for handle in handles] == ["ready", "ready", "blocked"]
+    jobs = ReadyExecution.objects.claim(["*"], 2, process.pk)
+    finish_all([run(job) for job in jobs], process)
+    assert handles[2].status == "ready"
+    # Two slots given back, one taken by the job let in.
+    assert Semaphore.objects.get(key=Job.objects.get(pk=handles[2].id).concurrency_key).value == 1
