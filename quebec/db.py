@@ -8,6 +8,8 @@ from django.dispatch import receiver
 
 # Long enough that a burst of writers queues up instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The PostgreSQL channel that tells listening workers jobs became ready.
+READY_CHANNEL = "quebec_ready"
 
 
 @contextlib.contextmanager
@@ -156,3 +158,32 @@ def update_rows(model, objects, fields, using):
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+class _Notify:
+    """The commit hook that sends the NOTIFY; its type lets a transaction register only one."""
+
+    def __init__(self, using):
+        self.using = using
+
+    def __call__(self):
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"NOTIFY {READY_CHANNEL}")
+
+
+def notify_ready(using):
+    """Wake listening PostgreSQL workers once the current transaction commits.
+
+    One NOTIFY per transaction however many jobs it made ready, sent after the commit so that
+    a woken worker finds them. A failed NOTIFY is only logged: workers poll as well.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    from quebec import conf
+
+    if not conf.get().use_listen_notify:
+        return
+    if connection.in_atomic_block and any(isinstance(hook, _Notify) for _, hook, _ in connection.run_on_commit):
+        return  # this transaction notifies already
+    transaction.on_commit(_Notify(using), using=using, robust=True)

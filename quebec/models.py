@@ -21,6 +21,7 @@ from quebec.db import (
     delete_by_pk,
     delete_claims,
     fetch_locked,
+    notify_ready,
     update_rows,
     write_transaction,
 )
@@ -118,9 +119,11 @@ def make_ready(jobs, using):
             ready.append(job)
         else:
             (discarded if limit.discard else blocked).append((job, limit))
-    ReadyExecution.objects.using(using).bulk_create(
-        ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in ready
-    )
+    if ready:
+        ReadyExecution.objects.using(using).bulk_create(
+            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in ready
+        )
+        notify_ready(using)
     expires = timezone.now()
     BlockedExecution.objects.using(using).bulk_create(
         BlockedExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
@@ -407,6 +410,7 @@ class ClaimedExecutionQuerySet(models.QuerySet):
             )
             delete_by_pk(ClaimedExecution, job_ids, self.db)
             concurrency.release_queue_slots([queue for _, queue, _ in jobs], self.db)
+            notify_ready(self.db)
         return len(job_ids)
 
     def finish_all(self, jobs, process_id, preserve):
@@ -543,6 +547,7 @@ class BlockedExecutionQuerySet(ExecutionQuerySet):
                 return False
             delete_by_pk(BlockedExecution, [job.pk], self.db)
             ReadyExecution.objects.using(self.db).create(job_id=job.pk, queue_name=job.queue_name, priority=job.priority)
+            notify_ready(self.db)
         return True
 
     def unblock_all(self, batch_size=500):
@@ -562,6 +567,7 @@ class BlockedExecutionQuerySet(ExecutionQuerySet):
         ReadyExecution.objects.using(self.db).bulk_create(
             ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in jobs
         )
+        notify_ready(self.db)
 
     def release_expired(self):
         """Retry the keys of jobs blocked past their TTL (a holder may have died); returns how many moved."""

@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from quebec.models import Job, Pause
 from tests.conftest import wait_until
 from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail, failed_job  # noqa: F401  (fixture)
-from tests.testapp.jobs import RecordJob
+from tests.testapp.jobs import ChaosJob, RecordJob
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -232,3 +232,18 @@ def test_rows_stay_while_the_user_selects_and_a_hint_says_the_list_changed(dashb
     dashboard.css("button[name=index]").click()
     dashboard.wait_for(lambda: dashboard.all('[data-quebec-action="confirm"]'))
     assert "2 job(s) will be affected" in dashboard.css(".quebec-confirm").text
+
+
+def test_a_jobs_attempts_with_backtraces_folded(dashboard, start):
+    handle = ChaosJob.perform_later("flaky-then-ok")
+    start(threads=1, preserve_finished_jobs=True)
+    wait_until(lambda: handle.status == "finished", message="the flaky job to finish")
+    dashboard.open(f"/admin/quebec/job/{handle.id}/change/")
+    rows = dashboard.all("#quebec-attempts tbody tr")
+    assert [row.find_element(dashboard.by.TAG_NAME, "th").text for row in rows] == ["2", "1"]
+    backtrace = dashboard.css("#quebec-attempts details pre")
+    assert not backtrace.is_displayed()
+    dashboard.css("#quebec-attempts details summary").click()
+    assert backtrace.is_displayed() and "Traceback" in backtrace.text and "Flaky" in backtrace.text
+    dashboard.browser.execute_script("arguments[0].scrollIntoView()", dashboard.css("#quebec-attempts"))
+    dashboard.screenshot("job-attempts")

@@ -11,6 +11,7 @@ from quebec import concurrency, execution, maintenance
 from quebec.db import close_broken_connections, write_transaction
 from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
 from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
+from quebec.processes import listener
 from quebec.processes.exclusive import EXCLUSIVE
 from quebec.processes.pool import Pool
 from quebec.registry import UnknownJobClass
@@ -40,11 +41,16 @@ class Worker(Poller):
         # the job first, and the process never holds more claims than it has threads.
         self._finished = []
         self._finished_lock = threading.Lock()
+        self._listener = None
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
 
     def register(self):
+        if self.settings.use_listen_notify and listener.available(self.using):
+            # Listening before the first poll: nothing made ready after that poll goes unheard.
+            self._listener = listener.Listener(self.using, self.wake, self.name)
+            self._listener.start()
         super().register()
         self.pool = Pool(self.threads, self._perform, on_idle=EXCLUSIVE.wake_all, name=self.name)
         EXCLUSIVE.add(self)
@@ -154,6 +160,8 @@ class Worker(Poller):
         return False
 
     def shutdown(self):
+        if self._listener is not None:
+            self._listener.stop()
         if self.pool is not None:
             timeout = self.shutdown_timeout
             if not self.pool.drain(timeout):

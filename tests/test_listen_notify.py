@@ -1,0 +1,88 @@
+"""PostgreSQL LISTEN/NOTIFY: enqueues wake idle workers; switched off, workers poll."""
+
+import contextlib
+
+import pytest
+from django.db import connection, transaction
+
+import quebec
+from quebec.db import READY_CHANNEL
+from quebec.models import Process
+from tests.conftest import wait_until
+from tests.testapp.jobs import RecordJob
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="LISTEN/NOTIFY is PostgreSQL's"),
+]
+
+
+@contextlib.contextmanager
+def listening():
+    """A session of our own listening on the ready channel; yields a function that returns
+    the notifications received so far."""
+    session = connection.get_new_connection(connection.get_connection_params())
+    session.autocommit = True
+    session.execute(f"LISTEN {READY_CHANNEL}")
+    try:
+        yield lambda: list(session.notifies(timeout=0.5))
+    finally:
+        session.close()
+
+
+def listening_sessions():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+            [f"LISTEN {READY_CHANNEL}"],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_one_notification_per_enqueue_transaction(settings):
+    settings.QUEBEC = {}
+    with listening() as received:
+        RecordJob.perform_later("alone")
+        assert len(received()) == 1
+        quebec.perform_all_later(RecordJob.build(f"bulk-{index}") for index in range(3))
+        assert len(received()) == 1
+        with transaction.atomic():
+            RecordJob.perform_later("first")
+            RecordJob.perform_later("second")
+            assert received() == [], "nothing is sent before the commit"
+        assert len(received()) == 1
+        with transaction.atomic():
+            RecordJob.perform_later("rolled back")
+            transaction.set_rollback(True)
+        assert received() == []
+
+
+def test_no_notification_when_switched_off(settings):
+    settings.QUEBEC = {"use_listen_notify": False}
+    with listening() as received:
+        RecordJob.perform_later("quiet")
+        assert received() == []
+
+
+@pytest.mark.subprocess
+def test_a_notification_wakes_a_worker_that_polls_rarely(quebec_run):
+    # Polling every 30 s: a job that starts within the wait below was started by a notification.
+    process = quebec_run("--only", "worker", env={"QUEBEC_WORKER_POLLING_INTERVAL": "30"})
+    wait_until(lambda: Process.objects.filter(kind="Worker").exists() and listening_sessions() == 1)
+    first = RecordJob.perform_later("first")
+    wait_until(lambda: first.status == "finished", timeout=10, message="the first job")
+    second = RecordJob.perform_later("second")  # the worker is asleep now, whatever woke it before
+    wait_until(lambda: second.status == "finished", timeout=10, message="the second job")
+    assert process.stop() == 0
+
+
+@pytest.mark.subprocess
+def test_switched_off_a_worker_does_not_listen_and_polls_instead(quebec_run):
+    process = quebec_run(
+        "--only", "worker", env={"QUEBEC_USE_LISTEN_NOTIFY": "false", "QUEBEC_WORKER_POLLING_INTERVAL": "0.05"}
+    )
+    wait_until(lambda: Process.objects.filter(kind="Worker").exists())
+    handle = RecordJob.perform_later("polled")
+    wait_until(lambda: handle.status == "finished", message="the job")
+    assert listening_sessions() == 0
+    assert process.stop() == 0
