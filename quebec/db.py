@@ -187,3 +187,40 @@ def notify_ready(using):
     if connection.in_atomic_block and any(isinstance(hook, _Notify) for _, hook, _ in connection.run_on_commit):
         return  # this transaction notifies already
     transaction.on_commit(_Notify(using), using=using, robust=True)
+
+
+def insert_rows(model, objects, using, batch_size=500):
+    """INSERT ``objects`` (unsaved instances of ``model``) and set their primary keys.
+
+    What ``bulk_create`` does for these tables, at a fraction of its cost per row: the
+    statement is built once per batch and each value goes through its field's own conversion,
+    without the per-row, per-field machinery of the ORM's insert compiler.
+    """
+    if not objects:
+        return
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key or not field.auto_created]
+    auto_pk = meta.pk.auto_created
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    row = f"({', '.join(['%s'] * len(fields))})"
+    returning = f" RETURNING {quote(meta.pk.column)}" if auto_pk else ""
+    with connection.cursor() as cursor:
+        if auto_pk and not connection.features.can_return_rows_from_bulk_insert:
+            # MySQL hands back only the id of a single-row insert.
+            for obj in objects:
+                cursor.execute(head + row, [field.get_db_prep_save(getattr(obj, field.attname), connection)
+                                            for field in fields])
+                obj.pk = cursor.lastrowid
+                obj._state.adding, obj._state.db = False, using
+            return
+        for start in range(0, len(objects), batch_size):
+            batch = objects[start : start + batch_size]
+            params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in batch for field in fields]
+            cursor.execute(head + ", ".join([row] * len(batch)) + returning, params)
+            ids = [row_id for row_id, in cursor.fetchall()] if auto_pk else None
+            for index, obj in enumerate(batch):
+                if auto_pk:
+                    obj.pk = ids[index]
+                obj._state.adding, obj._state.db = False, using

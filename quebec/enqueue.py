@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from quebec import conf
@@ -216,16 +216,12 @@ def _by_database(pairs):
 
 def _write(pairs, using):
     """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
-    from quebec.db import write_transaction
+    from quebec.db import insert_rows, write_transaction
     from quebec.models import Job, dispatch_all
 
     models = [pending.to_model() for pending, _ in pairs]
     with write_transaction(using):
-        if connections[using].features.can_return_rows_from_bulk_insert:
-            Job.objects.using(using).bulk_create(models)
-        else:  # MySQL does not hand back the ids of a multi-row insert
-            for model in models:
-                model.save(using=using)
+        insert_rows(Job, models, using)
         dispatch_all(models, using)
     for model, (pending, handle) in zip(models, pairs, strict=True):
         handle._job = model

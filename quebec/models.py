@@ -21,6 +21,7 @@ from quebec.db import (
     delete_by_pk,
     delete_claims,
     fetch_locked,
+    insert_rows,
     notify_ready,
     update_rows,
     write_transaction,
@@ -98,10 +99,11 @@ def dispatch_all(jobs, using):
     """Create the ready or scheduled rows of saved jobs, a statement per table."""
     now = timezone.now()
     scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
-    ScheduledExecution.objects.using(using).bulk_create(
-        ScheduledExecution(job=job, queue_name=job.queue_name, priority=job.priority, scheduled_at=job.scheduled_at)
+    insert_rows(ScheduledExecution, [
+        ScheduledExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
+                           scheduled_at=job.scheduled_at, created_at=now)
         for job in scheduled
-    )
+    ], using)
     make_ready([job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)], using)
 
 
@@ -120,9 +122,11 @@ def make_ready(jobs, using):
         else:
             (discarded if limit.discard else blocked).append((job, limit))
     if ready:
-        ReadyExecution.objects.using(using).bulk_create(
-            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in ready
-        )
+        now = timezone.now()
+        insert_rows(ReadyExecution, [
+            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
+            for job in ready
+        ], using)
         notify_ready(using)
     expires = timezone.now()
     BlockedExecution.objects.using(using).bulk_create(
