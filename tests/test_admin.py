@@ -268,7 +268,7 @@ def test_job_detail_shows_the_attempts_and_return_value_a_worker_recorded(admin_
     wait_until(lambda: finished(flaky, returning), message="both jobs to finish")
     newest, oldest = attempt_rows(detail(admin_client, flaky))
     assert "Finished" in newest and "Raised, retried" in oldest and "tests.testapp.jobs.Flaky" in oldest
-    assert "<td>worker-" in newest and "Traceback" in oldest
+    assert '">worker-' in newest and "Traceback" in oldest
     body = detail(admin_client, returning)
     assert len(attempt_rows(body)) == 1
     assert '&quot;total&quot;: 3' in body.split('id="quebec-return-value"')[1]
