@@ -238,41 +238,99 @@ class ReadyExecutionQuerySet(models.QuerySet):
         """The claim on PostgreSQL without per-queue limits: one statement per selector locks
         the next ready rows, deletes them, inserts their claims and reads their jobs, so a claim
         costs one round trip instead of four. Same order and locking as ``_lock_next``."""
-        connection = connections[self.db]
-        quote = connection.ops.quote_name
-        ready, claimed = quote(ReadyExecution._meta.db_table), quote(ClaimedExecution._meta.db_table)
-        jobs_table, pauses = quote(Job._meta.db_table), quote(Pause._meta.db_table)
-        now = ClaimedExecution._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
-        lock = "FOR UPDATE OF r SKIP LOCKED" if skip_locked else "FOR UPDATE OF r"
         jobs = []
         for selector in selectors:
-            conditions = [f"NOT EXISTS (SELECT 1 FROM {pauses} p WHERE p.queue_name = r.queue_name)"]
-            params = []
-            if selector.endswith("*") and selector != "*":
-                prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                conditions.append("r.queue_name LIKE %s")
-                params.append(f"{prefix}%")
-            elif selector != "*":
-                conditions.append("r.queue_name = %s")
-                params.append(selector)
             # Rows this transaction already moved are gone from its view of the ready table.
-            sql = f"""
-                WITH locked AS (
-                    SELECT r.job_id FROM {ready} r WHERE {" AND ".join(conditions)}
-                    ORDER BY r.priority, r.job_id LIMIT %s {lock}
-                ), moved AS (
-                    DELETE FROM {ready} r USING locked WHERE r.job_id = locked.job_id RETURNING r.job_id
-                ), claims AS (
-                    INSERT INTO {claimed} (job_id, process_id, created_at)
-                    SELECT job_id, %s, %s FROM moved RETURNING job_id
-                )
-                SELECT j.* FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM claims)
-            """
-            batch = list(Job.objects.using(self.db).raw(sql, [*params, limit - len(jobs), process_id, now]))
-            jobs += sorted(batch, key=lambda job: (job.priority, job.pk))
+            claim_sql, params = self._claim_ctes(selector, limit - len(jobs), process_id, skip_locked)
+            table = connections[self.db].ops.quote_name(Job._meta.db_table)
+            sql = f"WITH {claim_sql} SELECT j.* FROM {table} j WHERE j.id IN (SELECT job_id FROM claims)"
+            jobs += sorted(Job.objects.using(self.db).raw(sql, params), key=lambda job: (job.priority, job.pk))
             if len(jobs) >= limit:
                 break
         return jobs
+
+    def _claim_ctes(self, selector, limit, process_id, skip_locked):
+        """The data-modifying CTEs ``locked``, ``moved`` and ``claims`` of a one-statement claim."""
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        ready, claimed = quote(ReadyExecution._meta.db_table), quote(ClaimedExecution._meta.db_table)
+        pauses = quote(Pause._meta.db_table)
+        conditions = [f"NOT EXISTS (SELECT 1 FROM {pauses} p WHERE p.queue_name = r.queue_name)"]
+        params = []
+        if selector.endswith("*") and selector != "*":
+            prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append("r.queue_name LIKE %s")
+            params.append(f"{prefix}%")
+        elif selector != "*":
+            conditions.append("r.queue_name = %s")
+            params.append(selector)
+        lock = "FOR UPDATE OF r SKIP LOCKED" if skip_locked else "FOR UPDATE OF r"
+        now = ClaimedExecution._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+        sql = f"""
+            locked AS (
+                SELECT r.job_id FROM {ready} r WHERE {" AND ".join(conditions)}
+                ORDER BY r.priority, r.job_id LIMIT %s {lock}
+            ), moved AS (
+                DELETE FROM {ready} r USING locked WHERE r.job_id = locked.job_id RETURNING r.job_id
+            ), claims AS (
+                INSERT INTO {claimed} (job_id, process_id, created_at)
+                SELECT job_id, %s, %s FROM moved RETURNING job_id
+            )"""
+        return sql, [*params, limit, process_id, now]
+
+    def finish_and_claim(self, finished, preserve, selectors, limit, process_id, skip_locked=True):
+        """Record the successful runs ``finished`` (see ``ClaimedExecutionQuerySet.finish_all``)
+        and claim up to ``limit`` jobs, as one transaction; returns (jobs recorded, jobs claimed)."""
+        if (
+            len(selectors) == 1
+            and self._claims_in_one_statement()
+            and not any(job.concurrency_key for job in finished)
+        ):
+            return self._finish_and_claim_in_one_statement(finished, preserve, selectors[0], limit, process_id,
+                                                           skip_locked)
+        if limit and not self.worth_claiming(selectors):
+            limit = 0
+        with write_transaction(self.db):
+            recorded = ClaimedExecution.objects.using(self.db).finish_all(finished, process_id, preserve)
+            return recorded, self.claim_in_transaction(selectors, limit, process_id, skip_locked)
+
+    def _finish_and_claim_in_one_statement(self, finished, preserve, selector, limit, process_id, skip_locked):
+        """``finish_and_claim`` on PostgreSQL as a single statement, a transaction by itself: one
+        round trip where the general path takes five. Only for jobs without concurrency keys and
+        queues without limits, which have no slots to give back."""
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        jobs_table, claimed = quote(Job._meta.db_table), quote(ClaimedExecution._meta.db_table)
+        by_id = {job.pk: job for job in finished}
+        params = [process_id, *by_id]
+        owned = (f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s "
+                 f"AND c.job_id IN ({', '.join(['%s'] * len(by_id))}) RETURNING c.job_id)")
+        if preserve:
+            fields = [Job._meta.get_field(name) for name in FINISH_FIELDS if name != "updated_at"]
+            casts = ["%s::bigint", *(f"%s::{field.db_type(connection)}" for field in fields)]
+            columns = ", ".join(quote(field.column) for field in fields)
+            rows = ", ".join(f"({', '.join(casts)})" for _ in finished)
+            assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
+            recorded_sql = f"""finished AS (
+                UPDATE {jobs_table} j SET {assignments}, {quote("updated_at")} = %s
+                FROM (VALUES {rows}) AS v (id, {columns})
+                WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
+            )"""
+            params.append(Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection))
+            for job in finished:
+                params += [job.pk, *(field.get_db_prep_save(getattr(job, field.attname), connection) for field in fields)]
+        else:
+            recorded_sql = f"finished AS (DELETE FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM owned) RETURNING j.id)"
+        claim_sql, claim_params = self._claim_ctes(selector, limit, process_id, skip_locked)
+        # One row at least, carrying the recorded ids, then the claimed jobs' columns (NULL when
+        # nothing was claimed).
+        sql = f"""WITH {owned}, {recorded_sql}, {claim_sql}
+            SELECT f.ids AS finished_ids, j.* FROM (SELECT array_agg(id) AS ids FROM finished) f
+            LEFT JOIN {jobs_table} j ON j.id IN (SELECT job_id FROM claims)"""
+        rows = list(Job.objects.using(self.db).raw(sql, [*params, *claim_params]))
+        recorded = [by_id[job_id] for job_id in rows[0].finished_ids or []]
+        claimed = sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
+        return recorded, claimed
 
     def _take_queue_slots(self, rows):
         """Keep the locked rows whose queue has a free slot (per-queue limits); returns their ids."""

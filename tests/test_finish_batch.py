@@ -80,3 +80,29 @@ def test_a_batch_gives_back_concurrency_slots_and_lets_blocked_jobs_in(process):
     assert handles[2].status == "ready"
     # Two slots given back, one taken by the job let in.
     assert Semaphore.objects.get(key=Job.objects.get(pk=handles[2].id).concurrency_key).value == 1
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_finish_and_claim_records_what_is_ours_and_claims_the_next_jobs(process, preserve):
+    quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(5))
+    kept, released = ReadyExecution.objects.claim(["*"], 2, process.pk)
+    assert ClaimedExecution.objects.filter(job_id=released.pk).release() == 1
+    recorded, claimed = ReadyExecution.objects.finish_and_claim([run(kept, [1, 2]), run(released)], preserve, ["*"],
+                                                                2, process.pk)
+    assert [job.pk for job in recorded] == [kept.pk]
+    assert [job.arguments["args"][0] for job in claimed] == ["job-1", "job-2"]  # the released job is back first
+    assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == {job.pk for job in claimed}
+    if preserve:
+        stored = Job.objects.get(pk=kept.pk)
+        assert stored.finished_at == kept.finished_at and stored.return_value == [1, 2]
+    else:
+        assert not Job.objects.filter(pk=kept.pk).exists()
+    assert Job.objects.get(pk=released.pk).executions == 0
+
+
+def test_finish_and_claim_with_nothing_to_claim_still_records(process):
+    RecordJob.perform_later("only")
+    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    recorded, claimed = ReadyExecution.objects.finish_and_claim([run(job)], True, ["*"], 0, process.pk)
+    assert [job.pk for job in recorded] == [job.pk] and claimed == []
+    assert Job.objects.with_status().get(pk=job.pk).status == "finished"

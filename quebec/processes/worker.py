@@ -8,7 +8,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from quebec import concurrency, execution, maintenance
-from quebec.db import close_broken_connections, write_transaction
+from quebec.db import close_broken_connections
 from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
 from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
 from quebec.processes import listener
@@ -99,14 +99,11 @@ class Worker(Poller):
         ready = ReadyExecution.objects.using(self.using)
         if not finished:
             return ready.claim(self.queues, limit, self.process.pk, self.settings.use_skip_locked) if limit else []
-        if limit and not ready.worth_claiming(self.queues):
-            limit = 0
         try:
-            with write_transaction(self.using):
-                recorded = ClaimedExecution.objects.using(self.using).finish_all(
-                    finished, self.process.pk, self.settings.preserve_finished_jobs
-                )
-                jobs = ready.claim_in_transaction(self.queues, limit, self.process.pk, self.settings.use_skip_locked)
+            recorded, jobs = ready.finish_and_claim(
+                finished, self.settings.preserve_finished_jobs, self.queues, limit, self.process.pk,
+                self.settings.use_skip_locked,
+            )
         except (OperationalError, InterfaceError):
             # The connection or a deadlock: the batch is recorded once the poll is retried.
             with self._finished_lock:
@@ -199,8 +196,10 @@ class Worker(Poller):
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
         self._log(job, outcome, (time.monotonic() - started) * 1000)
-        if outcome.state == execution.FINISHED:
-            # Recorded by the loop, batched with others and with the next claim.
+        if outcome.state == execution.FINISHED and not job.concurrency_key:
+            # Recorded by the loop, batched with others and with the next claim. A job with a
+            # concurrency key is recorded here as before: letting the next blocked job of its
+            # key in takes several statements, which threads run side by side.
             job.finished_at = timezone.now()
             job.return_value = execution.storable_return_value(outcome.result)
             with self._finished_lock:
