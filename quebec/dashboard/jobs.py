@@ -126,7 +126,9 @@ def retries(job):
 
 
 def _when(moment):
-    return formats.localize(timezone.localtime(moment)) if moment else "?"
+    # Date and time to the second, in a form that never ends in a period of its own (English
+    # "p.m." did), since the sentences around it end with one.
+    return formats.date_format(timezone.localtime(moment), "Y-m-d H:i:s T") if moment else "?"
 
 
 def _reason(job, execution):
