@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from quebec import concurrency
 from quebec.db import (
@@ -58,28 +59,31 @@ class JobQuerySet(models.QuerySet):
 class Job(models.Model):
     """The permanent record of one enqueued job."""
 
-    queue_name = models.CharField(max_length=255)
-    class_name = models.CharField(max_length=255)
-    arguments = models.JSONField(default=dict)
-    priority = models.IntegerField(default=0)
-    active_job_id = models.UUIDField(default=uuid.uuid4)
-    executions = models.PositiveIntegerField(default=0)
-    exception_executions = models.JSONField(default=dict, blank=True)  # attempts per retry strategy
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    class_name = models.CharField(max_length=255, verbose_name=_("class name"))
+    arguments = models.JSONField(default=dict, verbose_name=_("arguments"))
+    priority = models.IntegerField(default=0, verbose_name=_("priority"))
+    active_job_id = models.UUIDField(default=uuid.uuid4, verbose_name=_("active job id"))
+    executions = models.PositiveIntegerField(default=0, verbose_name=_("executions"))
+    # attempts per retry strategy
+    exception_executions = models.JSONField(default=dict, blank=True, verbose_name=_("exception executions"))
     # One entry per run: when, on which process, how it ended, and its error if any.
-    attempts = models.JSONField(default=list, blank=True)
+    attempts = models.JSONField(default=list, blank=True, verbose_name=_("attempts"))
     # What ``perform`` returned, when it is JSON; kept as long as the job row is.
-    return_value = models.JSONField(null=True, blank=True)
-    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
-    scheduled_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    discarded_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    return_value = models.JSONField(null=True, blank=True, verbose_name=_("return value"))
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True, verbose_name=_("concurrency key"))
+    scheduled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("scheduled at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    discarded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("discarded at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
     objects = JobQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_jobs"
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         indexes = [
             models.Index(fields=["active_job_id"], name="quebec_jobs_active_job_id"),
             models.Index(fields=["class_name"], name="quebec_jobs_class_name"),
@@ -145,8 +149,10 @@ class Execution(models.Model):
 
     # DO_NOTHING: a job is deleted only once no execution holds it, and the database's foreign
     # key refuses anything else. It also lets Django delete jobs without visiting these tables.
-    job = models.OneToOneField(Job, on_delete=models.DO_NOTHING, primary_key=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    job = models.OneToOneField(
+        Job, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", verbose_name=_("job")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         abstract = True
@@ -378,13 +384,15 @@ class ReadyExecutionQuerySet(models.QuerySet):
 
 
 class ReadyExecution(Execution):
-    queue_name = models.CharField(max_length=255)
-    priority = models.IntegerField(default=0)
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    priority = models.IntegerField(default=0, verbose_name=_("priority"))
 
     objects = ReadyExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_ready_executions"
+        verbose_name = _("ready execution")
+        verbose_name_plural = _("ready executions")
         indexes = [
             models.Index(fields=["priority", "job"], name="quebec_ready_poll_all"),
             models.Index(fields=["queue_name", "priority", "job"], name="quebec_ready_poll_by_queue"),
@@ -433,15 +441,18 @@ class ScheduledExecutionQuerySet(ExecutionQuerySet):
 
 
 class ScheduledExecution(Execution):
-    queue_name = models.CharField(max_length=255)
-    priority = models.IntegerField(default=0)
-    scheduled_at = models.DateTimeField()
-    reason = models.CharField(max_length=255, blank=True)  # why it waits, when not just its schedule
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    priority = models.IntegerField(default=0, verbose_name=_("priority"))
+    scheduled_at = models.DateTimeField(verbose_name=_("scheduled at"))
+    # why it waits, when not just its schedule
+    reason = models.CharField(max_length=255, blank=True, verbose_name=_("reason"))
 
     objects = ScheduledExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_scheduled_executions"
+        verbose_name = _("scheduled execution")
+        verbose_name_plural = _("scheduled executions")
         indexes = [
             models.Index(fields=["scheduled_at", "priority", "job"], name="quebec_scheduled_dispatch"),
         ]
@@ -516,12 +527,15 @@ class ClaimedExecution(Execution):
         db_constraint=False,
         db_index=False,
         related_name="claimed_executions",
+        verbose_name=_("process"),
     )
 
     objects = ClaimedExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_claimed_executions"
+        verbose_name = _("claimed execution")
+        verbose_name_plural = _("claimed executions")
 
     # The outcomes of a run. Each returns False, touching nothing, when this claim is no longer
     # ours (released or pruned meanwhile). ``job`` carries the updated counters.
@@ -645,15 +659,17 @@ class BlockedExecutionQuerySet(ExecutionQuerySet):
 class BlockedExecution(Execution):
     """A job waiting for a free slot of its concurrency key."""
 
-    queue_name = models.CharField(max_length=255)
-    priority = models.IntegerField(default=0)
-    concurrency_key = models.CharField(max_length=255)
-    expires_at = models.DateTimeField()
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    priority = models.IntegerField(default=0, verbose_name=_("priority"))
+    concurrency_key = models.CharField(max_length=255, verbose_name=_("concurrency key"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
 
     objects = BlockedExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_blocked_executions"
+        verbose_name = _("blocked execution")
+        verbose_name_plural = _("blocked executions")
         indexes = [
             models.Index(fields=["concurrency_key", "priority", "job"], name="quebec_blocked_release"),
             models.Index(fields=["expires_at", "concurrency_key"], name="quebec_blocked_maintenance"),
@@ -700,15 +716,17 @@ class FailedExecutionQuerySet(ExecutionQuerySet):
 class FailedExecution(Execution):
     """A job whose last run raised; it stays here until retried or discarded."""
 
-    exception_class = models.CharField(max_length=255)
-    message = models.TextField(blank=True)
-    backtrace = models.TextField(blank=True)
-    attempt = models.PositiveIntegerField(default=0)
+    exception_class = models.CharField(max_length=255, verbose_name=_("exception class"))
+    message = models.TextField(blank=True, verbose_name=_("message"))
+    backtrace = models.TextField(blank=True, verbose_name=_("backtrace"))
+    attempt = models.PositiveIntegerField(default=0, verbose_name=_("attempt"))
 
     objects = FailedExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_failed_executions"
+        verbose_name = _("failed execution")
+        verbose_name_plural = _("failed executions")
 
     @staticmethod
     def describe(error):
@@ -751,20 +769,23 @@ class ProcessQuerySet(models.QuerySet):
 class Process(models.Model):
     """A running worker, dispatcher, scheduler or supervisor, kept alive by heartbeats."""
 
-    kind = models.CharField(max_length=32)
-    name = models.CharField(max_length=255, unique=True)
-    pid = models.IntegerField()
-    hostname = models.CharField(max_length=255, blank=True)
-    supervisor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
-    metadata = models.JSONField(default=dict, blank=True)
-    last_heartbeat_at = models.DateTimeField()
-    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, verbose_name=_("kind"))
+    name = models.CharField(max_length=255, unique=True, verbose_name=_("name"))
+    pid = models.IntegerField(verbose_name=_("pid"))
+    hostname = models.CharField(max_length=255, blank=True, verbose_name=_("hostname"))
+    supervisor = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", verbose_name=_("supervisor")
+    )
+    metadata = models.JSONField(default=dict, blank=True, verbose_name=_("metadata"))
+    last_heartbeat_at = models.DateTimeField(verbose_name=_("last heartbeat at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     objects = ProcessQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_processes"
-        verbose_name_plural = "processes"
+        verbose_name = _("process")
+        verbose_name_plural = _("processes")
         indexes = [models.Index(fields=["last_heartbeat_at"], name="quebec_processes_heartbeat")]
 
     def __str__(self):
@@ -791,11 +812,13 @@ class Process(models.Model):
 class Pause(models.Model):
     """A paused queue: workers skip it until the row is removed."""
 
-    queue_name = models.CharField(max_length=255, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    queue_name = models.CharField(max_length=255, unique=True, verbose_name=_("queue name"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
         db_table = "quebec_pauses"
+        verbose_name = _("pause")
+        verbose_name_plural = _("pauses")
 
     def __str__(self):
         return self.queue_name
@@ -939,24 +962,28 @@ class RecurringTaskQuerySet(models.QuerySet):
 class RecurringTask(models.Model):
     """A task the scheduler enqueues on a schedule: from configuration (static) or from code."""
 
-    key = models.CharField(max_length=255, unique=True)
-    schedule = models.CharField(max_length=255)
-    class_name = models.CharField(max_length=255, blank=True)  # dotted path of a job class
-    command = models.CharField(max_length=2048, blank=True)  # dotted path of a callable
-    arguments = models.JSONField(default=dict, blank=True)
-    queue_name = models.CharField(max_length=255, blank=True)  # blank: the job class's own
-    priority = models.IntegerField(null=True, blank=True)  # null: the job class's own
-    description = models.TextField(blank=True)
-    catch_up = models.BooleanField(default=False)
-    static = models.BooleanField(default=True)
-    paused_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    key = models.CharField(max_length=255, unique=True, verbose_name=_("key"))
+    schedule = models.CharField(max_length=255, verbose_name=_("schedule"))
+    # dotted path of a job class
+    class_name = models.CharField(max_length=255, blank=True, verbose_name=_("class name"))
+    command = models.CharField(max_length=2048, blank=True, verbose_name=_("command"))  # dotted path of a callable
+    arguments = models.JSONField(default=dict, blank=True, verbose_name=_("arguments"))
+    # blank: the job class's own
+    queue_name = models.CharField(max_length=255, blank=True, verbose_name=_("queue name"))
+    priority = models.IntegerField(null=True, blank=True, verbose_name=_("priority"))  # null: the job class's own
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    catch_up = models.BooleanField(default=False, verbose_name=_("catch up"))
+    static = models.BooleanField(default=True, verbose_name=_("static"))
+    paused_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paused at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
     objects = RecurringTaskQuerySet.as_manager()
 
     class Meta:
         db_table = "quebec_recurring_tasks"
+        verbose_name = _("recurring task")
+        verbose_name_plural = _("recurring tasks")
 
     def __str__(self):
         return self.key
