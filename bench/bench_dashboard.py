@@ -42,11 +42,16 @@ PAGES = {
 
 FILL_SQL = """
 INSERT INTO quebec_jobs (queue_name, class_name, arguments, priority, active_job_id, executions,
-                         exception_executions, scheduled_at, finished_at, discarded_at, created_at, updated_at)
+                         exception_executions, attempts, scheduled_at, finished_at, discarded_at, created_at,
+                         updated_at)
 SELECT (ARRAY['default', 'mail', 'reports'])[1 + mod(i, 3)],
        (ARRAY['EmailJob', 'ReportJob', 'NoopJob'])[1 + mod(i / 3, 3)],
        jsonb_build_object('args', jsonb_build_array('user' || i || '@example.com'), 'kwargs', '{}'::jsonb),
-       0, gen_random_uuid(), 1, '{}'::jsonb, NULL,
+       0, gen_random_uuid(), 1, '{}'::jsonb,
+       -- one attempt each, as a worker records it, so rows are as wide as real ones
+       jsonb_build_array(jsonb_build_object('number', 1, 'process', 'worker-bench', 'outcome', 'finished',
+                                            'started_at', now()::text, 'finished_at', now()::text)),
+       NULL,
        now() - i * (%(span)s / %(jobs)s) * interval '1 second',
        NULL,
        now() - i * (%(span)s / %(jobs)s) * interval '1 second' - interval '2 seconds',
