@@ -28,6 +28,7 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 from quebec.enqueue import MAX_QUEUE_NAME
+from quebec.errors import describe_error
 from quebec.job import BaseClass
 
 OPTIONS = ("database",)
@@ -121,18 +122,10 @@ def _finished(result, value=None, error=None):
         object.__setattr__(result, "_return_value", value)
     else:
         object.__setattr__(result, "status", TaskResultStatus.FAILED)
-        result.errors.append(TaskError(exception_class_path=_class_path(error), traceback=_traceback(error)))
+        described = describe_error(error)
+        result.errors.append(TaskError(exception_class_path=described["exception_class"],
+                                       traceback=described["backtrace"]))
     task_finished.send(sender=type(result.task.get_backend()), task_result=result)
-
-
-def _class_path(error):
-    return f"{type(error).__module__}.{type(error).__qualname__}"
-
-
-def _traceback(error):
-    import traceback
-
-    return "".join(traceback.format_exception(error))
 
 
 _job_classes = {}
