@@ -216,13 +216,10 @@ def _by_database(pairs):
 
 def _write(pairs, using):
     """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
-    from quebec.db import insert_rows, write_transaction
-    from quebec.models import Job, dispatch_all
+    from quebec.models import enqueue_jobs
 
     models = [pending.to_model() for pending, _ in pairs]
-    with write_transaction(using):
-        insert_rows(Job, models, using)
-        dispatch_all(models, using)
+    enqueue_jobs(models, using)
     for model, (pending, handle) in zip(models, pairs, strict=True):
         handle._job = model
         pending.job.id = model.pk

@@ -1,0 +1,84 @@
+"""PostgreSQL enqueues jobs without concurrency keys in one statement: it must write exactly
+the rows the general path writes, in the caller's order and transaction."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction  # noqa: F401 (connection: the skipif)
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+import quebec
+from quebec.db import insert_rows, write_transaction
+from quebec.models import Job, ReadyExecution, ScheduledExecution, dispatch_all, enqueue_jobs
+from tests.testapp.jobs import RecordJob
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="the one-statement enqueue is PostgreSQL's"),
+]
+
+# Differ between any two enqueues, whatever the path.
+VOLATILE = {"id", "job", "active_job_id", "created_at", "updated_at"}
+
+
+def built_jobs(tag):
+    now = timezone.now()
+    pendings = [
+        RecordJob.build(f"{tag}-plain", value={"nested": [1, "two", None], "text": "é <script>"}),
+        RecordJob.set(queue="other", priority=-7).build(f"{tag}-urgent"),
+        RecordJob.set(wait=3600).build(f"{tag}-later"),
+        RecordJob.set(wait_until=now - timedelta(minutes=5)).build(f"{tag}-overdue"),
+    ]
+    return [pending.to_model() for pending in pendings]
+
+
+def rows(jobs):
+    """Every column of each job and of its execution rows, less what always differs."""
+    result = []
+    for job in jobs:
+        job = Job.objects.get(pk=job.pk)
+        tables = {}
+        for model in (ReadyExecution, ScheduledExecution):
+            for row in model.objects.filter(job_id=job.pk):
+                tables[model.__name__] = {k: v for k, v in model_to_dict(row).items() if k not in VOLATILE}
+        fields = {k: v for k, v in model_to_dict(job).items() if k not in VOLATILE}
+        fields["arguments"] = {**fields["arguments"], "args": [arg.split("-", 1)[1] for arg in fields["arguments"]["args"]]}
+        fields["scheduled_at"] = fields["scheduled_at"] is not None
+        for table in tables.values():
+            table.pop("scheduled_at", None)
+        result.append((fields, tables))
+    return result
+
+
+def test_the_one_statement_writes_what_the_general_path_writes():
+    fast = built_jobs("fast")
+    enqueue_jobs(fast, "default")
+    general = built_jobs("general")
+    with write_transaction("default"):
+        insert_rows(Job, general, "default")
+        dispatch_all(general, "default")
+    assert rows(fast) == rows(general)
+    assert [job.pk for job in fast] == sorted(job.pk for job in fast)
+    assert [Job.objects.get(pk=job.pk).arguments["args"][0] for job in fast] == [
+        "fast-plain", "fast-urgent", "fast-later", "fast-overdue"
+    ]
+    assert {job.created_at for job in fast} == {Job.objects.get(pk=fast[0].pk).created_at}
+
+
+def test_handles_match_their_jobs_in_a_large_batch():
+    handles = quebec.perform_all_later(RecordJob.build(str(index), value=index) for index in range(2500))
+    stored = dict(Job.objects.values_list("pk", "arguments"))
+    assert len(stored) == 2500
+    for index, handle in enumerate(handles):
+        assert stored[handle.id] == {"args": [str(index)], "kwargs": {"value": index}}
+    assert ReadyExecution.objects.count() == 2500
+
+
+def test_it_joins_the_callers_transaction():
+    with transaction.atomic():
+        kept = RecordJob.perform_later("kept")
+    with transaction.atomic():
+        RecordJob.perform_later("rolled back")
+        transaction.set_rollback(True)
+    assert list(Job.objects.values_list("pk", flat=True)) == [kept.id]
