@@ -47,10 +47,11 @@ setup_venv() {
         echo "==> Installing Quebec and its test tools into $VENV"
         "$PYTHON" -m pip install --quiet --upgrade pip
         "$PYTHON" -m pip install --quiet -e "$ROOT[test,postgres]"
-        if ! "$PYTHON" -m pip install --quiet "mysqlclient>=2.2.1"; then
-            echo "warning: mysqlclient did not build, so MySQL/MariaDB cannot be used." >&2
-            echo "         It needs the MariaDB client headers: apt-get install libmariadb-dev pkg-config" >&2
-        fi
         echo "$want" > "$stamp"
+    fi
+    # Tried again on every run until it builds: the headers may have been installed since.
+    if ! "$PYTHON" -c "import MySQLdb" 2>/dev/null && ! "$PYTHON" -m pip install --quiet "mysqlclient>=2.2.1"; then
+        echo "warning: mysqlclient did not build, so MySQL/MariaDB cannot be used." >&2
+        echo "         It needs the MariaDB client headers: apt-get install libmariadb-dev pkg-config" >&2
     fi
 }
