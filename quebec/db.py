@@ -101,10 +101,17 @@ def delete_by_pk(model, pks, using):
     which locks (and waits on) every row, including ones other transactions are inserting;
     one statement per key always uses the primary key.
     """
-    manager = model._default_manager.using(using)
-    if connections[using].vendor != "mysql":
-        return manager.filter(pk__in=pks).delete()[0]
-    return sum(manager.filter(pk=pk).delete()[0] for pk in pks)
+    connection = connections[using]
+    if connection.vendor != "mysql":
+        return model._default_manager.using(using).filter(pk__in=pks).delete()[0]
+    quote = connection.ops.quote_name
+    sql = f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)} = %s"
+    deleted = 0
+    with connection.cursor() as cursor:  # without the ORM's delete machinery, paid per key here
+        for pk in pks:
+            cursor.execute(sql, [pk])
+            deleted += cursor.rowcount
+    return deleted
 
 
 def delete_claims(model, job_ids, process_id, using):
@@ -156,6 +163,18 @@ def update_rows(model, objects, fields, using):
         [*(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns), obj.pk]
         for obj in objects
     ]
+    if connection.vendor == "mysql" and len(rows) > 1:
+        # MySQLdb sends executemany's UPDATEs one by one: one statement with a CASE per column
+        # instead. Only the primary key is read, and InnoDB's semi-consistent read lets an UPDATE
+        # pass rows others have locked, so this locks no more than the statements one by one.
+        pk = quote(meta.pk.column)
+        whens = " ".join([f"WHEN %s THEN %s"] * len(rows))
+        sets = ", ".join(f"{quote(field.column)} = CASE {pk} {whens} END" for field in columns)
+        sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {pk} IN ({', '.join(['%s'] * len(rows))})"
+        params = [value for index in range(len(columns)) for row in rows for value in (row[-1], row[index])]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *(row[-1] for row in rows)])
+        return
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
