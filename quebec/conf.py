@@ -59,6 +59,14 @@ def _positive_int(value):
     return value
 
 
+def _non_negative_int(value):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
 def _optional_positive_int(value):
     return None if value in (None, "") else _positive_int(value)
 
@@ -127,6 +135,7 @@ SETTINGS = {
     # key: (default, parser)
     "worker_threads": (3, _positive_int),
     "worker_polling_interval": (0.1, parse_duration),
+    "worker_claim_ahead": (3, _non_negative_int),
     "dispatcher_polling_interval": (1.0, parse_duration),
     "dispatcher_batch_size": (500, _positive_int),
     "dispatcher_concurrency_maintenance_interval": (600.0, parse_duration),
@@ -189,6 +198,7 @@ class Config:
     config_file: str | None = None
     worker_threads: int = 3
     worker_polling_interval: float = 0.1
+    worker_claim_ahead: int = 3
     dispatcher_polling_interval: float = 1.0
     dispatcher_batch_size: int = 500
     dispatcher_concurrency_maintenance_interval: float = 600.0

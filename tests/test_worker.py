@@ -7,11 +7,13 @@ from django.utils import timezone
 
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
+from quebec.processes.worker import CLAIM_AHEAD_BELOW
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, ReturnJob, SleepJob
 from tests.testapp.models import Account, JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
+CLAIM_AHEAD = 3  # jobs per thread
 
 
 def test_worker_runs_jobs_and_marks_them_finished(start):
@@ -137,3 +139,44 @@ def test_stopping_releases_a_job_that_outlives_the_shutdown_timeout(start):
     # When the sleeper wakes, its claim is gone: it must not mark the job finished.
     wait_until(lambda: worker.pool.in_flight() == 0, timeout=5)
     assert handle.status == "ready"
+
+
+def test_short_jobs_are_claimed_ahead_and_handed_back_unstarted_at_shutdown(start):
+    warm_up = [RecordJob.perform_later(f"short-{index}") for index in range(10)]
+    worker = start(threads=1, shutdown_timeout=10, worker_claim_ahead=CLAIM_AHEAD)
+    wait_until(lambda: finished(*warm_up))
+    assert worker._claim_ahead() == CLAIM_AHEAD  # short jobs so far
+    # One slow job, then more than the thread can run: the worker claims some of them ahead.
+    sleeper = SleepJob.perform_later(1.5, label="slow")
+    waiting = [RecordJob.perform_later(f"behind-{index}") for index in range(2 * CLAIM_AHEAD)]
+    wait_until(lambda: sleeper.status == "claimed")
+    wait_until(lambda: ClaimedExecution.objects.count() > 1, message="jobs claimed ahead of the thread")
+    assert ClaimedExecution.objects.count() <= 1 + CLAIM_AHEAD
+    worker.stop()
+    # The jobs claimed ahead go back to ready at once, while the slow one still runs.
+    wait_until(lambda: ClaimedExecution.objects.count() == 1, timeout=1, message="the unstarted claims released")
+    assert sleeper.status == "claimed"
+    assert worker.join(10)
+    assert sleeper.status == "finished"
+    assert [handle.status for handle in waiting] == ["ready"] * len(waiting)
+    assert Job.objects.get(pk=waiting[0].id).attempts == []  # never started, so no attempt
+
+
+def test_claiming_ahead_can_be_switched_off(start):
+    handles = [RecordJob.perform_later(str(index)) for index in range(60)]
+    worker = start(threads=2, worker_claim_ahead=0)
+    most_claimed = 0
+    while not finished(*handles):
+        most_claimed = max(most_claimed, ClaimedExecution.objects.count())
+    assert most_claimed <= 2
+    assert worker._average_run < CLAIM_AHEAD_BELOW and worker._claim_ahead() == 0
+
+
+def test_slow_jobs_are_claimed_only_for_idle_threads(start):
+    handles = [SleepJob.perform_later(0.05, label=None) for _ in range(8)]
+    worker = start(threads=2)
+    most_claimed = 0
+    while not finished(*handles):
+        most_claimed = max(most_claimed, ClaimedExecution.objects.count())
+    assert most_claimed <= 2
+    assert worker._claim_ahead() == 0

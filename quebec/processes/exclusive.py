@@ -40,6 +40,11 @@ class ExclusiveGate:
                 self._running = None
         self.wake_all()
 
+    def holding(self):
+        """Whether a worker of the process holds or runs an exclusive job."""
+        with self._lock:
+            return bool(self._holders)
+
     def begin_claim(self):
         """Whether a worker may claim now (no exclusive job held or running); pair with end_claim()."""
         with self._lock:

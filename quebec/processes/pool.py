@@ -13,7 +13,9 @@ logger = logging.getLogger("quebec.worker")
 class Pool:
     """``size`` threads taking work from a queue; ``idle()`` says how many could start one now.
 
-    Daemon threads, so a job stuck past the shutdown timeout cannot keep the process alive.
+    More items than threads may be posted: they wait in the queue, count as in flight, and
+    ``cancel_waiting()`` takes back those no thread has started. Daemon threads, so a job stuck
+    past the shutdown timeout cannot keep the process alive.
     """
 
     def __init__(self, size, run, on_idle, name="quebec-pool"):
@@ -31,7 +33,7 @@ class Pool:
 
     def idle(self):
         with self._lock:
-            return self.size - self._in_flight
+            return max(0, self.size - self._in_flight)
 
     def in_flight(self):
         with self._lock:
@@ -41,6 +43,23 @@ class Pool:
         with self._lock:
             self._in_flight += 1
         self._queue.put((item, on_done))
+
+    def cancel_waiting(self):
+        """Take back the posted items no thread has started; returns them."""
+        cancelled = []
+        while True:
+            try:
+                posted = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if posted is _STOP:  # stop() came first: leave it for a thread
+                self._queue.put(_STOP)
+                break
+            cancelled.append(posted[0])
+        with self._lock:
+            self._in_flight -= len(cancelled)
+            self._lock.notify_all()
+        return cancelled
 
     def drain(self, timeout):
         """Wait until every posted item is done or ``timeout`` passes; True when drained."""

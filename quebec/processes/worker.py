@@ -4,7 +4,7 @@ import logging
 import threading
 import time
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from quebec import concurrency, execution, maintenance
@@ -21,6 +21,12 @@ logger = logging.getLogger("quebec.worker")
 # How long a thread keeps trying to record a job's outcome while the database is away (a
 # failover, a restart). Past that the claim stays, and the job runs again once it is released.
 RECORD_PATIENCE = 600.0
+# Claiming ahead: while this process's jobs take less than CLAIM_AHEAD_BELOW seconds on average,
+# it claims up to ``worker_claim_ahead`` jobs per thread beyond those its threads run, so that a
+# claim (one round trip, one commit) moves a batch of jobs, not one or two. A job claimed ahead
+# waits for a thread of this process, at most about ``worker_claim_ahead`` average runs; jobs
+# that take longer, and queues with concurrency limits, are claimed only for idle threads.
+CLAIM_AHEAD_BELOW = 0.02
 
 
 class Worker(Poller):
@@ -41,11 +47,9 @@ class Worker(Poller):
         # the job first, and the process never holds more claims than it has threads.
         self._finished = []
         self._finished_lock = threading.Lock()
-        # On MySQL a batch still takes a statement per job for the claims (see delete_claims)
-        # and for the updates (its driver sends executemany's UPDATEs one by one), so one loop
-        # recording for all threads is slower than the threads each recording their own.
-        self._batch_finishes = connections[self.using].vendor != "mysql"
         self._listener = None
+        self._average_run = None  # seconds, a moving average over the jobs this process ran
+        self._recorded_at = 0.0  # time.monotonic() of the last look at the finished jobs
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -56,7 +60,7 @@ class Worker(Poller):
             self._listener = listener.Listener(self.using, self.wake, self.name)
             self._listener.start()
         super().register()
-        self.pool = Pool(self.threads, self._perform, on_idle=EXCLUSIVE.wake_all, name=self.name)
+        self.pool = Pool(self.threads, self._perform, on_idle=self._thread_freed, name=self.name)
         EXCLUSIVE.add(self)
         for queue, limit in self.settings.queue_concurrency.items():
             Semaphore.objects.using(self.using).ensure(concurrency.QUEUE_KEY.format(queue), limit)
@@ -78,12 +82,14 @@ class Worker(Poller):
             return not self._finished
 
     def poll(self):
-        """Record the jobs finished since the last poll and claim one for each idle thread, in
-        one transaction; True when every idle thread got a job."""
-        idle = 0 if self._held_exclusive or self.quiet else self.pool.idle()
-        claiming = idle > 0 and EXCLUSIVE.begin_claim()
+        """Record the jobs finished since the last poll and claim jobs for the threads, in one
+        transaction; True when it got all it asked for (there may be more)."""
+        wanted = self._room_to_claim()
+        if not wanted and self._finished_can_wait():
+            return False
+        claiming = wanted > 0 and EXCLUSIVE.begin_claim()
         try:
-            jobs = self._record_and_claim(idle if claiming else 0)
+            jobs = self._record_and_claim(wanted if claiming else 0)
             for job in jobs:
                 if self._is_exclusive(job):
                     self._held_exclusive.append(job)
@@ -95,11 +101,43 @@ class Worker(Poller):
                 EXCLUSIVE.end_claim()
         if self._held_exclusive:
             return self._start_exclusive_when_alone()
-        return claiming and len(jobs) == idle  # else sleep until a thread frees up and wakes us
+        return claiming and len(jobs) == wanted  # else sleep until a thread frees up and wakes us
+
+    def _claim_ahead(self):
+        """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_BELOW)."""
+        short = self._average_run is not None and self._average_run < CLAIM_AHEAD_BELOW
+        return self.threads * self.settings.worker_claim_ahead if short and not concurrency.queue_limits() else 0
+
+    def _room_to_claim(self):
+        """How many jobs to claim now: 0 while quiet or holding an exclusive job, and 0 while the
+        jobs claimed ahead leave room for less than a batch."""
+        if self._held_exclusive or self.quiet:
+            return 0
+        ahead = self._claim_ahead()
+        room = self.threads + ahead - self.pool.in_flight()
+        # With jobs claimed ahead, wait until a batch fits: claiming for each thread as it frees
+        # up would cost a round trip per job again.
+        return room if room >= (min(self.threads, ahead) or 1) else 0
+
+    def _finished_can_wait(self):
+        """Whether the finished jobs can wait for the next claim to be recorded with it: yes while
+        threads are busy, for up to a polling interval (a finished job must soon look finished)."""
+        if self.quiet or self._held_exclusive or self.pool.in_flight() == 0:
+            return False
+        return time.monotonic() - self._recorded_at < self.polling_interval
+
+    def _thread_freed(self):
+        """A pool thread finished a job: wake the loop when there is room to claim a batch, or
+        when other workers of the process may be waiting for it to be idle (exclusive jobs)."""
+        if EXCLUSIVE.holding():
+            EXCLUSIVE.wake_all()
+        elif self.quiet or self._room_to_claim() or self.pool.in_flight() == 0:
+            self.wake()
 
     def _record_and_claim(self, limit):
         with self._finished_lock:
             finished, self._finished = self._finished, []
+        self._recorded_at = time.monotonic()
         ready = ReadyExecution.objects.using(self.using)
         if not finished:
             return ready.claim(self.queues, limit, self.process.pk, self.settings.use_skip_locked) if limit else []
@@ -164,6 +202,7 @@ class Worker(Poller):
         if self._listener is not None:
             self._listener.stop()
         if self.pool is not None:
+            self._release_unstarted()
             timeout = self.shutdown_timeout
             if not self.pool.drain(timeout):
                 self.abandoned = self.pool.in_flight()
@@ -180,6 +219,21 @@ class Worker(Poller):
         EXCLUSIVE.remove(self)
         super().shutdown()
         self.quebec.run_hooks("on_worker_stop", self)
+
+    def _release_unstarted(self):
+        """Hand back the jobs claimed ahead that no thread has started: they go back to ready at
+        once, for other workers, instead of waiting for the running ones to end."""
+        unstarted = self.pool.cancel_waiting()
+        if not unstarted:
+            return
+        claims = ClaimedExecution.objects.using(self.using).filter(
+            process_id=self.process.pk, job_id__in=[job.pk for job in unstarted]
+        )
+        try:
+            self._retrying(claims.release, patience=DEREGISTER_PATIENCE)
+        except Exception:
+            # Their claims stay, and deregistering puts the jobs back in line.
+            logger.exception("%s: could not release the jobs claimed ahead", self.name)
 
     def _perform(self, job):
         try:
@@ -199,8 +253,11 @@ class Worker(Poller):
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
-        self._log(job, outcome, (time.monotonic() - started) * 1000)
-        if outcome.state == execution.FINISHED and self._batch_finishes and not job.concurrency_key:
+        elapsed = time.monotonic() - started
+        average = self._average_run
+        self._average_run = elapsed if average is None else 0.8 * average + 0.2 * elapsed
+        self._log(job, outcome, elapsed * 1000)
+        if outcome.state == execution.FINISHED and not job.concurrency_key:
             # Recorded by the loop, batched with others and with the next claim. A job with a
             # concurrency key is recorded here as before: letting the next blocked job of its
             # key in takes several statements, which threads run side by side.
