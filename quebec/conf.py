@@ -51,20 +51,20 @@ def parse_duration(value):
     return seconds
 
 
-def _positive_int(value):
+def _int_at_least(value, minimum, description):
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"must be {description}")
     return value
+
+
+def _positive_int(value):
+    return _int_at_least(value, 1, "a positive integer")
 
 
 def _non_negative_int(value):
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be a whole number, 0 or more")
-    return value
+    return _int_at_least(value, 0, "a whole number, 0 or more")
 
 
 def _optional_positive_int(value):

@@ -44,7 +44,7 @@ class Worker(Poller):
         self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
         # Jobs that ran successfully, whose end the loop records with its next claim. A thread
         # adds its job before it counts as idle, so the loop that claims for that thread records
-        # the job first, and the process never holds more claims than it has threads.
+        # the job first, and the process never holds more claims than threads plus claim-ahead.
         self._finished = []
         self._finished_lock = threading.Lock()
         self._listener = None
