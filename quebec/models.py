@@ -6,6 +6,7 @@ index carries everything the claim query reads, so keeping millions of finished 
 claim nothing. Every state change is a method here; processes only call them.
 """
 
+import functools
 import json
 import os
 import socket
@@ -111,59 +112,66 @@ def enqueue_jobs(jobs, using):
         dispatch_all(jobs, using)
 
 
-# How ``_enqueue_in_one_statement`` fills each column of a new job: from one array per column
-# (with the array's type), or with the same value for every row (SQL text, or a parameter).
-_PER_JOB_COLUMNS = {
-    "queue_name": "text", "class_name": "text", "arguments": "jsonb", "priority": "integer",
-    "active_job_id": "uuid", "executions": "integer", "exception_executions": "jsonb", "scheduled_at": "timestamptz",
-}
+# How ``_enqueue_in_one_statement`` fills each column of a new job: from one array per column,
+# or with the same value for every row (SQL text, or the time of the enqueue).
+_PER_JOB_COLUMNS = (
+    "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
+    "scheduled_at",
+)
 _SAME_FOR_EVERY_JOB = {
     "attempts": "'[]'::jsonb", "return_value": "NULL", "concurrency_key": "NULL", "finished_at": "NULL",
-    "discarded_at": "NULL", "created_at": "%(now)s", "updated_at": "%(now)s",
+    "discarded_at": "NULL", "created_at": "%s", "updated_at": "%s",
 }
 
 
-def _enqueue_in_one_statement(jobs, using):
-    """PostgreSQL without concurrency keys: the jobs, their ready and scheduled rows and the
-    NOTIFY in a single statement, a transaction by itself outside an atomic block. One round
-    trip and one commit per enqueue where the general path takes five round trips, and the
-    columns go as one array each, without the ORM's work per row and field.
+def column_values(fields, objects, connection):
+    """``objects``' values of each of ``fields``, ready to send: a list per field. JSON goes as
+    text (cast in the statement), since psycopg would wrap every value otherwise."""
+    columns = []
+    for field in fields:
+        values = [getattr(obj, field.attname) for obj in objects]
+        if isinstance(field, models.JSONField):
+            values = [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+        elif not isinstance(field, (models.CharField, models.IntegerField, models.UUIDField)):
+            values = [field.get_db_prep_save(value, connection) for value in values]
+        columns.append(values)
+    return columns
 
-    The NOTIFY is PostgreSQL's own: sent when the transaction commits, and only once however
-    many jobs or statements the transaction holds.
-    """
-    from quebec import conf
 
+def unnest_sql(fields, connection):
+    """PostgreSQL: a ``FROM`` source reading one array parameter per field back as rows, in
+    order (``position``), and the select expressions that give each column its field's type
+    and name. The text depends on the fields, not on how many rows the arrays hold."""
+    quote = connection.ops.quote_name
+    placeholders, selects = [], []
+    for index, field in enumerate(fields):
+        json_field = isinstance(field, models.JSONField)
+        placeholders.append("%s::text[]" if json_field else f"%s::{field.db_type(connection)}[]")
+        selects.append(f"c{index}{'::jsonb' if json_field else ''} AS {quote(field.column)}")
+    aliases = ", ".join(f"c{index}" for index in range(len(fields)))
+    return f"unnest({', '.join(placeholders)}) WITH ORDINALITY AS u ({aliases}, position)", selects
+
+
+@functools.lru_cache(maxsize=16)
+def _enqueue_sql(using, rows, notify):
+    """The text of ``_enqueue_in_one_statement`` for one job (``rows`` "one": plain parameters)
+    or many ("many": an array per column)."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
-    now = timezone.now()
-    db_now = meta.get_field("created_at").get_db_prep_save(now, connection)
-    due = [job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)]
-    arrays = []
-    for name in _PER_JOB_COLUMNS:
-        field = meta.get_field(name)
-        if isinstance(field, models.JSONField):
-            arrays.append([None if (value := getattr(job, name)) is None else json.dumps(value, cls=field.encoder)
-                           for job in jobs])
-        elif isinstance(field, models.DateTimeField):
-            arrays.append([field.get_db_prep_save(getattr(job, name), connection) for job in jobs])
-        else:
-            arrays.append([getattr(job, name) for job in jobs])
-    # jsonb arrays travel as text: psycopg would wrap every value otherwise.
-    unnest = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in _PER_JOB_COLUMNS.values())
-    aliases = [f"c{index}" for index in range(len(_PER_JOB_COLUMNS))]
-    values = [f"{alias}::jsonb" if kind == "jsonb" else alias for alias, kind in zip(aliases, _PER_JOB_COLUMNS.values())]
-    constants = [sql % {"now": "%s"} for sql in _SAME_FOR_EVERY_JOB.values()]
+    fields = [meta.get_field(name) for name in _PER_JOB_COLUMNS]
+    constants = ", ".join(_SAME_FOR_EVERY_JOB.values())
+    if rows == "one":
+        select = f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)}, {constants}"
+    else:
+        unnest, selects = unnest_sql(fields, connection)
+        select = f"SELECT {', '.join(selects)}, {constants} FROM {unnest} ORDER BY position"
     columns = [*_PER_JOB_COLUMNS, *_SAME_FOR_EVERY_JOB]
     assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
-    jobs_table = quote(meta.db_table)
     ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)
-    notify = conf.get().use_listen_notify and due
-    sql = f"""WITH j AS (
-            INSERT INTO {jobs_table} ({", ".join(quote(meta.get_field(name).column) for name in columns)})
-            SELECT {", ".join(values)}, {", ".join(constants)}
-            FROM unnest({unnest}) WITH ORDINALITY AS v ({", ".join(aliases)}, position) ORDER BY position
+    return f"""WITH j AS (
+            INSERT INTO {quote(meta.db_table)} ({", ".join(quote(meta.get_field(name).column) for name in columns)})
+            {select}
             RETURNING id, queue_name, priority, scheduled_at
         ), r AS (
             INSERT INTO {ready} (job_id, queue_name, priority, created_at)
@@ -173,7 +181,29 @@ def _enqueue_in_one_statement(jobs, using):
             SELECT id, queue_name, priority, scheduled_at, '', %s FROM j WHERE scheduled_at > %s
         ){f", n AS (SELECT pg_notify('{READY_CHANNEL}', ''))" if notify else ""}
         SELECT id FROM j{" CROSS JOIN n" if notify else ""}"""
-    params = [db_now, db_now, *arrays, db_now, db_now, db_now, db_now]
+
+
+def _enqueue_in_one_statement(jobs, using):
+    """PostgreSQL without concurrency keys: the jobs, their ready and scheduled rows and the
+    NOTIFY in a single statement, a transaction by itself outside an atomic block. One round
+    trip and one commit per enqueue where the general path takes five round trips, and no ORM
+    work per row and field.
+
+    The NOTIFY is PostgreSQL's own: sent when the transaction commits, and only once however
+    many jobs or statements the transaction holds.
+    """
+    from quebec import conf
+
+    connection = connections[using]
+    now = timezone.now()
+    db_now = Job._meta.get_field("created_at").get_db_prep_save(now, connection)
+    notify = conf.get().use_listen_notify and any(not (job.scheduled_at and job.scheduled_at > now) for job in jobs)
+    columns = column_values([Job._meta.get_field(name) for name in _PER_JOB_COLUMNS], jobs, connection)
+    # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
+    if len(jobs) == 1:
+        sql, params = _enqueue_sql(using, "one", notify), [*(column[0] for column in columns), *[db_now] * 6]
+    else:  # the arrays come after the SELECT's two times, in its FROM
+        sql, params = _enqueue_sql(using, "many", notify), [db_now, db_now, *columns, *[db_now] * 4]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # The rows are inserted in the order of the jobs (ORDER BY position), and the id
@@ -394,23 +424,19 @@ class ReadyExecutionQuerySet(models.QuerySet):
         quote = connection.ops.quote_name
         jobs_table, claimed = quote(Job._meta.db_table), quote(ClaimedExecution._meta.db_table)
         by_id = {job.pk: job for job in finished}
-        params = [process_id, *by_id]
-        owned = (f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s "
-                 f"AND c.job_id IN ({', '.join(['%s'] * len(by_id))}) RETURNING c.job_id)")
+        params = [process_id, list(by_id)]
+        owned = f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) RETURNING c.job_id)"
         if preserve:
-            fields = [Job._meta.get_field(name) for name in FINISH_FIELDS if name != "updated_at"]
-            casts = ["%s::bigint", *(f"%s::{field.db_type(connection)}" for field in fields)]
-            columns = ", ".join(quote(field.column) for field in fields)
-            rows = ", ".join(f"({', '.join(casts)})" for _ in finished)
-            assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
+            fields = [Job._meta.get_field(name) for name in ("id", *FINISH_FIELDS) if name != "updated_at"]
+            unnest, selects = unnest_sql(fields, connection)
+            arrays = column_values(fields, finished, connection)
+            assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
             recorded_sql = f"""finished AS (
                 UPDATE {jobs_table} j SET {assignments}, {quote("updated_at")} = %s
-                FROM (VALUES {rows}) AS v (id, {columns})
+                FROM (SELECT {", ".join(selects)} FROM {unnest}) AS v
                 WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
             )"""
-            params.append(Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection))
-            for job in finished:
-                params += [job.pk, *(field.get_db_prep_save(getattr(job, field.attname), connection) for field in fields)]
+            params += [Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection), *arrays]
         else:
             recorded_sql = f"finished AS (DELETE FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM owned) RETURNING j.id)"
         claim_sql, claim_params = self._claim_ctes(selector, limit, process_id, skip_locked)

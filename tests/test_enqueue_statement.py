@@ -54,11 +54,15 @@ def rows(jobs):
 def test_the_one_statement_writes_what_the_general_path_writes():
     fast = built_jobs("fast")
     enqueue_jobs(fast, "default")
+    one_by_one = built_jobs("single")  # a single job goes as plain parameters, not arrays
+    for job in one_by_one:
+        enqueue_jobs([job], "default")
     general = built_jobs("general")
     with write_transaction("default"):
         insert_rows(Job, general, "default")
         dispatch_all(general, "default")
     assert rows(fast) == rows(general)
+    assert rows(one_by_one) == rows(general)
     assert [job.pk for job in fast] == sorted(job.pk for job in fast)
     assert [Job.objects.get(pk=job.pk).arguments["args"][0] for job in fast] == [
         "fast-plain", "fast-urgent", "fast-later", "fast-overdue"
