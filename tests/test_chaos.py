@@ -66,5 +66,5 @@ def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path
         else:
             assert status == "failed" and failures[handle.id] == "quebec.errors.ProcessExitError", status
     # At most each killed worker's claims: its 4 threads' jobs and, these jobs being short, the
-    # worker_claim_ahead (3) per thread claimed ahead of them.
-    assert Counter(statuses.values())["failed"] <= kills * 4 * (1 + 3)
+    # worker_claim_ahead (10) per thread claimed ahead of them.
+    assert Counter(statuses.values())["failed"] <= kills * 4 * (1 + 10)

@@ -21,12 +21,13 @@ logger = logging.getLogger("quebec.worker")
 # How long a thread keeps trying to record a job's outcome while the database is away (a
 # failover, a restart). Past that the claim stays, and the job runs again once it is released.
 RECORD_PATIENCE = 600.0
-# Claiming ahead: while this process's jobs take less than CLAIM_AHEAD_BELOW seconds on average,
-# it claims up to ``worker_claim_ahead`` jobs per thread beyond those its threads run, so that a
-# claim (one round trip, one commit) moves a batch of jobs, not one or two. A job claimed ahead
-# waits for a thread of this process, at most about ``worker_claim_ahead`` average runs; jobs
-# that take longer, and queues with concurrency limits, are claimed only for idle threads.
-CLAIM_AHEAD_BELOW = 0.02
+# Claiming ahead: with short jobs, a worker claims more jobs than it has idle threads, so that a
+# claim (one round trip, one commit) moves a batch of jobs, not one or two. Per thread, it claims
+# as many more as the thread runs in CLAIM_AHEAD_WAIT seconds at the average run time so far, up
+# to ``worker_claim_ahead``: a job claimed ahead waits about that long at most for a thread of
+# this process. Jobs averaging longer than that, and queues with concurrency limits, are claimed
+# only for idle threads.
+CLAIM_AHEAD_WAIT = 0.05
 
 
 class Worker(Poller):
@@ -104,9 +105,11 @@ class Worker(Poller):
         return claiming and len(jobs) == wanted  # else sleep until a thread frees up and wakes us
 
     def _claim_ahead(self):
-        """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_BELOW)."""
-        short = self._average_run is not None and self._average_run < CLAIM_AHEAD_BELOW
-        return self.threads * self.settings.worker_claim_ahead if short and not concurrency.queue_limits() else 0
+        """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_WAIT)."""
+        if self._average_run is None or concurrency.queue_limits():
+            return 0
+        per_thread = int(CLAIM_AHEAD_WAIT / max(self._average_run, 1e-6))
+        return self.threads * min(per_thread, self.settings.worker_claim_ahead)
 
     def _room_to_claim(self):
         """How many jobs to claim now: 0 while quiet or holding an exclusive job, and 0 while the
