@@ -124,32 +124,46 @@ _SAME_FOR_EVERY_JOB = {
 }
 
 
-def column_values(fields, objects, connection):
-    """``objects``' values of each of ``fields``, ready to send: a list per field. JSON goes as
-    text (cast in the statement), since psycopg would wrap every value otherwise."""
-    columns = []
+def column_values(fields, obj, connection):
+    """``obj``'s values of ``fields``, ready to send as parameters (JSON as text, cast in the
+    statement: psycopg would wrap each value otherwise)."""
+    values = []
     for field in fields:
-        values = [getattr(obj, field.attname) for obj in objects]
+        value = getattr(obj, field.attname)
         if isinstance(field, models.JSONField):
-            values = [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+            value = None if value is None else json.dumps(value, cls=field.encoder)
         elif not isinstance(field, (models.CharField, models.IntegerField, models.UUIDField)):
-            values = [field.get_db_prep_save(value, connection) for value in values]
-        columns.append(values)
-    return columns
+            value = field.get_db_prep_save(value, connection)
+        values.append(value)
+    return values
 
 
-def unnest_sql(fields, connection):
-    """PostgreSQL: a ``FROM`` source reading one array parameter per field back as rows, in
-    order (``position``), and the select expressions that give each column its field's type
-    and name. The text depends on the fields, not on how many rows the arrays hold."""
+def json_rows(fields, objects, connection):
+    """PostgreSQL: ``objects``' values of ``fields`` as one JSON document, a list of objects
+    keyed by column plus their ``position``, for ``json_rows_sql``. One string to send however
+    many rows there are: json.dumps is far quicker than psycopg quoting each value of an array,
+    and JSON columns go in as they are, not encoded twice."""
+    rows = []
+    for position, obj in enumerate(objects):
+        row = {"position": position}
+        for field in fields:
+            value = getattr(obj, field.attname)
+            if value is not None and isinstance(field, models.UUIDField):
+                value = str(value)
+            elif value is not None and isinstance(field, models.DateTimeField):
+                value = field.get_db_prep_save(value, connection).isoformat()
+            row[field.column] = value
+        rows.append(row)
+    encoders = {field.encoder for field in fields if isinstance(field, models.JSONField)} - {None}
+    return json.dumps(rows, cls=encoders.pop() if encoders else None)
+
+
+def json_rows_sql(fields, connection):
+    """The ``FROM`` source reading ``json_rows`` back as typed rows named by the fields' columns,
+    with their ``position``. (A JSON null becomes SQL NULL, as Django stores None.)"""
     quote = connection.ops.quote_name
-    placeholders, selects = [], []
-    for index, field in enumerate(fields):
-        json_field = isinstance(field, models.JSONField)
-        placeholders.append("%s::text[]" if json_field else f"%s::{field.db_type(connection)}[]")
-        selects.append(f"c{index}{'::jsonb' if json_field else ''} AS {quote(field.column)}")
-    aliases = ", ".join(f"c{index}" for index in range(len(fields)))
-    return f"unnest({', '.join(placeholders)}) WITH ORDINALITY AS u ({aliases}, position)", selects
+    columns = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
 
 
 @functools.lru_cache(maxsize=16)
@@ -164,8 +178,8 @@ def _enqueue_sql(using, rows, notify):
     if rows == "one":
         select = f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)}, {constants}"
     else:
-        unnest, selects = unnest_sql(fields, connection)
-        select = f"SELECT {', '.join(selects)}, {constants} FROM {unnest} ORDER BY position"
+        names = ", ".join(f"v.{quote(field.column)}" for field in fields)
+        select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"
     columns = [*_PER_JOB_COLUMNS, *_SAME_FOR_EVERY_JOB]
     assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
     ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)
@@ -198,12 +212,14 @@ def _enqueue_in_one_statement(jobs, using):
     now = timezone.now()
     db_now = Job._meta.get_field("created_at").get_db_prep_save(now, connection)
     notify = conf.get().use_listen_notify and any(not (job.scheduled_at and job.scheduled_at > now) for job in jobs)
-    columns = column_values([Job._meta.get_field(name) for name in _PER_JOB_COLUMNS], jobs, connection)
+    fields = [Job._meta.get_field(name) for name in _PER_JOB_COLUMNS]
     # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
     if len(jobs) == 1:
-        sql, params = _enqueue_sql(using, "one", notify), [*(column[0] for column in columns), *[db_now] * 6]
-    else:  # the arrays come after the SELECT's two times, in its FROM
-        sql, params = _enqueue_sql(using, "many", notify), [db_now, db_now, *columns, *[db_now] * 4]
+        sql = _enqueue_sql(using, "one", notify)
+        params = [*column_values(fields, jobs[0], connection), *[db_now] * 6]
+    else:  # the rows come after the SELECT's two times, in its FROM
+        sql = _enqueue_sql(using, "many", notify)
+        params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         # The rows are inserted in the order of the jobs (ORDER BY position), and the id
@@ -428,15 +444,14 @@ class ReadyExecutionQuerySet(models.QuerySet):
         owned = f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) RETURNING c.job_id)"
         if preserve:
             fields = [Job._meta.get_field(name) for name in ("id", *FINISH_FIELDS) if name != "updated_at"]
-            unnest, selects = unnest_sql(fields, connection)
-            arrays = column_values(fields, finished, connection)
             assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
             recorded_sql = f"""finished AS (
                 UPDATE {jobs_table} j SET {assignments}, {quote("updated_at")} = %s
-                FROM (SELECT {", ".join(selects)} FROM {unnest}) AS v
+                FROM {json_rows_sql(fields, connection)}
                 WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
             )"""
-            params += [Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection), *arrays]
+            params += [Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection),
+                       json_rows(fields, finished, connection)]
         else:
             recorded_sql = f"finished AS (DELETE FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM owned) RETURNING j.id)"
         claim_sql, claim_params = self._claim_ctes(selector, limit, process_id, skip_locked)

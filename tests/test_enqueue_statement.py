@@ -63,6 +63,9 @@ def test_the_one_statement_writes_what_the_general_path_writes():
         dispatch_all(general, "default")
     assert rows(fast) == rows(general)
     assert rows(one_by_one) == rows(general)
+    for job in [*fast, *one_by_one]:  # times to the microsecond, through JSON or parameters
+        stored = Job.objects.get(pk=job.pk)
+        assert (stored.scheduled_at, stored.created_at) == (job.scheduled_at, job.created_at)
     assert [job.pk for job in fast] == sorted(job.pk for job in fast)
     assert [Job.objects.get(pk=job.pk).arguments["args"][0] for job in fast] == [
         "fast-plain", "fast-urgent", "fast-later", "fast-overdue"
