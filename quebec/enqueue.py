@@ -160,31 +160,30 @@ class PendingJob:
         return type(self.job).wants_enqueue_after_commit()
 
     def to_model(self):
+        from quebec.db import new_row
         from quebec.models import Job
 
         job = self.job
         now = timezone.now()
-        values = {
-            "id": None,
-            "queue_name": job.queue_name,
-            "class_name": type(job).job_name(),
-            "arguments": self.arguments,
-            "priority": job.priority,
-            "active_job_id": job.active_job_id,
-            "executions": job.executions,
-            "exception_executions": job.exception_executions,
-            "attempts": [],
-            "return_value": None,
-            "concurrency_key": job.stored_key,
-            "scheduled_at": job.scheduled_at,
-            "finished_at": None,
-            "discarded_at": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        # Positional: Model.__init__ with keywords looks up each field's default, which costs
-        # more than the rest of a bulk enqueue's Python per job. KeyError if a field is missing.
-        return Job(*[values[field.attname] for field in Job._meta.concrete_fields])
+        return new_row(
+            Job,
+            id=None,
+            queue_name=job.queue_name,
+            class_name=type(job).job_name(),
+            arguments=self.arguments,
+            priority=job.priority,
+            active_job_id=job.active_job_id,
+            executions=job.executions,
+            exception_executions=job.exception_executions,
+            attempts=[],
+            return_value=None,
+            concurrency_key=job.stored_key,
+            scheduled_at=job.scheduled_at,
+            finished_at=None,
+            discarded_at=None,
+            created_at=now,
+            updated_at=now,
+        )
 
 
 def perform_all_later(pending_jobs):

@@ -25,6 +25,7 @@ from quebec.db import (
     delete_claims,
     fetch_locked,
     insert_rows,
+    new_row,
     READY_CHANNEL,
     notify_ready,
     update_rows,
@@ -236,8 +237,8 @@ def dispatch_all(jobs, using):
     now = timezone.now()
     scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
     insert_rows(ScheduledExecution, [
-        ScheduledExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
-                           scheduled_at=job.scheduled_at, created_at=now)
+        new_row(ScheduledExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
+                scheduled_at=job.scheduled_at, reason="", created_at=now)
         for job in scheduled
     ], using)
     make_ready([job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)], using)
@@ -260,7 +261,7 @@ def make_ready(jobs, using):
     if ready:
         now = timezone.now()
         insert_rows(ReadyExecution, [
-            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
+            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
             for job in ready
         ], using)
         notify_ready(using)
