@@ -224,10 +224,11 @@ def _value_converter(field, connection):
     cache = {}
 
     def convert(value):
+        key = (type(value), value)  # 1, 1.0 and True are equal keys, but not the same JSON
         try:
-            return cache[value]
+            return cache[key]
         except KeyError:
-            cache[value] = converted = field.get_db_prep_save(value, connection)
+            cache[key] = converted = field.get_db_prep_save(value, connection)
             return converted
         except TypeError:  # unhashable: a dict or list for a JSON field
             return field.get_db_prep_save(value, connection)

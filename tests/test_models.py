@@ -158,3 +158,15 @@ def test_clear_finished_deletes_only_old_finished_jobs():
     ReadyExecution.objects.filter(job_id__in=[old.id, recent.id]).delete()
     assert Job.objects.clear_finished(before=now - timedelta(days=1)) == 1
     assert set(Job.objects.values_list("pk", flat=True)) == {recent.id, pending.id}
+
+
+def test_insert_rows_keeps_values_that_are_equal_but_not_the_same():
+    from quebec.db import insert_rows
+
+    values = [1, True, 1.0, 0, False, None, "1"]
+    now = timezone.now()
+    jobs = [Job(queue_name="q", class_name="C", return_value=value, created_at=now, updated_at=now) for value in values]
+    insert_rows(Job, jobs, "default")
+    stored = [Job.objects.get(pk=job.pk).return_value for job in jobs]
+    assert [(type(value), value) for value in stored] == [(type(value), value) for value in values]
+    assert {job.created_at for job in Job.objects.filter(pk__in=[job.pk for job in jobs])} == {now}
