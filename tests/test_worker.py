@@ -186,3 +186,21 @@ def test_slow_jobs_are_claimed_only_for_idle_threads(start):
         most_claimed = max(most_claimed, ClaimedExecution.objects.count())
     assert most_claimed <= 2
     assert worker._claim_ahead() == 0
+
+
+def test_jobs_claimed_ahead_go_back_when_every_thread_is_busy_too_long(start, jobs_count_as_short):
+    warm_up = [RecordJob.perform_later(f"short-{index}") for index in range(10)]
+    worker = start(threads=1, worker_claim_ahead=CLAIM_AHEAD)
+    wait_until(lambda: finished(*warm_up))
+    sleeper = SleepJob.perform_later(4, label="slow")
+    behind = [RecordJob.perform_later(f"behind-{index}") for index in range(CLAIM_AHEAD)]
+    wait_until(lambda: sleeper.status == "claimed")
+    wait_until(lambda: ClaimedExecution.objects.count() > 1, message="jobs claimed ahead of the thread")
+    # Past CLAIM_AHEAD_MAX_WAIT they are handed back, while the slow job still runs...
+    wait_until(lambda: ClaimedExecution.objects.count() == 1, timeout=3, message="the waiting claims released")
+    assert sleeper.status == "claimed"
+    # ...and once the thread is free they are claimed again and run, each once.
+    wait_until(lambda: finished(sleeper, *behind), timeout=20)
+    assert sorted(JobRun.objects.filter(label__startswith="behind").values_list("label", flat=True)) == sorted(
+        f"behind-{index}" for index in range(CLAIM_AHEAD))
+    assert worker.is_alive()

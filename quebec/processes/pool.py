@@ -3,6 +3,7 @@
 import logging
 import queue
 import threading
+import time
 
 from django.db import connections
 
@@ -11,17 +12,21 @@ logger = logging.getLogger("quebec.worker")
 
 
 class Pool:
-    """``size`` threads taking work from a queue; ``idle()`` says how many could start one now.
+    """``size`` threads taking work from a queue.
 
-    More items than threads may be posted: they wait in the queue, count as in flight, and
-    ``cancel_waiting()`` takes back those no thread has started. Daemon threads, so a job stuck
+    More items than threads may be posted: they wait in the queue and count as in flight. An
+    item that waited longer than ``max_wait`` seconds is not run: it goes to ``on_expired``
+    instead (say, a process that was frozen must not start jobs it claimed long ago), and
+    ``cancel_waiting()`` takes back items no thread has started. Daemon threads, so a job stuck
     past the shutdown timeout cannot keep the process alive.
     """
 
-    def __init__(self, size, run, on_idle, name="quebec-pool"):
+    def __init__(self, size, run, on_idle, name="quebec-pool", max_wait=None, on_expired=None):
         self.size = size
         self._run = run
         self._on_idle = on_idle
+        self._max_wait = max_wait
+        self._on_expired = on_expired
         self._queue = queue.SimpleQueue()
         self._in_flight = 0
         self._lock = threading.Condition()
@@ -31,10 +36,6 @@ class Pool:
         for thread in self._threads:
             thread.start()
 
-    def idle(self):
-        with self._lock:
-            return max(0, self.size - self._in_flight)
-
     def in_flight(self):
         with self._lock:
             return self._in_flight
@@ -42,11 +43,12 @@ class Pool:
     def post(self, item, on_done=None):
         with self._lock:
             self._in_flight += 1
-        self._queue.put((item, on_done))
+        self._queue.put((item, on_done, time.monotonic()))
 
-    def cancel_waiting(self):
-        """Take back the posted items no thread has started; returns them."""
-        cancelled = []
+    def cancel_waiting(self, older_than=None):
+        """Take back the posted items no thread has started (only those that waited longer
+        than ``older_than`` seconds, if given); returns them. Their ``on_done`` is called."""
+        waiting = []
         while True:
             try:
                 posted = self._queue.get_nowait()
@@ -55,11 +57,19 @@ class Pool:
             if posted is _STOP:  # stop() came first: leave it for a thread
                 self._queue.put(_STOP)
                 break
-            cancelled.append(posted[0])
-        with self._lock:
-            self._in_flight -= len(cancelled)
-            self._lock.notify_all()
-        return cancelled
+            waiting.append(posted)
+        now = time.monotonic()
+        cancelled = []
+        for posted in waiting:  # those kept go back in the same order
+            if older_than is None or now - posted[2] > older_than:
+                cancelled.append(posted)
+            else:
+                self._queue.put(posted)
+        self._settle(len(cancelled))
+        for _, on_done, _ in cancelled:
+            if on_done is not None:
+                on_done()
+        return [item for item, _, _ in cancelled]
 
     def drain(self, timeout):
         """Wait until every posted item is done or ``timeout`` passes; True when drained."""
@@ -71,18 +81,24 @@ class Pool:
         for _ in self._threads:
             self._queue.put(_STOP)
 
+    def _settle(self, count):
+        with self._lock:
+            self._in_flight -= count
+            self._lock.notify_all()
+
     def _work(self):
         try:
             while (posted := self._queue.get()) is not _STOP:
-                item, on_done = posted
+                item, on_done, posted_at = posted
                 try:
-                    self._run(item)
+                    if self._max_wait is not None and time.monotonic() - posted_at > self._max_wait:
+                        self._on_expired(item)
+                    else:
+                        self._run(item)
                 except BaseException:  # a thread that dies would still be counted as idle
                     logger.exception("Unexpected error in %s", threading.current_thread().name)
                 finally:
-                    with self._lock:
-                        self._in_flight -= 1
-                        self._lock.notify_all()
+                    self._settle(1)
                     if on_done is not None:
                         on_done()
                     self._on_idle()

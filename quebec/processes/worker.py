@@ -24,14 +24,21 @@ RECORD_PATIENCE = 600.0
 # Claiming ahead: with short jobs, a worker claims more jobs than it has idle threads, so that a
 # claim (one round trip, one commit) moves a batch of jobs, not one or two. Per thread, it claims
 # as many more as the thread runs in CLAIM_AHEAD_WAIT seconds at the average run time so far, up
-# to ``worker_claim_ahead``: a job claimed ahead waits about that long at most for a thread of
-# this process. Jobs averaging longer than that, and queues with concurrency limits, are claimed
-# only for idle threads.
+# to ``worker_claim_ahead``, so a job claimed ahead usually waits about that long at most for a
+# thread of this process. Jobs averaging longer than that are claimed only for idle threads, and
+# so is everything while a queue has a concurrency limit (claims ahead would hold its slots).
 CLAIM_AHEAD_WAIT = 0.05
+# A job claimed ahead that waited this long for a thread (every thread busy with a long job, or
+# the process frozen) is not started: its claim goes back to ready, for other workers.
+CLAIM_AHEAD_MAX_WAIT = 1.0
+# Finished jobs wait at most this long (or a polling interval, if shorter) to be recorded with
+# the next claim.
+FINISH_RECORD_DELAY = 0.1
 
 
 class Worker(Poller):
-    """Claims up to as many jobs as it has idle threads, in one short transaction per poll."""
+    """Claims jobs for its threads (and ahead of them while jobs are short), recording the
+    finished ones in the same short transaction."""
 
     kind = "Worker"
 
@@ -51,6 +58,9 @@ class Worker(Poller):
         self._listener = None
         self._average_run = None  # seconds, a moving average over the jobs this process ran
         self._recorded_at = 0.0  # time.monotonic() of the last look at the finished jobs
+        self._to_release = []  # jobs claimed ahead that will not run here, whose claims go back
+        self._stalled = False  # jobs claimed ahead waited too long; no more until a thread frees up
+        self._next_stale_check = 0.0
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -61,7 +71,8 @@ class Worker(Poller):
             self._listener = listener.Listener(self.using, self.wake, self.name)
             self._listener.start()
         super().register()
-        self.pool = Pool(self.threads, self._perform, on_idle=self._thread_freed, name=self.name)
+        self.pool = Pool(self.threads, self._perform, on_idle=self._thread_freed, name=self.name,
+                         max_wait=CLAIM_AHEAD_MAX_WAIT, on_expired=self._not_started)
         EXCLUSIVE.add(self)
         for queue, limit in self.settings.queue_concurrency.items():
             Semaphore.objects.using(self.using).ensure(concurrency.QUEUE_KEY.format(queue), limit)
@@ -80,11 +91,12 @@ class Worker(Poller):
         if self.pool is None or self.pool.in_flight() != 0:
             return False
         with self._finished_lock:
-            return not self._finished
+            return not self._finished and not self._to_release
 
     def poll(self):
         """Record the jobs finished since the last poll and claim jobs for the threads, in one
         transaction; True when it got all it asked for (there may be more)."""
+        self._release_stale_claims()
         wanted = self._room_to_claim()
         if not wanted and self._finished_can_wait():
             return False
@@ -106,7 +118,7 @@ class Worker(Poller):
 
     def _claim_ahead(self):
         """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_WAIT)."""
-        if self._average_run is None or concurrency.queue_limits():
+        if self._average_run is None or self._stalled or concurrency.queue_limits():
             return 0
         per_thread = int(CLAIM_AHEAD_WAIT / max(self._average_run, 1e-6))
         return self.threads * min(per_thread, self.settings.worker_claim_ahead)
@@ -127,11 +139,12 @@ class Worker(Poller):
         threads are busy, for up to a polling interval (a finished job must soon look finished)."""
         if self.quiet or self._held_exclusive or self.pool.in_flight() == 0:
             return False
-        return time.monotonic() - self._recorded_at < self.polling_interval
+        return time.monotonic() - self._recorded_at < min(self.polling_interval, FINISH_RECORD_DELAY)
 
     def _thread_freed(self):
         """A pool thread finished a job: wake the loop when there is room to claim a batch, or
         when other workers of the process may be waiting for it to be idle (exclusive jobs)."""
+        self._stalled = False
         if EXCLUSIVE.holding():
             EXCLUSIVE.wake_all()
         elif self.quiet or self._room_to_claim() or self.pool.in_flight() == 0:
@@ -223,17 +236,44 @@ class Worker(Poller):
         super().shutdown()
         self.quebec.run_hooks("on_worker_stop", self)
 
+    def _not_started(self, job):
+        """A pool thread found ``job`` waited too long to be started (CLAIM_AHEAD_MAX_WAIT)."""
+        with self._finished_lock:
+            self._to_release.append(job)
+        self.wake()
+
+    def _release_stale_claims(self):
+        """Give back the claims of jobs claimed ahead that waited too long for a thread."""
+        now = time.monotonic()
+        if now >= self._next_stale_check:
+            self._next_stale_check = now + CLAIM_AHEAD_MAX_WAIT / 2
+            stale = self.pool.cancel_waiting(older_than=CLAIM_AHEAD_MAX_WAIT)
+            if stale:
+                self._stalled = True  # else the claims released would be taken straight back
+            with self._finished_lock:
+                self._to_release += stale
+        with self._finished_lock:
+            jobs, self._to_release = self._to_release, []
+        if not jobs:
+            return
+        claims = ClaimedExecution.objects.using(self.using).filter(
+            process_id=self.process.pk, job_id__in=[job.pk for job in jobs]
+        )
+        try:
+            claims.release()
+        except Exception:
+            with self._finished_lock:  # tried again with the next poll
+                self._to_release[:0] = jobs
+            raise
+
     def _release_unstarted(self):
         """Hand back the jobs claimed ahead that no thread has started: they go back to ready at
         once, for other workers, instead of waiting for the running ones to end."""
         unstarted = self.pool.cancel_waiting()
-        if not unstarted:
-            return
-        claims = ClaimedExecution.objects.using(self.using).filter(
-            process_id=self.process.pk, job_id__in=[job.pk for job in unstarted]
-        )
+        with self._finished_lock:
+            self._to_release += unstarted
         try:
-            self._retrying(claims.release, patience=DEREGISTER_PATIENCE)
+            self._retrying(self._release_stale_claims, patience=DEREGISTER_PATIENCE)
         except Exception:
             # Their claims stay, and deregistering puts the jobs back in line.
             logger.exception("%s: could not release the jobs claimed ahead", self.name)
