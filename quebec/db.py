@@ -151,7 +151,8 @@ def update_rows(model, objects, fields, using):
     """Write ``fields`` of each of ``objects`` to its row, matched by primary key.
 
     One statement text for all rows, sent with ``executemany``: psycopg pipelines it into a
-    single round trip, and it skips building a query per object the way ``save()`` does.
+    single round trip, and it skips building a query per object the way ``save()`` does. On
+    MySQL, whose driver would send the rows one by one, one UPDATE with a CASE per column.
     """
     connection = connections[using]
     quote = connection.ops.quote_name
@@ -239,9 +240,10 @@ def _value_converter(field, connection):
 def insert_rows(model, objects, using, batch_size=500):
     """INSERT ``objects`` (unsaved instances of ``model``) and set their primary keys.
 
-    What ``bulk_create`` does for these tables, at a fraction of its cost per row: the
-    statement is built once per batch and each value goes through its field's own conversion,
-    without the per-row, per-field machinery of the ORM's insert compiler.
+    What ``bulk_create`` does for Quebec's own rows, at a fraction of its cost per row: the
+    statement is built once per batch, and each distinct value goes through its field's own
+    conversion once (``_value_converter``), without the per-row, per-field machinery of the
+    ORM's insert compiler.
     """
     if not objects:
         return

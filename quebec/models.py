@@ -105,15 +105,22 @@ class Job(models.Model):
 
 def enqueue_jobs(jobs, using):
     """Insert unsaved ``Job`` rows and put each in line: ready, scheduled or blocked."""
-    if connections[using].vendor == "postgresql" and not any(job.concurrency_key for job in jobs):
-        _enqueue_in_one_statement(jobs, using)
+    connection = connections[using]
+    if connection.vendor == "postgresql" and not any(job.concurrency_key for job in jobs):
+        if connection.in_atomic_block:
+            # A savepoint, as the general path has: a caller who catches a failed enqueue can
+            # go on with its transaction.
+            with transaction.atomic(using=using):
+                _enqueue_in_one_statement(jobs, using)
+        else:
+            _enqueue_in_one_statement(jobs, using)
         return
     with write_transaction(using):
         insert_rows(Job, jobs, using)
         dispatch_all(jobs, using)
 
 
-# How ``_enqueue_in_one_statement`` fills each column of a new job: from one array per column,
+# How ``_enqueue_in_one_statement`` fills each column of a new job: from the job's values,
 # or with the same value for every row (SQL text, or the time of the enqueue).
 _PER_JOB_COLUMNS = (
     "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
@@ -170,14 +177,17 @@ def json_rows_sql(fields, connection):
 @functools.lru_cache(maxsize=16)
 def _enqueue_sql(using, rows, notify):
     """The text of ``_enqueue_in_one_statement`` for one job (``rows`` "one": plain parameters)
-    or many ("many": an array per column)."""
+    or many ("many": one JSON document read by ``jsonb_to_recordset``)."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
     fields = [meta.get_field(name) for name in _PER_JOB_COLUMNS]
     constants = ", ".join(_SAME_FOR_EVERY_JOB.values())
     if rows == "one":
-        select = f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)}, {constants}"
+        # Character columns cast to text: a cast to varchar(n) would cut a longer value short
+        # instead of letting the INSERT refuse it.
+        casts = ["text" if isinstance(field, models.CharField) else field.db_type(connection) for field in fields]
+        select = f"SELECT {', '.join(f'%s::{cast}' for cast in casts)}, {constants}"
     else:
         names = ", ".join(f"v.{quote(field.column)}" for field in fields)
         select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"

@@ -89,3 +89,15 @@ def test_it_joins_the_callers_transaction():
         RecordJob.perform_later("rolled back")
         transaction.set_rollback(True)
     assert list(Job.objects.values_list("pk", flat=True)) == [kept.id]
+
+
+def test_a_refused_enqueue_is_an_error_and_leaves_the_callers_transaction_usable():
+    from django.db import DataError
+
+    [job] = built_jobs("long")[:1]
+    job.class_name = "x" * 300  # over the column's 255 characters: refused, not cut short
+    with transaction.atomic():
+        with pytest.raises(DataError):
+            enqueue_jobs([job], "default")
+        kept = RecordJob.perform_later("after the error")
+    assert list(Job.objects.values_list("pk", flat=True)) == [kept.id]
