@@ -216,7 +216,7 @@ def new_row(model, **values):
     return model(*[values[field.attname] for field in model._meta.concrete_fields])
 
 
-def _value_converter(field, connection):
+def value_converter(field, connection):
     """A function giving ``field``'s database value, as ``get_db_prep_save`` does, that converts
     each distinct hashable value once per batch: a batch's rows share their times and most of
     their values, and the conversion is most of an insert's Python time."""
@@ -242,7 +242,7 @@ def insert_rows(model, objects, using, batch_size=500):
 
     What ``bulk_create`` does for Quebec's own rows, at a fraction of its cost per row: the
     statement is built once per batch, and each distinct value goes through its field's own
-    conversion once (``_value_converter``), without the per-row, per-field machinery of the
+    conversion once (``value_converter``), without the per-row, per-field machinery of the
     ORM's insert compiler.
     """
     if not objects:
@@ -261,7 +261,7 @@ def insert_rows(model, objects, using, batch_size=500):
     row = f"({', '.join(['%s'] * len(fields))})"
     returning = f" RETURNING {quote(meta.pk.column)}" if auto_pk else ""
     with connection.cursor() as cursor:
-        converters = [(field.attname, _value_converter(field, connection)) for field in fields]
+        converters = [(field.attname, value_converter(field, connection)) for field in fields]
         if auto_pk and not connection.features.can_return_rows_from_bulk_insert:
             # MySQL hands back only the id of a single-row insert.
             for obj in objects:

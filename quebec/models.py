@@ -6,6 +6,7 @@ index carries everything the claim query reads, so keeping millions of finished 
 claim nothing. Every state change is a method here; processes only call them.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -26,6 +27,7 @@ from quebec.db import (
     fetch_locked,
     insert_rows,
     new_row,
+    value_converter,
     READY_CHANNEL,
     notify_ready,
     update_rows,
@@ -107,12 +109,9 @@ def enqueue_jobs(jobs, using):
     """Insert unsaved ``Job`` rows and put each in line: ready, scheduled or blocked."""
     connection = connections[using]
     if connection.vendor == "postgresql" and not any(job.concurrency_key for job in jobs):
-        if connection.in_atomic_block:
-            # A savepoint, as the general path has: a caller who catches a failed enqueue can
-            # go on with its transaction.
-            with transaction.atomic(using=using):
-                _enqueue_in_one_statement(jobs, using)
-        else:
+        # Inside the caller's transaction, a savepoint as the general path has: a caller who
+        # catches a failed enqueue can go on with its transaction.
+        with transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext():
             _enqueue_in_one_statement(jobs, using)
         return
     with write_transaction(using):
@@ -130,20 +129,6 @@ _SAME_FOR_EVERY_JOB = {
     "attempts": "'[]'::jsonb", "return_value": "NULL", "concurrency_key": "NULL", "finished_at": "NULL",
     "discarded_at": "NULL", "created_at": "%s", "updated_at": "%s",
 }
-
-
-def column_values(fields, obj, connection):
-    """``obj``'s values of ``fields``, ready to send as parameters (JSON as text, cast in the
-    statement: psycopg would wrap each value otherwise)."""
-    values = []
-    for field in fields:
-        value = getattr(obj, field.attname)
-        if isinstance(field, models.JSONField):
-            value = None if value is None else json.dumps(value, cls=field.encoder)
-        elif not isinstance(field, (models.CharField, models.IntegerField, models.UUIDField)):
-            value = field.get_db_prep_save(value, connection)
-        values.append(value)
-    return values
 
 
 def json_rows(fields, objects, connection):
@@ -227,7 +212,8 @@ def _enqueue_in_one_statement(jobs, using):
     # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
     if len(jobs) == 1:
         sql = _enqueue_sql(using, "one", notify)
-        params = [*column_values(fields, jobs[0], connection), *[db_now] * 6]
+        params = [*(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
+                  *[db_now] * 6]
     else:  # the rows come after the SELECT's two times, in its FROM
         sql = _enqueue_sql(using, "many", notify)
         params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]

@@ -136,7 +136,7 @@ class Worker(Poller):
 
     def _finished_can_wait(self):
         """Whether the finished jobs can wait for the next claim to be recorded with it: yes while
-        threads are busy, for up to a polling interval (a finished job must soon look finished)."""
+        threads are busy, for up to FINISH_RECORD_DELAY (a finished job must soon look finished)."""
         if self.quiet or self._held_exclusive or self.pool.in_flight() == 0:
             return False
         return time.monotonic() - self._recorded_at < min(self.polling_interval, FINISH_RECORD_DELAY)
@@ -252,6 +252,10 @@ class Worker(Poller):
                 self._stalled = True  # else the claims released would be taken straight back
             with self._finished_lock:
                 self._to_release += stale
+        self._release_claims()
+
+    def _release_claims(self):
+        """Put the jobs in ``_to_release`` back to ready; kept for the next poll on failure."""
         with self._finished_lock:
             jobs, self._to_release = self._to_release, []
         if not jobs:
@@ -273,7 +277,7 @@ class Worker(Poller):
         with self._finished_lock:
             self._to_release += unstarted
         try:
-            self._retrying(self._release_stale_claims, patience=DEREGISTER_PATIENCE)
+            self._retrying(self._release_claims, patience=DEREGISTER_PATIENCE)
         except Exception:
             # Their claims stay, and deregistering puts the jobs back in line.
             logger.exception("%s: could not release the jobs claimed ahead", self.name)
