@@ -135,7 +135,7 @@ SETTINGS = {
     # key: (default, parser)
     "worker_threads": (3, _positive_int),
     "worker_polling_interval": (0.1, parse_duration),
-    "worker_claim_ahead": (10, _non_negative_int),
+    "worker_claim_ahead": (40, _non_negative_int),
     "dispatcher_polling_interval": (1.0, parse_duration),
     "dispatcher_batch_size": (500, _positive_int),
     "dispatcher_concurrency_maintenance_interval": (600.0, parse_duration),
@@ -198,7 +198,7 @@ class Config:
     config_file: str | None = None
     worker_threads: int = 3
     worker_polling_interval: float = 0.1
-    worker_claim_ahead: int = 10
+    worker_claim_ahead: int = 40
     dispatcher_polling_interval: float = 1.0
     dispatcher_batch_size: int = 500
     dispatcher_concurrency_maintenance_interval: float = 600.0

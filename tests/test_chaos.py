@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import quebec
+from quebec import conf
 from quebec.models import FailedExecution, Job, Process
 from tests.conftest import wait_until
 from tests.testapp.jobs import ChaosWorkJob
@@ -66,5 +67,5 @@ def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path
         else:
             assert status == "failed" and failures[handle.id] == "quebec.errors.ProcessExitError", status
     # At most each killed worker's claims: its 4 threads' jobs and, these jobs being short, the
-    # worker_claim_ahead (10) per thread claimed ahead of them.
-    assert Counter(statuses.values())["failed"] <= kills * 4 * (1 + 10)
+    # worker_claim_ahead per thread claimed ahead of them.
+    assert Counter(statuses.values())["failed"] <= kills * 4 * (1 + conf.get().worker_claim_ahead)
