@@ -94,22 +94,40 @@ def fetch_locked(queryset, mysql_index):
         return [tuple(row) for row in cursor.fetchall()]
 
 
-def delete_by_pk(model, pks, using):
-    """Delete rows by primary key; returns how many were deleted.
+# Keys per statement when MySQL deletes through a list of keys: bounds the statement's size.
+MYSQL_KEYS_PER_STATEMENT = 500
 
-    MySQL/MariaDB may plan ``DELETE ... WHERE pk IN (...)`` on a small table as a full scan,
-    which locks (and waits on) every row, including ones other transactions are inserting;
-    one statement per key always uses the primary key.
+
+def mysql_keyed_join(keys, table, column):
+    """``FROM`` clause and params reaching each row of ``table`` whose ``column`` is in ``keys``
+    through that column's unique index, on MySQL/MariaDB.
+
+    Given ``column IN (...)`` on a small table, MySQL may plan a full scan, which locks (and
+    waits on) every row, including ones other transactions hold; two workers doing that deadlock.
+    Here the keys are a derived table, and STRAIGHT_JOIN makes it the driving side, so each row
+    is found by one index lookup and only matching rows are locked.
     """
+    derived = " UNION ALL ".join(["SELECT %s AS k"] + ["SELECT %s"] * (len(keys) - 1))
+    return f"FROM ({derived}) AS keyed STRAIGHT_JOIN {table} AS t ON t.{column} = keyed.k", list(keys)
+
+
+def _chunks(values, size):
+    values = list(values)
+    return [values[start:start + size] for start in range(0, len(values), size)]
+
+
+def delete_by_pk(model, pks, using):
+    """Delete rows by primary key; returns how many were deleted."""
     connection = connections[using]
     if connection.vendor != "mysql":
         return model._default_manager.using(using).filter(pk__in=pks).delete()[0]
     quote = connection.ops.quote_name
-    sql = f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)} = %s"
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     deleted = 0
-    with connection.cursor() as cursor:  # without the ORM's delete machinery, paid per key here
-        for pk in pks:
-            cursor.execute(sql, [pk])
+    with connection.cursor() as cursor:  # without the ORM's delete machinery
+        for chunk in _chunks(pks, MYSQL_KEYS_PER_STATEMENT):
+            join, params = mysql_keyed_join(chunk, table, pk)
+            cursor.execute(f"DELETE t {join}", params)
             deleted += cursor.rowcount
     return deleted
 
@@ -127,13 +145,15 @@ def delete_claims(model, job_ids, process_id, using):
     process = quote(model._meta.get_field("process").column)
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
-            # One statement per key always goes through the primary key (see delete_by_pk).
-            deleted = set()
-            for job_id in job_ids:
-                cursor.execute(f"DELETE FROM {table} WHERE {job} = %s AND {process} = %s", [job_id, process_id])
-                if cursor.rowcount:
-                    deleted.add(job_id)
-            return deleted
+            # MySQL's multi-table DELETE returns no rows: lock the claims still ours, then
+            # delete exactly those (see mysql_keyed_join for why through a derived table).
+            owned = set()
+            for chunk in _chunks(job_ids, MYSQL_KEYS_PER_STATEMENT):
+                join, params = mysql_keyed_join(chunk, table, job)
+                cursor.execute(f"SELECT t.{job} {join} WHERE t.{process} = %s FOR UPDATE", [*params, process_id])
+                owned.update(row[0] for row in cursor.fetchall())
+            delete_by_pk(model, sorted(owned), using)  # the claim's primary key is its job
+            return owned
         where = f"{process} = %s AND {job} IN ({', '.join(['%s'] * len(job_ids))})"
         params = [process_id, *job_ids]
         if connection.features.can_return_columns_from_insert:  # such versions have DELETE ... RETURNING too

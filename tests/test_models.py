@@ -170,3 +170,28 @@ def test_insert_rows_keeps_values_that_are_equal_but_not_the_same():
     stored = [Job.objects.get(pk=job.pk).return_value for job in jobs]
     assert [(type(value), value) for value in stored] == [(type(value), value) for value in values]
     assert {job.created_at for job in Job.objects.filter(pk__in=[job.pk for job in jobs])} == {now}
+
+
+def test_delete_by_pk_deletes_exactly_the_keys_given_past_one_statements_worth(monkeypatch):
+    from quebec import db
+    from quebec.db import delete_by_pk
+
+    monkeypatch.setattr(db, "MYSQL_KEYS_PER_STATEMENT", 7)  # several statements on MySQL
+    handles = quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(30))
+    doomed = [handle.id for handle in handles[::2]] + [10**12]  # and one key with no row
+    assert delete_by_pk(ReadyExecution, doomed, "default") == 15
+    assert set(ReadyExecution.objects.values_list("job_id", flat=True)) == {handle.id for handle in handles[1::2]}
+
+
+def test_delete_claims_deletes_and_returns_only_the_claims_still_ours(process, monkeypatch):
+    from quebec import db
+    from quebec.db import delete_claims
+
+    monkeypatch.setattr(db, "MYSQL_KEYS_PER_STATEMENT", 4)
+    for index in range(10):
+        enqueue(f"job-{index}")
+    claimed = [job.pk for job in ReadyExecution.objects.claim(("*",), 10, process.pk)]
+    other = Process.objects.register("Worker", "other-worker")
+    ClaimedExecution.objects.filter(job_id__in=claimed[:3]).update(process=other)  # taken over meanwhile
+    assert delete_claims(ClaimedExecution, claimed, process.pk, "default") == set(claimed[3:])
+    assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == set(claimed[:3])
