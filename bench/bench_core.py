@@ -152,11 +152,22 @@ def check_drained(n, result):
         raise RuntimeError("; ".join(problems))
 
 
+def add_database_argument(parser):
+    """``--database-url``, as every Quebec bench script takes it (see ``database_url_or_sqlite``)."""
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="database to use (default: DATABASE_URL, else a SQLite file in a temp dir)")
+
+
+def database_url_or_sqlite(database_url, workdir):
+    """``database_url``, or when it is None a SQLite file in ``workdir``."""
+    return database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+
+
 def run_benchmark(n, database_url):
     """All three phases on ``database_url`` (a SQLite file in a temp dir when None)."""
     workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_"))
     try:
-        database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+        database_url = database_url_or_sqlite(database_url, workdir)
         setup_django(database_url)
         from django.db import connection
 
@@ -217,8 +228,7 @@ def print_table(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="database to use (default: DATABASE_URL, else SQLite in a temp dir)")
+    add_database_argument(parser)
     parser.add_argument("--all", action="store_true", help="run on SQLite, PostgreSQL and MySQL in turn")
     parser.add_argument("--jobs", type=int, default=5000, help="number of jobs (default: 5000)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")

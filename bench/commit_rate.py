@@ -12,7 +12,6 @@ script creates and drops a table of its own, ``quebec_bench_commit_rate``.
 """
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import bench_single, empty_quebec_tables, setup_django
+from bench_core import add_database_argument, bench_single, database_url_or_sqlite, empty_quebec_tables, setup_django
 
 TABLE = "quebec_bench_commit_rate"
 
@@ -48,13 +47,12 @@ def bare_insert_rate(count):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="database to use (default: $DATABASE_URL, else a temporary SQLite file)")
+    add_database_argument(parser)
     parser.add_argument("--count", type=int, default=2000, help="rows and jobs (default: 2000)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="quebec_commit_"))
     try:
-        setup_django(args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}")
+        setup_django(database_url_or_sqlite(args.database_url, workdir))
         from django.db import connection
 
         empty_quebec_tables()

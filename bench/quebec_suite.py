@@ -42,7 +42,16 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import PYTHON_PATH, SETTINGS_MODULE, bench_bulk, bench_single, empty_quebec_tables, setup_django
+from bench_core import (
+    PYTHON_PATH,
+    SETTINGS_MODULE,
+    add_database_argument,
+    bench_bulk,
+    bench_single,
+    database_url_or_sqlite,
+    empty_quebec_tables,
+    setup_django,
+)
 
 THREADS = 5
 FORK_PROCESSES = 2
@@ -259,8 +268,7 @@ def run_suite(args, database_url, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="database to use (default: DATABASE_URL, else SQLite in a temp dir)")
+    add_database_argument(parser)
     parser.add_argument("--single", type=int, default=5000, help="jobs enqueued one by one (default: 5000)")
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per bulk enqueue and drain (default: 20000)")
     parser.add_argument("--latency-jobs", type=int, default=200, help="jobs for the latency (default: 200)")
@@ -269,7 +277,7 @@ def main():
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_"))
     try:
-        run_suite(args, args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}", workdir)
+        run_suite(args, database_url_or_sqlite(args.database_url, workdir), workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

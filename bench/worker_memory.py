@@ -10,7 +10,6 @@ exist; it is migrated and emptied.
 """
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import empty_quebec_tables, setup_django
+from bench_core import add_database_argument, database_url_or_sqlite, empty_quebec_tables, setup_django
 from quebec_suite import QuebecRun, enqueue_ready, wait_until_finished
 
 
@@ -35,13 +34,12 @@ def breakdown(pid):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="database to use (default: $DATABASE_URL, else a temporary SQLite file)")
+    add_database_argument(parser)
     parser.add_argument("--rounds", type=int, default=6, help="rounds of jobs (default: 6)")
     parser.add_argument("--jobs", type=int, default=25000, help="no-op jobs per round (default: 25000)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="quebec_memory_"))
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    database_url = database_url_or_sqlite(args.database_url, workdir)
     setup_django(database_url)
     empty_quebec_tables()
     worker = QuebecRun(database_url, workdir, "memory")
