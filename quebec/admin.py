@@ -25,6 +25,7 @@ from django.views.decorators.http import require_safe
 
 from quebec import models
 from quebec.dashboard import bulk, lists, stats, views
+from quebec.lifecycle import queueing
 from quebec.schedule import ScheduleError
 
 
@@ -218,11 +219,11 @@ class ScheduledExecutionAdmin(JobListAdmin):
 
     @admin.action(description=_("Run selected jobs now"), permissions=["act"])
     def run_now(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "run_all_now", bulk.RUN_NOW)
+        return bulk.confirm(self, request, queryset, queueing.run_now, bulk.RUN_NOW)
 
     @admin.action(description=_("Cancel selected jobs"), permissions=["act"])
     def cancel(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "cancel_all", bulk.CANCEL)
+        return bulk.confirm(self, request, queryset, queueing.discard, bulk.CANCEL)
 
 
 @admin.register(models.ClaimedExecution)
@@ -255,11 +256,11 @@ class BlockedExecutionAdmin(JobListAdmin):
 
     @admin.action(description=_("Unblock selected jobs (run over their limit)"), permissions=["act"])
     def unblock(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "unblock_all", bulk.UNBLOCK)
+        return bulk.confirm(self, request, queryset, queueing.unblock, bulk.UNBLOCK)
 
     @admin.action(description=_("Cancel selected jobs"), permissions=["act"])
     def cancel(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "discard_all", bulk.CANCEL_BLOCKED)
+        return bulk.confirm(self, request, queryset, queueing.discard, bulk.CANCEL_BLOCKED)
 
 
 @admin.register(models.FailedExecution)
@@ -285,11 +286,11 @@ class FailedExecutionAdmin(JobListAdmin):
 
     @admin.action(description=_("Retry selected failed jobs"), permissions=["act"])
     def retry(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "retry_all", bulk.RETRY)
+        return bulk.confirm(self, request, queryset, queueing.retry, bulk.RETRY)
 
     @admin.action(description=_("Discard selected failed jobs"), permissions=["act"])
     def discard(self, request, queryset):
-        return bulk.confirm(self, request, queryset, "discard_all", bulk.DISCARD)
+        return bulk.confirm(self, request, queryset, queueing.discard, bulk.DISCARD)
 
 
 @admin.register(models.Pause)

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from quebec import conf
+from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.errors import AbortEnqueue
 
@@ -160,7 +161,6 @@ class PendingJob:
         return type(self.job).wants_enqueue_after_commit()
 
     def to_model(self):
-        from quebec.db import new_row
         from quebec.models import Job
 
         job = self.job
@@ -226,10 +226,10 @@ def _by_database(pairs):
 
 def _write(pairs, using):
     """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
-    from quebec.models import enqueue_jobs
+    from quebec.lifecycle.queueing import enqueue
 
     models = [pending.to_model() for pending, _ in pairs]
-    enqueue_jobs(models, using)
+    enqueue(models, using)
     for model, (pending, handle) in zip(models, pairs, strict=True):
         handle._job = model
         pending.job.id = model.pk

@@ -1,14 +1,12 @@
 """Running one job: callbacks, timeout, and what its class says to do with an error.
 
 ``perform()`` never raises; it returns an ``Outcome`` that the caller records (a worker through
-the claim's model methods, ``perform_now`` by returning or raising).
+``quebec.lifecycle.end``, ``perform_now`` by returning or raising).
 """
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
-import json
 import time
 from datetime import timedelta
 
@@ -18,19 +16,9 @@ from django.utils import timezone
 
 from quebec import concurrency
 from quebec.errors import JobTimeoutError, describe_error
+from quebec.lifecycle.outcome import DISCARDED, FAILED, FINISHED, RESCHEDULED, RETRY, Outcome
 from quebec.registry import UnknownJobClass
 from quebec.serialization import deserialize_arguments
-
-FINISHED, FAILED, RETRY, DISCARDED, RESCHEDULED = "finished", "failed", "retry", "discarded", "rescheduled"
-
-
-@dataclasses.dataclass
-class Outcome:
-    state: str
-    result: object = None
-    error: BaseException | None = None
-    retry_at: object = None  # datetime of the next run, for RETRY and RESCHEDULED
-    reason: str = ""  # why a RESCHEDULED job waits
 
 
 def run_stored(job, quebec):
@@ -49,8 +37,11 @@ def run_stored(job, quebec):
         instance.arguments = (args, kwargs)
     except Exception as error:
         return instance, handle_error(instance, error)
+    # Imported here: this module is loaded with ``quebec`` itself, before Django's models are.
+    from quebec.lifecycle.concurrency import rate_limit_delay
+
     try:
-        throttled = concurrency.rate_limit_delay(instance, args, kwargs, quebec.using)
+        throttled = rate_limit_delay(instance, args, kwargs, quebec.using)
     except DatabaseError as error:  # e.g. a deadlock victim: try the job again shortly
         return instance, Outcome(RESCHEDULED, retry_at=timezone.now() + timedelta(seconds=1),
                                  reason=f"rate limit check failed: {error}")
@@ -201,26 +192,3 @@ def add_attempt(job, outcome, started_at, process_name):
     if outcome.error is not None:
         attempt["error"] = describe_error(outcome.error)
     job.attempts = [*job.attempts, attempt]
-
-
-def storable_return_value(value):
-    """``value`` if it can be stored as JSON, else None (a job may return anything)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def record(claim, job, outcome, preserve_finished_jobs):
-    """Apply ``outcome`` to the claimed ``job`` through the claim's model methods."""
-    if outcome.state == FINISHED:
-        return claim.finish(job, preserve_finished_jobs, storable_return_value(outcome.result))
-    if outcome.state == RETRY:
-        return claim.retry(job, outcome.retry_at)
-    if outcome.state == DISCARDED:
-        return claim.discard(job, preserve_finished_jobs)
-    if outcome.state == RESCHEDULED:
-        return claim.reschedule(job, outcome.retry_at, outcome.reason)
-    return claim.fail(job, outcome.error)

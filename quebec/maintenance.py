@@ -14,6 +14,8 @@ from django.utils import timezone
 from quebec import execution
 from quebec.db import write_transaction
 from quebec.errors import ProcessExitError, ProcessPrunedError
+from quebec.lifecycle import events, running
+from quebec.lifecycle.outcome import Run
 from quebec.models import ClaimedExecution, Process
 
 logger = logging.getLogger("quebec.maintenance")
@@ -43,6 +45,7 @@ def remove_process(process, error, settings, quebec):
         handled = handle_claims(ClaimedExecution.objects.using(quebec.using).filter(process_id=process.pk),
                                 error, settings, quebec)
         Process.objects.using(quebec.using).filter(pk=process.pk).delete()
+        events.publish(events.PROCESS_PRUNED, quebec.using, process=process, error=error)
     logger.warning("Removed %s %s (pid %s): %s; %d job(s) %s", process.kind, process.name, process.pid, error,
                    handled, "released" if settings.on_process_death == "release" else "handled as failed")
     return True
@@ -60,7 +63,7 @@ def handle_orphaned_claims(settings, quebec):
 def handle_claims(claims, error, settings, quebec):
     """Release the claims, or end each job with ``error`` as its class's strategies say."""
     if settings.on_process_death == "release":
-        return claims.release()
+        return running.release(claims)
     handled = 0
     for claim in claims.select_related("job", "process"):
         job = claim.job
@@ -69,7 +72,7 @@ def handle_claims(claims, error, settings, quebec):
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, claim.created_at, process_name(claim))
-        if execution.record(claim, job, outcome, settings.preserve_finished_jobs):
+        if running.end([Run(job, outcome)], claim.process_id, settings.preserve_finished_jobs, quebec.using):
             handled += 1
     return handled
 

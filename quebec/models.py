@@ -3,42 +3,21 @@
 A job waiting to run has exactly one execution row (ready, scheduled, claimed, blocked or
 failed) keyed by its id; a finished job has none. Workers poll only the small ready table, whose
 index carries everything the claim query reads, so keeping millions of finished jobs costs the
-claim nothing. Every state change is a method here; processes only call them.
+claim nothing. Only the tables live here: every change of a job's state is a transition in
+``quebec.lifecycle``, and the statements behind it are in ``quebec.db``.
 """
 
-import contextlib
-import functools
-import json
 import os
 import socket
 import uuid
-
 from datetime import timedelta
 
-from django.db import IntegrityError, connections, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from quebec import concurrency
-from quebec.db import (
-    delete_by_pk,
-    delete_claims,
-    fetch_locked,
-    insert_rows,
-    new_row,
-    value_converter,
-    READY_CHANNEL,
-    notify_ready,
-    update_rows,
-    write_transaction,
-)
-from quebec.errors import describe_error
-
-READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name")
-# What a successful run changes on its job's row.
-FINISH_FIELDS = ("executions", "exception_executions", "attempts", "return_value", "finished_at", "updated_at")
-
+from quebec.db.connection import write_transaction
 
 class JobQuerySet(models.QuerySet):
     def finished(self):
@@ -100,178 +79,6 @@ class Job(models.Model):
     def __str__(self):
         return f"{self.class_name} #{self.pk}"
 
-    def dispatch(self):
-        """Create the execution row that puts this saved job in line: ready or scheduled."""
-        dispatch_all([self], self._state.db)
-
-
-def enqueue_jobs(jobs, using):
-    """Insert unsaved ``Job`` rows and put each in line: ready, scheduled or blocked."""
-    connection = connections[using]
-    if connection.vendor == "postgresql" and not any(job.concurrency_key for job in jobs):
-        # Inside the caller's transaction, a savepoint as the general path has: a caller who
-        # catches a failed enqueue can go on with its transaction.
-        with transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext():
-            _enqueue_in_one_statement(jobs, using)
-        return
-    with write_transaction(using):
-        insert_rows(Job, jobs, using)
-        dispatch_all(jobs, using)
-
-
-# How ``_enqueue_in_one_statement`` fills each column of a new job: from the job's values,
-# or with the same value for every row (SQL text, or the time of the enqueue).
-_PER_JOB_COLUMNS = (
-    "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
-    "scheduled_at",
-)
-_SAME_FOR_EVERY_JOB = {
-    "attempts": "'[]'::jsonb", "return_value": "NULL", "concurrency_key": "NULL", "finished_at": "NULL",
-    "discarded_at": "NULL", "created_at": "%s", "updated_at": "%s",
-}
-
-
-def json_rows(fields, objects, connection):
-    """PostgreSQL: ``objects``' values of ``fields`` as one JSON document, a list of objects
-    keyed by column plus their ``position``, for ``json_rows_sql``. One string to send however
-    many rows there are: json.dumps is far quicker than psycopg quoting each value of an array,
-    and JSON columns go in as they are, not encoded twice."""
-    rows = []
-    for position, obj in enumerate(objects):
-        row = {"position": position}
-        for field in fields:
-            value = getattr(obj, field.attname)
-            if value is not None and isinstance(field, models.UUIDField):
-                value = str(value)
-            elif value is not None and isinstance(field, models.DateTimeField):
-                value = field.get_db_prep_save(value, connection).isoformat()
-            row[field.column] = value
-        rows.append(row)
-    encoders = {field.encoder for field in fields if isinstance(field, models.JSONField)} - {None}
-    return json.dumps(rows, cls=encoders.pop() if encoders else None)
-
-
-def json_rows_sql(fields, connection):
-    """The ``FROM`` source reading ``json_rows`` back as typed rows named by the fields' columns,
-    with their ``position``. (A JSON null becomes SQL NULL, as Django stores None.)"""
-    quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
-    return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
-
-
-@functools.lru_cache(maxsize=16)
-def _enqueue_sql(using, rows, notify):
-    """The text of ``_enqueue_in_one_statement`` for one job (``rows`` "one": plain parameters)
-    or many ("many": one JSON document read by ``jsonb_to_recordset``)."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
-    meta = Job._meta
-    fields = [meta.get_field(name) for name in _PER_JOB_COLUMNS]
-    constants = ", ".join(_SAME_FOR_EVERY_JOB.values())
-    if rows == "one":
-        # Character columns cast to text: a cast to varchar(n) would cut a longer value short
-        # instead of letting the INSERT refuse it.
-        casts = ["text" if isinstance(field, models.CharField) else field.db_type(connection) for field in fields]
-        select = f"SELECT {', '.join(f'%s::{cast}' for cast in casts)}, {constants}"
-    else:
-        names = ", ".join(f"v.{quote(field.column)}" for field in fields)
-        select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"
-    columns = [*_PER_JOB_COLUMNS, *_SAME_FOR_EVERY_JOB]
-    assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
-    ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)
-    return f"""WITH j AS (
-            INSERT INTO {quote(meta.db_table)} ({", ".join(quote(meta.get_field(name).column) for name in columns)})
-            {select}
-            RETURNING id, queue_name, priority, scheduled_at
-        ), r AS (
-            INSERT INTO {ready} (job_id, queue_name, priority, created_at)
-            SELECT id, queue_name, priority, %s FROM j WHERE scheduled_at IS NULL OR scheduled_at <= %s
-        ), s AS (
-            INSERT INTO {scheduled} (job_id, queue_name, priority, scheduled_at, reason, created_at)
-            SELECT id, queue_name, priority, scheduled_at, '', %s FROM j WHERE scheduled_at > %s
-        ){f", n AS (SELECT pg_notify('{READY_CHANNEL}', ''))" if notify else ""}
-        SELECT id FROM j{" CROSS JOIN n" if notify else ""}"""
-
-
-def _enqueue_in_one_statement(jobs, using):
-    """PostgreSQL without concurrency keys: the jobs, their ready and scheduled rows and the
-    NOTIFY in a single statement, a transaction by itself outside an atomic block. One round
-    trip and one commit per enqueue where the general path takes five round trips, and no ORM
-    work per row and field.
-
-    The NOTIFY is PostgreSQL's own: sent when the transaction commits, and only once however
-    many jobs or statements the transaction holds.
-    """
-    from quebec import conf
-
-    connection = connections[using]
-    now = timezone.now()
-    db_now = Job._meta.get_field("created_at").get_db_prep_save(now, connection)
-    notify = conf.get().use_listen_notify and any(not (job.scheduled_at and job.scheduled_at > now) for job in jobs)
-    fields = [Job._meta.get_field(name) for name in _PER_JOB_COLUMNS]
-    # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
-    if len(jobs) == 1:
-        sql = _enqueue_sql(using, "one", notify)
-        params = [*(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
-                  *[db_now] * 6]
-    else:  # the rows come after the SELECT's two times, in its FROM
-        sql = _enqueue_sql(using, "many", notify)
-        params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # The rows are inserted in the order of the jobs (ORDER BY position), and the id
-        # sequence hands out increasing numbers within the statement.
-        ids = sorted(job_id for job_id, in cursor.fetchall())
-    for job, job_id in zip(jobs, ids, strict=True):
-        job.pk = job_id
-        job.created_at = job.updated_at = now
-        job._state.adding, job._state.db = False, using
-
-
-def dispatch_all(jobs, using):
-    """Create the ready or scheduled rows of saved jobs, a statement per table."""
-    now = timezone.now()
-    scheduled = [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
-    insert_rows(ScheduledExecution, [
-        new_row(ScheduledExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
-                scheduled_at=job.scheduled_at, reason="", created_at=now)
-        for job in scheduled
-    ], using)
-    make_ready([job for job in jobs if not (job.scheduled_at and job.scheduled_at > now)], using)
-
-
-def make_ready(jobs, using):
-    """Put due jobs in line. A job with a concurrency key must first take a slot of its key;
-    without one it is blocked, or discarded if its class says so."""
-    ready, blocked, discarded = [], [], []
-    # Semaphores are taken in key order, so two batches with the same keys cannot deadlock.
-    for job in sorted(jobs, key=lambda job: job.concurrency_key or ""):
-        if not job.concurrency_key:
-            ready.append(job)
-            continue
-        limit = concurrency.limit_for(job.class_name)
-        if Semaphore.objects.using(using).wait(job.concurrency_key, limit.limit, limit.duration):
-            ready.append(job)
-        else:
-            (discarded if limit.discard else blocked).append((job, limit))
-    if ready:
-        now = timezone.now()
-        insert_rows(ReadyExecution, [
-            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
-            for job in ready
-        ], using)
-        notify_ready(using)
-    expires = timezone.now()
-    BlockedExecution.objects.using(using).bulk_create(
-        BlockedExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
-                         concurrency_key=job.concurrency_key, expires_at=expires + timedelta(seconds=limit.duration))
-        for job, limit in blocked
-    )
-    if discarded:
-        Job.objects.using(using).filter(pk__in=[job.pk for job, _ in discarded]).update(
-            finished_at=expires, discarded_at=expires, updated_at=expires
-        )
-
 
 class Execution(models.Model):
     """A job's current state; the row's primary key is the job's id."""
@@ -290,31 +97,6 @@ class Execution(models.Model):
         return f"{type(self).__name__} for job #{self.job_id}"
 
 
-class ExecutionQuerySet(models.QuerySet):
-    def in_locked_batches(self, action, batch_size=500):
-        """Call ``action(job_ids)`` on these rows, a locked batch per transaction; returns how many.
-
-        SKIP LOCKED: rows another process is acting on right now (a dispatcher moving them, or
-        another bulk action) are theirs; each row is acted on once, by whoever locked it.
-        """
-        done = 0
-        while True:
-            with write_transaction(self.db):
-                ids = list(self.select_for_update(skip_locked=True).values_list("job_id", flat=True)[:batch_size])
-                if not ids:
-                    return done
-                action(ids)
-            done += len(ids)
-
-    def discard_all(self, batch_size=500):
-        """Mark these jobs discarded, never to run; returns how many."""
-        return self.in_locked_batches(self._discard, batch_size)
-
-    def _discard(self, job_ids):
-        delete_by_pk(self.model, job_ids, self.db)
-        now = timezone.now()
-        Job.objects.using(self.db).filter(pk__in=job_ids).update(finished_at=now, discarded_at=now, updated_at=now)
-
 
 class ReadyExecutionQuerySet(models.QuerySet):
     def for_queues(self, selector):
@@ -327,184 +109,6 @@ class ReadyExecutionQuerySet(models.QuerySet):
 
     def not_paused(self):
         return self.exclude(queue_name__in=Pause.objects.values("queue_name"))
-
-    def claim(self, selectors, limit, process_id, skip_locked=True):
-        """Move up to ``limit`` ready jobs into claimed executions for ``process_id``.
-
-        Queue selectors are taken in order, and within one selector lower priority numbers and
-        then older jobs come first. Returns the claimed ``Job`` rows in that order.
-        """
-        if len(selectors) == 1 and self._claims_in_one_statement():
-            # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
-            return self._claim_in_one_statement(selectors, limit, process_id, skip_locked)
-        if not self.worth_claiming(selectors):
-            return []
-        with write_transaction(self.db):
-            return self.claim_in_transaction(selectors, limit, process_id, skip_locked)
-
-    def worth_claiming(self, selectors):
-        """False when SQLite has nothing ready for ``selectors``: an idle SQLite worker should
-        not take the write lock to find nothing. Other databases lock only the rows they claim."""
-        if connections[self.db].vendor != "sqlite":
-            return True
-        return any(self.not_paused().for_queues(selector).exists() for selector in selectors)
-
-    def claim_in_transaction(self, selectors, limit, process_id, skip_locked=True):
-        """``claim()`` inside the caller's write transaction (a worker records finished jobs in
-        the same one)."""
-        if limit <= 0:
-            return []
-        if self._claims_in_one_statement():
-            return self._claim_in_one_statement(selectors, limit, process_id, skip_locked)
-        job_ids = self._take_queue_slots(self._lock_next(selectors, limit, skip_locked))
-        if not job_ids:
-            return []
-        ClaimedExecution.objects.using(self.db).bulk_create(
-            ClaimedExecution(job_id=job_id, process_id=process_id) for job_id in job_ids
-        )
-        delete_by_pk(ReadyExecution, job_ids, self.db)
-        jobs = Job.objects.using(self.db).in_bulk(job_ids)
-        return [jobs[job_id] for job_id in job_ids]
-
-    def _claims_in_one_statement(self):
-        return connections[self.db].vendor == "postgresql" and not self.query.where and not concurrency.queue_limits()
-
-    def _claim_in_one_statement(self, selectors, limit, process_id, skip_locked):
-        """The claim on PostgreSQL without per-queue limits: one statement per selector locks
-        the next ready rows, deletes them, inserts their claims and reads their jobs, so a claim
-        costs one round trip instead of four. Same order and locking as ``_lock_next``."""
-        jobs = []
-        for selector in selectors:
-            # Rows this transaction already moved are gone from its view of the ready table.
-            claim_sql, params = self._claim_ctes(selector, limit - len(jobs), process_id, skip_locked)
-            table = connections[self.db].ops.quote_name(Job._meta.db_table)
-            sql = f"WITH {claim_sql} SELECT j.* FROM {table} j WHERE j.id IN (SELECT job_id FROM claims)"
-            jobs += sorted(Job.objects.using(self.db).raw(sql, params), key=lambda job: (job.priority, job.pk))
-            if len(jobs) >= limit:
-                break
-        return jobs
-
-    def _claim_ctes(self, selector, limit, process_id, skip_locked):
-        """The data-modifying CTEs ``locked``, ``moved`` and ``claims`` of a one-statement claim."""
-        connection = connections[self.db]
-        quote = connection.ops.quote_name
-        ready, claimed = quote(ReadyExecution._meta.db_table), quote(ClaimedExecution._meta.db_table)
-        pauses = quote(Pause._meta.db_table)
-        conditions = [f"NOT EXISTS (SELECT 1 FROM {pauses} p WHERE p.queue_name = r.queue_name)"]
-        params = []
-        if selector.endswith("*") and selector != "*":
-            prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append("r.queue_name LIKE %s")
-            params.append(f"{prefix}%")
-        elif selector != "*":
-            conditions.append("r.queue_name = %s")
-            params.append(selector)
-        lock = "FOR UPDATE OF r SKIP LOCKED" if skip_locked else "FOR UPDATE OF r"
-        now = ClaimedExecution._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
-        sql = f"""
-            locked AS (
-                SELECT r.job_id FROM {ready} r WHERE {" AND ".join(conditions)}
-                ORDER BY r.priority, r.job_id LIMIT %s {lock}
-            ), moved AS (
-                DELETE FROM {ready} r USING locked WHERE r.job_id = locked.job_id RETURNING r.job_id
-            ), claims AS (
-                INSERT INTO {claimed} (job_id, process_id, created_at)
-                SELECT job_id, %s, %s FROM moved RETURNING job_id
-            )"""
-        return sql, [*params, limit, process_id, now]
-
-    def finish_and_claim(self, finished, preserve, selectors, limit, process_id, skip_locked=True):
-        """Record the successful runs ``finished`` (see ``ClaimedExecutionQuerySet.finish_all``)
-        and claim up to ``limit`` jobs, as one transaction; returns (jobs recorded, jobs claimed)."""
-        if (
-            len(selectors) == 1
-            and self._claims_in_one_statement()
-            and not any(job.concurrency_key for job in finished)
-        ):
-            return self._finish_and_claim_in_one_statement(finished, preserve, selectors[0], limit, process_id,
-                                                           skip_locked)
-        if limit and not self.worth_claiming(selectors):
-            limit = 0
-        with write_transaction(self.db):
-            recorded = ClaimedExecution.objects.using(self.db).finish_all(finished, process_id, preserve)
-            return recorded, self.claim_in_transaction(selectors, limit, process_id, skip_locked)
-
-    def _finish_and_claim_in_one_statement(self, finished, preserve, selector, limit, process_id, skip_locked):
-        """``finish_and_claim`` on PostgreSQL as a single statement, a transaction by itself: one
-        round trip where the general path takes five. Only for jobs without concurrency keys and
-        queues without limits, which have no slots to give back."""
-        connection = connections[self.db]
-        quote = connection.ops.quote_name
-        jobs_table, claimed = quote(Job._meta.db_table), quote(ClaimedExecution._meta.db_table)
-        by_id = {job.pk: job for job in finished}
-        params = [process_id, list(by_id)]
-        owned = f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) RETURNING c.job_id)"
-        if preserve:
-            fields = [Job._meta.get_field(name) for name in ("id", *FINISH_FIELDS) if name != "updated_at"]
-            assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
-            recorded_sql = f"""finished AS (
-                UPDATE {jobs_table} j SET {assignments}, {quote("updated_at")} = %s
-                FROM {json_rows_sql(fields, connection)}
-                WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
-            )"""
-            params += [Job._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection),
-                       json_rows(fields, finished, connection)]
-        else:
-            recorded_sql = f"finished AS (DELETE FROM {jobs_table} j WHERE j.id IN (SELECT job_id FROM owned) RETURNING j.id)"
-        claim_sql, claim_params = self._claim_ctes(selector, limit, process_id, skip_locked)
-        # One row at least, carrying the recorded ids, then the claimed jobs' columns (NULL when
-        # nothing was claimed).
-        sql = f"""WITH {owned}, {recorded_sql}, {claim_sql}
-            SELECT f.ids AS finished_ids, j.* FROM (SELECT array_agg(id) AS ids FROM finished) f
-            LEFT JOIN {jobs_table} j ON j.id IN (SELECT job_id FROM claims)"""
-        rows = list(Job.objects.using(self.db).raw(sql, [*params, *claim_params]))
-        recorded = [by_id[job_id] for job_id in rows[0].finished_ids or []]
-        claimed = sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
-        return recorded, claimed
-
-    def _take_queue_slots(self, rows):
-        """Keep the locked rows whose queue has a free slot (per-queue limits); returns their ids."""
-        limits = concurrency.queue_limits()
-        semaphores = Semaphore.objects.using(self.db)
-        # Queue semaphores are taken in queue order, so two claimers cannot deadlock on them.
-        taken = {
-            job_id
-            for job_id, queue in sorted(rows, key=lambda row: row[1])
-            if queue not in limits or semaphores.wait(concurrency.QUEUE_KEY.format(queue), limits[queue], None)
-        }
-        return [job_id for job_id, _ in rows if job_id in taken]
-
-    def _lock_next(self, selectors, limit, skip_locked):
-        # SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
-        # and the lock is held until this transaction has moved them to claimed executions, so
-        # no two workers can take the same row. SQLite has no row locks: the write transaction
-        # taken by write_transaction() serialises claimers instead.
-        locked = []
-        full_queues = self._full_queues()
-        for selector in selectors:
-            rows = (
-                self.not_paused()
-                .for_queues(selector)
-                .exclude(queue_name__in=full_queues)
-                .exclude(job_id__in=[job_id for job_id, _ in locked])
-                .order_by("priority", "job_id")
-                .select_for_update(skip_locked=skip_locked)
-                .values_list("job_id", "queue_name")
-            )
-            exact = "*" not in selector
-            index = "quebec_ready_poll_by_queue" if exact else "quebec_ready_poll_all"
-            locked += fetch_locked(rows[: limit - len(locked)], index)
-            if len(locked) >= limit:
-                break
-        return locked
-
-    def _full_queues(self):
-        # Queues at their limit are left out of the claim, so they cannot crowd out the others.
-        limits = concurrency.queue_limits()
-        if not limits:
-            return []
-        keys = {concurrency.QUEUE_KEY.format(queue): queue for queue in limits}
-        return [keys[key] for key in Semaphore.objects.using(self.db).full(list(keys))]
 
 
 class ReadyExecution(Execution):
@@ -523,45 +127,10 @@ class ReadyExecution(Execution):
         ]
 
 
-class ScheduledExecutionQuerySet(ExecutionQuerySet):
+class ScheduledExecutionQuerySet(models.QuerySet):
     def due(self, now=None):
         return self.filter(scheduled_at__lte=now or timezone.now())
 
-    def dispatch_due(self, batch_size, skip_locked=True):
-        """Move up to ``batch_size`` due scheduled jobs to ready; returns how many moved."""
-        with write_transaction(self.db):
-            # SKIP LOCKED lets several dispatchers share the backlog; each row moves once
-            # because it stays locked until it is deleted below.
-            due = (
-                self.due()
-                .order_by("scheduled_at", "priority", "job_id")
-                .select_for_update(skip_locked=skip_locked)
-                .values_list("job_id", "queue_name", "priority")[:batch_size]
-            )
-            rows = fetch_locked(due, "quebec_scheduled_dispatch")
-            if not rows:
-                return 0
-            job_ids = [row[0] for row in rows]
-            delete_by_pk(ScheduledExecution, job_ids, self.db)
-            make_ready(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS), self.db)
-        return len(rows)
-
-    def run_all_now(self, batch_size=500):
-        """Make these scheduled jobs due at once; the dispatcher moves them to ready. Returns how many."""
-        now = timezone.now()
-        done = 0
-        while True:
-            # Only the due time changes: the dispatcher's own path (and its locking) does the move.
-            with write_transaction(self.db):
-                ids = list(self.filter(scheduled_at__gt=now).values_list("job_id", flat=True)[:batch_size])
-                if not ids:
-                    return done
-                done += ScheduledExecution.objects.using(self.db).filter(pk__in=ids).update(scheduled_at=now)
-                Job.objects.using(self.db).filter(pk__in=ids).update(scheduled_at=now, updated_at=now)
-
-    def cancel_all(self, batch_size=500):
-        """Mark these scheduled jobs discarded without running them; returns how many."""
-        return self.discard_all(batch_size)
 
 
 class ScheduledExecution(Execution):
@@ -581,62 +150,6 @@ class ScheduledExecution(Execution):
             models.Index(fields=["scheduled_at", "priority", "job"], name="quebec_scheduled_dispatch"),
         ]
 
-    def run_now(self):
-        """Make this job due at once; False if it is no longer scheduled."""
-        return ScheduledExecution.objects.using(self._state.db).filter(pk=self.pk).run_all_now() == 1
-
-    def cancel(self):
-        """Mark this job discarded without running it; False if it is no longer scheduled."""
-        return ScheduledExecution.objects.using(self._state.db).filter(pk=self.pk).cancel_all() == 1
-
-
-class ClaimedExecutionQuerySet(models.QuerySet):
-    def release(self):
-        """Put these claimed jobs back in line as ready; returns how many were released."""
-        with write_transaction(self.db):
-            # Lock the claims first so a worker finishing one of them at this moment either
-            # finishes before us (and the row is gone) or finds its claim released.
-            job_ids = list(self.select_for_update().values_list("job_id", flat=True))
-            if not job_ids:
-                return 0
-            jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).values_list("pk", "queue_name", "priority"))
-            # Back in line without passing the concurrency gate again: the job keeps its key's
-            # slot, as if it had never been claimed. Its queue slot is given back.
-            ReadyExecution.objects.using(self.db).bulk_create(
-                ReadyExecution(job_id=job_id, queue_name=queue, priority=priority) for job_id, queue, priority in jobs
-            )
-            delete_by_pk(ClaimedExecution, job_ids, self.db)
-            concurrency.release_queue_slots([queue for _, queue, _ in jobs], self.db)
-            notify_ready(self.db)
-        return len(job_ids)
-
-    def finish_all(self, jobs, process_id, preserve):
-        """Record the successful runs of ``jobs``, claimed by ``process_id``; returns those recorded.
-
-        Each job carries what its run changed (counters, ``attempts``, ``return_value``,
-        ``finished_at``). A few statements serve the whole batch, and the caller's write
-        transaction makes each job's end, its claim's removal and the return of its concurrency
-        slots one change. As in ``ClaimedExecution.finish``, a job whose claim was released or
-        pruned meanwhile is left untouched.
-        """
-        if not jobs:
-            return []
-        owned = delete_claims(ClaimedExecution, [job.pk for job in jobs], process_id, self.db)
-        # Slots are given back in key order, so two batches with the same keys cannot deadlock.
-        recorded = sorted((job for job in jobs if job.pk in owned), key=lambda job: (job.concurrency_key or "", job.pk))
-        if not recorded:
-            return []
-        if preserve:
-            now = timezone.now()
-            for job in recorded:
-                job.updated_at = now
-            update_rows(Job, recorded, FINISH_FIELDS, self.db)
-        else:
-            delete_by_pk(Job, [job.pk for job in recorded], self.db)
-        for job in recorded:
-            concurrency.release_slots(job, self.db)
-        return recorded
-
 
 class ClaimedExecution(Execution):
     """A job a worker process has taken; it runs, or waits for a free thread, in that process."""
@@ -654,130 +167,10 @@ class ClaimedExecution(Execution):
         verbose_name=_("process"),
     )
 
-    objects = ClaimedExecutionQuerySet.as_manager()
-
     class Meta:
         db_table = "quebec_claimed_executions"
         verbose_name = _("claimed execution")
         verbose_name_plural = _("claimed executions")
-
-    # The outcomes of a run. Each returns False, touching nothing, when this claim is no longer
-    # ours (released or pruned meanwhile). ``job`` carries the updated counters.
-
-    def finish(self, job, preserve, return_value=None):
-        """Record a successful run."""
-        return self._conclude(job, delete=not preserve, finished_at=timezone.now(), return_value=return_value)
-
-    def discard(self, job, preserve):
-        """Record that the job was dropped by its class's ``discard_on``."""
-        now = timezone.now()
-        return self._conclude(job, delete=not preserve, finished_at=now, discarded_at=now)
-
-    def retry(self, job, retry_at):
-        """Schedule the next attempt of a job that raised an error its class retries."""
-        job.scheduled_at = retry_at
-        return self._conclude(job, then=lambda: dispatch_all([job], self._state.db), scheduled_at=retry_at)
-
-    def fail(self, job, error):
-        """Record a failed run with the error's class, message and backtrace."""
-
-        def record_failure():
-            FailedExecution.objects.using(self._state.db).create(
-                job_id=self.job_id, attempt=job.executions, **FailedExecution.describe(error)
-            )
-
-        return self._conclude(job, then=record_failure)
-
-    def _conclude(self, job, delete=False, then=None, **fields):
-        with write_transaction(self._state.db):
-            if not self._delete_claim():
-                return False
-            jobs = Job.objects.using(self._state.db).filter(pk=self.job_id)
-            if delete:
-                jobs.delete()
-            else:
-                jobs.update(**{
-                    "executions": job.executions,
-                    "exception_executions": job.exception_executions,
-                    "attempts": job.attempts,
-                    "updated_at": timezone.now(),
-                    **fields,
-                })
-            concurrency.release_slots(job, self._state.db)
-            if then is not None:
-                then()
-        return True
-
-    def reschedule(self, job, run_at, reason):
-        """Put a job that may not start yet (rate limited) back as scheduled, uncounted."""
-        job.scheduled_at = run_at
-
-        def schedule():
-            ScheduledExecution.objects.using(self._state.db).create(
-                job_id=job.pk, queue_name=job.queue_name, priority=job.priority, scheduled_at=run_at, reason=reason
-            )
-
-        # A throttled run does not count as an execution (the worker counted it when it began).
-        return self._conclude(job, then=schedule, scheduled_at=run_at, executions=job.executions - 1)
-
-    def _delete_claim(self):
-        # Deleting by (job, process) is the ownership check: if the claim was released or
-        # pruned meanwhile, nothing is deleted and the caller must not touch the job.
-        claims = ClaimedExecution.objects.using(self._state.db).filter(job_id=self.job_id, process_id=self.process_id)
-        return claims.delete()[0] == 1
-
-
-class BlockedExecutionQuerySet(ExecutionQuerySet):
-    def release_one(self, key):
-        """Move the next job blocked on ``key`` to ready if the key has a free slot; True if one did."""
-        with write_transaction(self.db):
-            # SKIP LOCKED: a blocked job another process is releasing right now is theirs.
-            next_blocked = (
-                self.filter(concurrency_key=key)
-                .order_by("priority", "job_id")
-                .select_for_update(skip_locked=True)
-                .values_list("job_id")[:1]
-            )
-            rows = fetch_locked(next_blocked, "quebec_blocked_release")
-            if not rows:
-                return False
-            job = Job.objects.using(self.db).only(*READY_FIELDS).get(pk=rows[0][0])
-            limit = concurrency.limit_for(job.class_name)
-            if not Semaphore.objects.using(self.db).wait(key, limit.limit, limit.duration):
-                return False
-            delete_by_pk(BlockedExecution, [job.pk], self.db)
-            ReadyExecution.objects.using(self.db).create(job_id=job.pk, queue_name=job.queue_name, priority=job.priority)
-            notify_ready(self.db)
-        return True
-
-    def unblock_all(self, batch_size=500):
-        """Make these blocked jobs ready now, over their key's limit; returns how many.
-
-        Each takes a slot of its key even when none is free (the count goes below zero), so the
-        slot it gives back when it ends keeps the accounting right.
-        """
-        return self.in_locked_batches(self._unblock, batch_size)
-
-    def _unblock(self, job_ids):
-        jobs = list(Job.objects.using(self.db).filter(pk__in=job_ids).only(*READY_FIELDS).order_by("concurrency_key"))
-        for job in jobs:
-            limit = concurrency.limit_for(job.class_name)
-            Semaphore.objects.using(self.db).force(job.concurrency_key, limit.limit, limit.duration)
-        delete_by_pk(BlockedExecution, job_ids, self.db)
-        ReadyExecution.objects.using(self.db).bulk_create(
-            ReadyExecution(job_id=job.pk, queue_name=job.queue_name, priority=job.priority) for job in jobs
-        )
-        notify_ready(self.db)
-
-    def release_expired(self):
-        """Retry the keys of jobs blocked past their TTL (a holder may have died); returns how many moved."""
-        expired = self.filter(expires_at__lt=timezone.now()).order_by("concurrency_key")
-        keys = list(expired.values_list("concurrency_key", flat=True).distinct()[:1000])
-        moved = 0
-        for key in keys:
-            while self.release_one(key):
-                moved += 1
-        return moved
 
 
 class BlockedExecution(Execution):
@@ -788,8 +181,6 @@ class BlockedExecution(Execution):
     concurrency_key = models.CharField(max_length=255, verbose_name=_("concurrency key"))
     expires_at = models.DateTimeField(verbose_name=_("expires at"))
 
-    objects = BlockedExecutionQuerySet.as_manager()
-
     class Meta:
         db_table = "quebec_blocked_executions"
         verbose_name = _("blocked execution")
@@ -799,16 +190,8 @@ class BlockedExecution(Execution):
             models.Index(fields=["expires_at", "concurrency_key"], name="quebec_blocked_maintenance"),
         ]
 
-    def unblock(self):
-        """Make this job ready now, over its key's limit; False if it is no longer blocked."""
-        return BlockedExecution.objects.using(self._state.db).filter(pk=self.pk).unblock_all() == 1
 
-    def cancel(self):
-        """Mark this job discarded without running it; False if it is no longer blocked."""
-        return BlockedExecution.objects.using(self._state.db).filter(pk=self.pk).discard_all() == 1
-
-
-class FailedExecutionQuerySet(ExecutionQuerySet):
+class FailedExecutionQuerySet(models.QuerySet):
     def matching(self, class_name=None, queue_name=None, failed_after=None, failed_before=None, error=None):
         """Failed jobs filtered by class, queue, time of failure and text of the error."""
         failed = self
@@ -824,16 +207,20 @@ class FailedExecutionQuerySet(ExecutionQuerySet):
             failed = failed.filter(models.Q(exception_class__icontains=error) | models.Q(message__icontains=error))
         return failed
 
+    # The documented way to act on failed jobs from code. The transitions live in
+    # ``quebec.lifecycle``, which imports these tables, hence the import at call time.
+
     def retry_all(self, batch_size=500):
         """Put these failed jobs back in line as ready; returns how many."""
-        return self.in_locked_batches(self._retry, batch_size)
+        from quebec.lifecycle.queueing import retry
 
-    def _retry(self, job_ids):
-        jobs = Job.objects.using(self.db).filter(pk__in=job_ids)
-        delete_by_pk(FailedExecution, job_ids, self.db)
-        # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
-        jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
-        make_ready(jobs.only(*READY_FIELDS), self.db)
+        return retry(self, batch_size)
+
+    def discard_all(self, batch_size=500):
+        """Mark these failed jobs discarded; returns how many."""
+        from quebec.lifecycle.queueing import discard
+
+        return discard(self, batch_size)
 
 
 
@@ -852,11 +239,6 @@ class FailedExecution(Execution):
         verbose_name = _("failed execution")
         verbose_name_plural = _("failed executions")
 
-    @staticmethod
-    def describe(error):
-        """The columns that record ``error``: class path, message and full backtrace."""
-        return describe_error(error)
-
     def retry(self):
         """Put this job back in line as ready; False if it is no longer failed."""
         return FailedExecution.objects.using(self._state.db).filter(pk=self.pk).retry_all() == 1
@@ -864,6 +246,8 @@ class FailedExecution(Execution):
     def discard(self):
         """Mark this job discarded; False if it is no longer failed."""
         return FailedExecution.objects.using(self._state.db).filter(pk=self.pk).discard_all() == 1
+
+
 
 
 EXECUTION_STATES = {
@@ -925,12 +309,6 @@ class Process(models.Model):
         )
         self.last_heartbeat_at = now
         return updated == 1
-
-    def deregister(self):
-        """Release this process's claimed jobs back to ready and remove its row."""
-        released = self.claimed_executions.using(self._state.db).release()
-        Process.objects.using(self._state.db).filter(pk=self.pk).delete()
-        return released
 
 
 class Pause(models.Model):
@@ -1032,11 +410,11 @@ class Semaphore(models.Model):
 
 
 class RateLimitStartQuerySet(models.QuerySet):
-    def admit(self, bucket, max_starts, window, now):
-        """Record a start in ``bucket`` if its window has room and return None; else return when
-        the oldest counted start leaves the window."""
-        window = timedelta(seconds=concurrency.seconds(window))
-        lock_key = concurrency.RATE_KEY.format(bucket)
+    def admit(self, bucket, max_starts, window, now, lock_key):
+        """Record a start in ``bucket`` if its window (seconds) has room and return None; else
+        return when the oldest counted start leaves the window. ``lock_key`` names the semaphore
+        row that serialises the bucket's starters."""
+        window = timedelta(seconds=window)
         lock = Semaphore.objects.using(self.db).filter(key=lock_key)
         if not lock.exists():
             # Created outside the transaction below: concurrent inserts of one unique key can

@@ -5,6 +5,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import Client
 from django.urls import reverse
 
+from quebec.lifecycle import queueing
 from quebec.models import FailedExecution, Job, Pause, RecurringTask, ScheduledExecution
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     VIEW_ALL,
@@ -45,13 +46,13 @@ def test_run_now_makes_a_scheduled_job_due_and_the_dispatcher_moves_it(admin_cli
     handle = scheduled_job()
     admin_client.post(job_action(handle.id, "run_now"))
     assert ScheduledExecution.objects.due().count() == 1
-    assert ScheduledExecution.objects.dispatch_due(10) == 1
+    assert queueing.dispatch_due("default", 10) == 1
     assert status(handle) == "ready"
 
 
 def test_an_action_on_a_job_that_moved_on_says_so(admin_client):
     handle = failed_job()
-    FailedExecution.objects.get().retry()
+    queueing.retry(FailedExecution.objects.all())
     response = admin_client.post(job_action(handle.id, "discard"), follow=True)
     assert "is no longer failed; nothing was done" in response.content.decode()
     assert status(handle) == "ready"

@@ -6,20 +6,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from quebec.models import ClaimedExecution, Process, ReadyExecution
+from tests.lifecycle_helpers import fail
 from tests.testapp.jobs import FailingJob, RecordJob
 
 HOSTILE = "<script>alert('x')</script>"
-
-
-def fail(handle, message="boom"):
-    """Make ``handle``'s job failed the way a worker does: claim it, then record the error."""
-    process = Process.objects.register("Worker", f"w-{uuid.uuid4().hex}")
-    job = ReadyExecution.objects.filter(job_id=handle.id).claim(["*"], 1, process.pk)[0]
-    job.executions += 1
-    ClaimedExecution.objects.get(job=job).fail(job, ValueError(message))
-    Process.objects.filter(pk=process.pk).delete()
-    return handle
 
 
 def failed_job(*args, message="boom", queue="default"):

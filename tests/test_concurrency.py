@@ -187,15 +187,17 @@ def test_no_deadlock_with_many_keys_and_mixed_limits(quebec_run):
 
 @pytest.mark.django_db
 def test_an_unblocked_job_runs_over_the_limit_and_the_accounting_recovers():
-    from quebec.models import ClaimedExecution, Process, ReadyExecution
+    from quebec.lifecycle import queueing, running
+    from quebec.models import Process
+    from tests.lifecycle_helpers import finish
 
     holder, waiting, third = (SoloJob.perform_later("u") for _ in range(3))
-    assert BlockedExecution.objects.get(job_id=waiting.id).unblock()
+    assert queueing.unblock(BlockedExecution.objects.filter(job_id=waiting.id)) == 1
     assert (holder.status, waiting.status, third.status) == ("ready", "ready", "blocked")
     process = Process.objects.register("Worker", "w")
-    for job in ReadyExecution.objects.claim(["*"], 10, process.pk):
+    for job in running.claim("default", ["*"], 10, process.pk):
         job.executions += 1
-        ClaimedExecution.objects.get(job=job).finish(job, preserve=True)
+        finish(job, process)
     # Both slots given back: the semaphore is at its limit again and the third job got in.
     assert third.status == "ready"
     assert Semaphore.objects.get(key="SoloJob/u").value == 0

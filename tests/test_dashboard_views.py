@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quebec.dashboard import stats
+from quebec.lifecycle import queueing
 from quebec.models import FailedExecution, Job, Pause, Process, ReadyExecution, RecurringTask
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
@@ -170,7 +171,7 @@ def test_job_detail_issues_a_bounded_number_of_queries(admin_client, django_asse
     handle = failed_job(HOSTILE)
     with django_assert_max_num_queries(20):
         admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
-    FailedExecution.objects.get().retry()
+    queueing.retry(FailedExecution.objects.all())
     with django_assert_max_num_queries(20):
         admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
 

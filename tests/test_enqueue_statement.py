@@ -9,8 +9,9 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 import quebec
-from quebec.db import insert_rows, write_transaction
-from quebec.models import Job, ReadyExecution, ScheduledExecution, dispatch_all, enqueue_jobs
+from quebec.db import base, write_transaction
+from quebec.lifecycle.queueing import enqueue, place
+from quebec.models import Job, ReadyExecution, ScheduledExecution
 from tests.testapp.jobs import RecordJob
 
 pytestmark = [
@@ -53,14 +54,13 @@ def rows(jobs):
 
 def test_the_one_statement_writes_what_the_general_path_writes():
     fast = built_jobs("fast")
-    enqueue_jobs(fast, "default")
+    enqueue(fast, "default")
     one_by_one = built_jobs("single")  # a single job goes as plain parameters, not arrays
     for job in one_by_one:
-        enqueue_jobs([job], "default")
+        enqueue([job], "default")
     general = built_jobs("general")
     with write_transaction("default"):
-        insert_rows(Job, general, "default")
-        dispatch_all(general, "default")
+        base.Operations("default").insert_jobs(general, place(general, "default"))
     assert rows(fast) == rows(general)
     assert rows(one_by_one) == rows(general)
     for job in [*fast, *one_by_one]:  # times to the microsecond, through JSON or parameters
@@ -98,6 +98,6 @@ def test_a_refused_enqueue_is_an_error_and_leaves_the_callers_transaction_usable
     job.class_name = "x" * 300  # over the column's 255 characters: refused, not cut short
     with transaction.atomic():
         with pytest.raises(DataError):
-            enqueue_jobs([job], "default")
+            enqueue([job], "default")
         kept = RecordJob.perform_later("after the error")
     assert list(Job.objects.values_list("pk", flat=True)) == [kept.id]

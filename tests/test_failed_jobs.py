@@ -5,18 +5,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
+from quebec.lifecycle import queueing
+from quebec.models import FailedExecution, Job, ReadyExecution
+from tests.lifecycle_helpers import fail
 from tests.testapp.jobs import FailingJob, RecordJob
 
 pytestmark = pytest.mark.django_db
 
 
-def fail(handle, message="boom"):
-    """Make ``handle``'s job failed the way a worker does: claim it, then record the error."""
-    process = Process.objects.register("Worker", f"w-{handle.id}")
-    job = ReadyExecution.objects.filter(job_id=handle.id).claim(["*"], 1, process.pk)[0]
-    job.executions += 1
-    ClaimedExecution.objects.get(job=job).fail(job, ValueError(message))
+def retry_one(failure):
+    return failure.retry()
+
+
+def discard_one(failure):
+    return failure.discard()
 
 
 def failed_jobs(specs):
@@ -30,7 +32,7 @@ def failed_jobs(specs):
 
 def test_retry_one_failed_job_puts_it_back_in_line():
     [handle] = failed_jobs([(FailingJob, "default", "boom")])
-    assert FailedExecution.objects.get().retry()
+    assert retry_one(FailedExecution.objects.get())
     assert handle.status == "ready"
     assert ReadyExecution.objects.get().queue_name == "default"
     job = Job.objects.get()
@@ -40,15 +42,15 @@ def test_retry_one_failed_job_puts_it_back_in_line():
 
 def test_discard_one_failed_job():
     [handle] = failed_jobs([(FailingJob, "default", "boom")])
-    assert FailedExecution.objects.get().discard()
+    assert discard_one(FailedExecution.objects.get())
     assert handle.status == "discarded"
 
 
 def test_retry_and_discard_of_a_job_no_longer_failed_say_so():
     [handle] = failed_jobs([(FailingJob, "default", "boom")])
     failure = FailedExecution.objects.get()
-    assert failure.retry()
-    assert not failure.retry() and not failure.discard()
+    assert retry_one(failure)
+    assert not retry_one(failure) and not discard_one(failure)
     assert handle.status == "ready"
 
 
@@ -71,6 +73,6 @@ def test_bulk_actions_follow_the_filters():
     assert [handle.status for handle in handles] == ["ready", "ready", "failed", "failed"]
     assert FailedExecution.objects.matching(class_name="RecordJob").discard_all() == 1
     assert [handle.status for handle in handles] == ["ready", "ready", "discarded", "failed"]
-    assert FailedExecution.objects.all().discard_all() == 1
+    assert queueing.discard(FailedExecution.objects.all()) == 1  # the transition the methods call
     assert not FailedExecution.objects.exists()
 

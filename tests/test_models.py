@@ -4,6 +4,9 @@ import pytest
 from django.utils import timezone
 
 import quebec
+from quebec.db import mysql, operations
+from quebec.lifecycle import queueing, running
+from quebec.lifecycle.outcome import FAILED, Outcome
 from quebec.models import (
     ClaimedExecution,
     FailedExecution,
@@ -13,6 +16,7 @@ from quebec.models import (
     ReadyExecution,
     ScheduledExecution,
 )
+from tests.lifecycle_helpers import end, finish
 from tests.testapp.jobs import RecordJob
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +28,7 @@ def process():
 
 
 def claim(process, selectors=("*",), limit=100):
-    return [job.arguments["args"][0] for job in ReadyExecution.objects.claim(selectors, limit, process.pk)]
+    return [job.arguments["args"][0] for job in running.claim("default", selectors, limit, process.pk)]
 
 
 def enqueue(label, queue="default", priority=0):
@@ -87,9 +91,9 @@ def test_paused_queues_are_skipped_until_resumed(process):
 
 def test_finish_marks_the_job_finished(process):
     enqueue("done")
-    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    job = running.claim("default", ["*"], 1, process.pk)[0]
     job.executions += 1
-    assert ClaimedExecution.objects.get(job=job).finish(job, preserve=True)
+    assert finish(job, process, preserve=True)
     job.refresh_from_db()
     assert job.finished_at is not None and job.executions == 1
     assert Job.objects.with_status().get(pk=job.pk).status == "finished"
@@ -98,20 +102,20 @@ def test_finish_marks_the_job_finished(process):
 
 def test_finish_without_preserving_deletes_the_job(process):
     handle = enqueue("gone")
-    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
-    assert ClaimedExecution.objects.get(job=job).finish(job, preserve=False)
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    assert finish(job, process, preserve=False)
     assert not Job.objects.exists()
     assert handle.status == "finished"
 
 
 def test_fail_records_class_message_backtrace_and_attempt(process):
     enqueue("boom")
-    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
+    job = running.claim("default", ["*"], 1, process.pk)[0]
     job.executions += 1
     try:
         raise ValueError("it broke")
     except ValueError as error:
-        assert ClaimedExecution.objects.get(job=job).fail(job, error)
+        assert end(job, process, Outcome(FAILED, error=error))
     failed = FailedExecution.objects.get(job=job)
     assert failed.exception_class == "builtins.ValueError"
     assert failed.message == "it broke"
@@ -122,11 +126,10 @@ def test_fail_records_class_message_backtrace_and_attempt(process):
 
 def test_a_released_claim_cannot_be_finished_by_its_old_owner(process):
     enqueue("released")
-    job = ReadyExecution.objects.claim(["*"], 1, process.pk)[0]
-    stale = ClaimedExecution.objects.get(job=job)
-    assert process.deregister() == 1
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    assert running.deregister(process) == 1
     assert ReadyExecution.objects.filter(job=job).exists()
-    assert not stale.finish(job, preserve=True)
+    assert not finish(job, process, preserve=True)
     job.refresh_from_db()
     assert job.finished_at is None
     assert not Process.objects.filter(pk=process.pk).exists()
@@ -134,8 +137,8 @@ def test_a_released_claim_cannot_be_finished_by_its_old_owner(process):
 
 def test_release_puts_jobs_back_with_their_queue_and_priority(process):
     enqueue("x", queue="critical", priority=-2)
-    ReadyExecution.objects.claim(["*"], 1, process.pk)
-    assert ClaimedExecution.objects.filter(process=process).release() == 1
+    running.claim("default", ["*"], 1, process.pk)
+    assert running.release(ClaimedExecution.objects.filter(process=process)) == 1
     ready = ReadyExecution.objects.get()
     assert (ready.queue_name, ready.priority) == ("critical", -2)
 
@@ -144,9 +147,9 @@ def test_dispatch_due_moves_only_due_jobs_in_batches():
     past = timezone.now() - timedelta(seconds=1)
     handles = quebec.perform_all_later(RecordJob.set(wait_until=past + timedelta(days=1)).build(i) for i in range(3))
     ScheduledExecution.objects.filter(job_id__in=[h.id for h in handles[:2]]).update(scheduled_at=past)
-    assert ScheduledExecution.objects.dispatch_due(batch_size=1) == 1
-    assert ScheduledExecution.objects.dispatch_due(batch_size=10) == 1
-    assert ScheduledExecution.objects.dispatch_due(batch_size=10) == 0
+    assert queueing.dispatch_due("default", batch_size=1) == 1
+    assert queueing.dispatch_due("default", batch_size=10) == 1
+    assert queueing.dispatch_due("default", batch_size=10) == 0
     assert [handle.status for handle in handles] == ["ready", "ready", "scheduled"]
 
 
@@ -161,37 +164,29 @@ def test_clear_finished_deletes_only_old_finished_jobs():
 
 
 def test_insert_rows_keeps_values_that_are_equal_but_not_the_same():
-    from quebec.db import insert_rows
-
     values = [1, True, 1.0, 0, False, None, "1"]
     now = timezone.now()
     jobs = [Job(queue_name="q", class_name="C", return_value=value, created_at=now, updated_at=now) for value in values]
-    insert_rows(Job, jobs, "default")
+    operations("default").insert_rows(Job, jobs)
     stored = [Job.objects.get(pk=job.pk).return_value for job in jobs]
     assert [(type(value), value) for value in stored] == [(type(value), value) for value in values]
     assert {job.created_at for job in Job.objects.filter(pk__in=[job.pk for job in jobs])} == {now}
 
 
 def test_delete_by_pk_deletes_exactly_the_keys_given_past_one_statements_worth(monkeypatch):
-    from quebec import db
-    from quebec.db import delete_by_pk
-
-    monkeypatch.setattr(db, "MYSQL_KEYS_PER_STATEMENT", 7)  # several statements on MySQL
+    monkeypatch.setattr(mysql, "KEYS_PER_STATEMENT", 7)  # several statements on MySQL
     handles = quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(30))
     doomed = [handle.id for handle in handles[::2]] + [10**12]  # and one key with no row
-    assert delete_by_pk(ReadyExecution, doomed, "default") == 15
+    assert operations("default").delete_by_pk(ReadyExecution, doomed) == 15
     assert set(ReadyExecution.objects.values_list("job_id", flat=True)) == {handle.id for handle in handles[1::2]}
 
 
 def test_delete_claims_deletes_and_returns_only_the_claims_still_ours(process, monkeypatch):
-    from quebec import db
-    from quebec.db import delete_claims
-
-    monkeypatch.setattr(db, "MYSQL_KEYS_PER_STATEMENT", 4)
+    monkeypatch.setattr(mysql, "KEYS_PER_STATEMENT", 4)
     for index in range(10):
         enqueue(f"job-{index}")
-    claimed = [job.pk for job in ReadyExecution.objects.claim(("*",), 10, process.pk)]
+    claimed = [job.pk for job in running.claim("default", ("*",), 10, process.pk)]
     other = Process.objects.register("Worker", "other-worker")
     ClaimedExecution.objects.filter(job_id__in=claimed[:3]).update(process=other)  # taken over meanwhile
-    assert delete_claims(ClaimedExecution, claimed, process.pk, "default") == set(claimed[3:])
+    assert operations("default").delete_claims(claimed, process.pk) == set(claimed[3:])
     assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == set(claimed[:3])

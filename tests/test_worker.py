@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from quebec.lifecycle import queueing
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
 from quebec.processes import worker as worker_module
@@ -82,7 +83,7 @@ def test_a_failing_job_is_recorded_and_the_worker_keeps_going(start):
 
 def test_an_unknown_job_class_fails_that_job_only(start):
     ghost = Job.objects.create(queue_name="default", class_name="GhostJob", arguments={"args": [], "kwargs": {}})
-    ghost.dispatch()
+    queueing.put_in_line([ghost], "default")
     ok = RecordJob.perform_later("ok")
     start()
     wait_until(lambda: FailedExecution.objects.exists() and finished(ok))

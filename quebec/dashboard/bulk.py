@@ -45,13 +45,13 @@ CANCEL = BulkAction(
 )
 
 
-def confirm(model_admin, request, queryset, method, action):
-    """Show what ``method`` would act on; once confirmed, run it and report how many it did."""
-    # A fresh queryset over the same rows: no joins or ordering for the bulk method to lock.
+def confirm(model_admin, request, queryset, transition, action):
+    """Show what ``transition`` would act on; once confirmed, run it and report how many it did."""
+    # A fresh queryset over the same rows: no joins or ordering for the transition to lock.
     rows = queryset.model.objects.filter(pk__in=queryset.order_by().values("pk"))
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "quebec/confirm_action.html", _context(model_admin, request, rows, action))
-    count = getattr(rows, method)()
+    count = transition(rows)
     model_admin.message_user(request, action.done % {"count": count}, messages.SUCCESS)
     return None
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from quebec.dashboard import health as health_check
 from quebec.dashboard import jobs, stats
 from quebec.dashboard.lists import STATUS_LABELS
+from quebec.lifecycle import queueing
 from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
 
 # (key, label, model name for permissions, admin URL name, query string)
@@ -113,15 +114,19 @@ def throughput(request):
     return JsonResponse(data)
 
 
-# action: (model, method, message when done, message when the job left that state meanwhile)
+# action: (model, transition, message when done, message when the job left that state meanwhile)
 JOB_ACTIONS = {
-    "retry": (FailedExecution, "retry", gettext_lazy("Job #%(id)s is back in line."), gettext_lazy("failed")),
-    "discard": (FailedExecution, "discard", gettext_lazy("Job #%(id)s was discarded."), gettext_lazy("failed")),
-    "run_now": (ScheduledExecution, "run_now", gettext_lazy("Job #%(id)s is due now."), gettext_lazy("scheduled")),
-    "cancel": (ScheduledExecution, "cancel", gettext_lazy("Job #%(id)s was cancelled."), gettext_lazy("scheduled")),
-    "unblock": (BlockedExecution, "unblock", gettext_lazy("Job #%(id)s is ready, over its key's limit."),
+    "retry": (FailedExecution, queueing.retry, gettext_lazy("Job #%(id)s is back in line."), gettext_lazy("failed")),
+    "discard": (FailedExecution, queueing.discard, gettext_lazy("Job #%(id)s was discarded."),
+                gettext_lazy("failed")),
+    "run_now": (ScheduledExecution, queueing.run_now, gettext_lazy("Job #%(id)s is due now."),
+                gettext_lazy("scheduled")),
+    "cancel": (ScheduledExecution, queueing.discard, gettext_lazy("Job #%(id)s was cancelled."),
+               gettext_lazy("scheduled")),
+    "unblock": (BlockedExecution, queueing.unblock, gettext_lazy("Job #%(id)s is ready, over its key's limit."),
                 gettext_lazy("blocked")),
-    "cancel_blocked": (BlockedExecution, "cancel", gettext_lazy("Job #%(id)s was cancelled."), gettext_lazy("blocked")),
+    "cancel_blocked": (BlockedExecution, queueing.discard, gettext_lazy("Job #%(id)s was cancelled."),
+                       gettext_lazy("blocked")),
 }
 
 
@@ -132,11 +137,10 @@ def change_permission(model):
 @require_POST
 def job_action(request, object_id, action):
     """Retry or discard a failed job, run a scheduled one now, unblock a blocked one, or cancel it."""
-    model, method, done, state = JOB_ACTIONS[action]
+    model, transition, done, state = JOB_ACTIONS[action]
     if not request.user.has_perm(change_permission(model)):
         raise PermissionDenied
-    execution = model.objects.filter(pk=object_id).first()
-    if execution is not None and getattr(execution, method)():
+    if transition(model.objects.filter(pk=object_id)) == 1:
         messages.success(request, done % {"id": object_id})
     else:
         messages.warning(request, _("Job #%(id)s is no longer %(state)s; nothing was done.") % {"id": object_id, "state": state})

@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from quebec import maintenance
-from quebec.models import BlockedExecution, Job, ScheduledExecution, Semaphore
+from quebec.lifecycle import queueing
+from quebec.models import Job, Semaphore
 from quebec.processes.poller import Poller
 
 logger = logging.getLogger("quebec.dispatcher")
@@ -31,9 +32,7 @@ class Dispatcher(Poller):
         return {**super().metadata(), "batch_size": self.batch_size}
 
     def poll(self):
-        moved = ScheduledExecution.objects.using(self.using).dispatch_due(
-            self.batch_size, skip_locked=self.settings.use_skip_locked
-        )
+        moved = queueing.dispatch_due(self.using, self.batch_size, skip_locked=self.settings.use_skip_locked)
         if moved:
             logger.debug("%s dispatched %d scheduled job(s)", self.name, moved)
         if time.monotonic() >= self._next_clear:
@@ -50,7 +49,7 @@ class Dispatcher(Poller):
     def concurrency_maintenance(self):
         """Free the slots of holders that outlived their TTL (crashed), and let blocked jobs in."""
         expired = Semaphore.objects.using(self.using).expired().delete()[0]
-        released = BlockedExecution.objects.using(self.using).release_expired()
+        released = queueing.release_expired(self.using)
         if expired or released:
             logger.info("%s: %d expired semaphore(s) cleared, %d blocked job(s) released", self.name, expired, released)
 

@@ -9,6 +9,7 @@ import uuid
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from quebec.db import close_broken_connections
+from quebec.lifecycle import running
 
 logger = logging.getLogger("quebec.processes")
 
@@ -99,7 +100,7 @@ class Poller:
         """Deregister: claims still held go back to ready."""
         if self.process is None or self.pruned:
             return
-        released = self._retrying(self.process.deregister, patience=DEREGISTER_PATIENCE)
+        released = self._retrying(lambda: running.deregister(self.process), patience=DEREGISTER_PATIENCE)
         if released:
             logger.warning("%s %s released %d unfinished job(s) back to ready", self.kind, self.name, released)
         logger.info("%s %s stopped", self.kind, self.name)

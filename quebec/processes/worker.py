@@ -7,9 +7,11 @@ import time
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from quebec import concurrency, execution, maintenance
+from quebec import execution, maintenance
 from quebec.db import close_broken_connections
-from quebec.models import ClaimedExecution, ReadyExecution, Semaphore
+from quebec.lifecycle import outcome as outcomes, running
+from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
+from quebec.models import ClaimedExecution
 from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
 from quebec.processes import listener
 from quebec.processes.exclusive import EXCLUSIVE
@@ -74,8 +76,7 @@ class Worker(Poller):
         self.pool = Pool(self.threads, self._perform, on_idle=self._thread_freed, name=self.name,
                          max_wait=CLAIM_AHEAD_MAX_WAIT, on_expired=self._not_started)
         EXCLUSIVE.add(self)
-        for queue, limit in self.settings.queue_concurrency.items():
-            Semaphore.objects.using(self.using).ensure(concurrency.QUEUE_KEY.format(queue), limit)
+        ensure_queue_semaphores(self.using)
         orphans = maintenance.handle_orphaned_claims(self.settings, self.quebec)
         if orphans:
             logger.warning("%s: handled %d job(s) claimed by processes that no longer exist", self.name, orphans)
@@ -118,7 +119,7 @@ class Worker(Poller):
 
     def _claim_ahead(self):
         """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_WAIT)."""
-        if self._average_run is None or self._stalled or concurrency.queue_limits():
+        if self._average_run is None or self._stalled or queue_limits():
             return 0
         per_thread = int(CLAIM_AHEAD_WAIT / max(self._average_run, 1e-6))
         return self.threads * min(per_thread, self.settings.worker_claim_ahead)
@@ -154,12 +155,9 @@ class Worker(Poller):
         with self._finished_lock:
             finished, self._finished = self._finished, []
         self._recorded_at = time.monotonic()
-        ready = ReadyExecution.objects.using(self.using)
-        if not finished:
-            return ready.claim(self.queues, limit, self.process.pk, self.settings.use_skip_locked) if limit else []
         try:
-            recorded, jobs = ready.finish_and_claim(
-                finished, self.settings.preserve_finished_jobs, self.queues, limit, self.process.pk,
+            recorded, jobs = running.end_and_claim(
+                self.using, finished, self.process.pk, self.settings.preserve_finished_jobs, self.queues, limit,
                 self.settings.use_skip_locked,
             )
         except (OperationalError, InterfaceError):
@@ -176,14 +174,13 @@ class Worker(Poller):
         return jobs
 
     def _record_one_by_one(self, finished):
-        for job in finished:
-            claim = self._claim_of(job)
+        for run in finished:
             try:
-                recorded = claim.finish(job, self.settings.preserve_finished_jobs, job.return_value)
+                recorded = running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using)
             except Exception:
-                logger.exception("%s: could not record the outcome of job #%s", self.name, job.pk)
+                logger.exception("%s: could not record the outcome of job #%s", self.name, run.job.pk)
             else:
-                self._warn_unrecorded([job], [job] if recorded else [])
+                self._warn_unrecorded([run], recorded)
 
     def _flush_finished(self):
         """Record what is left of the finished jobs before the process deregisters."""
@@ -196,10 +193,11 @@ class Worker(Poller):
     def _warn_unrecorded(self, finished, recorded):
         if len(recorded) == len(finished):
             return
-        recorded_ids = {job.pk for job in recorded}
-        for job in finished:
-            if job.pk not in recorded_ids:
-                logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
+        recorded_ids = {run.job.pk for run in recorded}
+        for run in finished:
+            if run.job.pk not in recorded_ids:
+                logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name,
+                               run.job.pk)
 
     def _is_exclusive(self, job):
         try:
@@ -264,7 +262,7 @@ class Worker(Poller):
             process_id=self.process.pk, job_id__in=[job.pk for job in jobs]
         )
         try:
-            claims.release()
+            running.release(claims)
         except Exception:
             with self._finished_lock:  # tried again with the next poll
                 self._to_release[:0] = jobs
@@ -294,7 +292,7 @@ class Worker(Poller):
             close_broken_connections()
 
     def _perform_and_record(self, job):
-        job.executions += 1
+        running.start(job, self.name, self.using)
         started_at, started = timezone.now(), time.monotonic()
         instance, outcome = execution.run_stored(job, self.quebec)
         if instance is not None:
@@ -304,26 +302,17 @@ class Worker(Poller):
         average = self._average_run
         self._average_run = elapsed if average is None else 0.8 * average + 0.2 * elapsed
         self._log(job, outcome, elapsed * 1000)
-        if outcome.state == execution.FINISHED and not job.concurrency_key:
-            # Recorded by the loop, batched with others and with the next claim. A job with a
-            # concurrency key is recorded here as before: letting the next blocked job of its
-            # key in takes several statements, which threads run side by side.
-            job.finished_at = timezone.now()
-            job.return_value = execution.storable_return_value(outcome.result)
+        run = outcomes.Run(job, outcome, elapsed)
+        if outcome.state == outcomes.FINISHED:
+            # Recorded by the loop, batched with others and with the next claim.
             with self._finished_lock:
-                self._finished.append(job)
+                self._finished.append(run)
             return
         recorded = self._retrying(
-            lambda: execution.record(self._claim_of(job), job, outcome, self.settings.preserve_finished_jobs),
+            lambda: running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using),
             patience=RECORD_PATIENCE,
         )
-        if not recorded:
-            logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name, job.pk)
-
-    def _claim_of(self, job):
-        claim = ClaimedExecution(job_id=job.pk, process_id=self.process.pk)
-        claim._state.db = self.using
-        return claim
+        self._warn_unrecorded([run], recorded)
 
     def _log(self, job, outcome, elapsed_ms):
         name = f"{job.class_name} #{job.pk}"
@@ -331,13 +320,13 @@ class Worker(Poller):
             error = outcome.error and f"{type(outcome.error).__qualname__}: {outcome.error}"
         except Exception:  # an error whose __str__ fails must not stop its job being recorded
             error = type(outcome.error).__qualname__
-        if outcome.state == execution.FINISHED:
+        if outcome.state == outcomes.FINISHED:
             logger.debug("Performed %s in %.1f ms", name, elapsed_ms)
-        elif outcome.state == execution.RETRY:
+        elif outcome.state == outcomes.RETRY:
             logger.warning("Retrying %s at %s (attempt %d failed: %s)", name, outcome.retry_at, job.executions, error)
-        elif outcome.state == execution.DISCARDED:
+        elif outcome.state == outcomes.DISCARDED:
             logger.warning("Discarded %s: %s", name, error)
-        elif outcome.state == execution.RESCHEDULED:
+        elif outcome.state == outcomes.RESCHEDULED:
             logger.info("Rescheduled %s for %s (%s)", name, outcome.retry_at, outcome.reason)
         else:
             logger.error("Failed %s after %.1f ms: %s", name, elapsed_ms, error)

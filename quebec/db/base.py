@@ -1,0 +1,288 @@
+"""The statements behind every job transition, written for any database Django supports.
+
+Each vendor module subclasses ``Operations`` and overrides what it can do in fewer round trips
+(PostgreSQL) or must write differently (MySQL's index hints and keyed deletes, SQLite's lack of
+row locks). The lifecycle calls only these methods, so a transition is written once and carried
+out the best way each database allows.
+"""
+
+from django.db import connections
+from django.db.models import F
+from django.utils import timezone
+
+from quebec.db.rows import new_row, value_converter
+from quebec.models import (
+    BlockedExecution,
+    ClaimedExecution,
+    FailedExecution,
+    Job,
+    Pause,
+    ReadyExecution,
+    ScheduledExecution,
+    Semaphore,
+)
+
+# What the end of a run writes to its job's row, whatever the outcome.
+END_FIELDS = (
+    "executions", "exception_executions", "attempts", "return_value", "scheduled_at", "finished_at",
+    "discarded_at", "updated_at",
+)
+
+
+class Operations:
+    vendor = None
+    # A LIKE pattern's escape character, where the database has no default one.
+    like_escape = ""
+
+    def __init__(self, using):
+        self.using = using
+
+    @property
+    def connection(self):
+        return connections[self.using]
+
+    def quote(self, name):
+        return self.connection.ops.quote_name(name)
+
+    def table(self, model):
+        return self.quote(model._meta.db_table)
+
+    # -- Rows -----------------------------------------------------------------------------
+
+    def insert_rows(self, model, objects, batch_size=500):
+        """INSERT unsaved instances of ``model`` and set their primary keys.
+
+        What ``bulk_create`` does for Quebec's own rows at a fraction of its cost per row: the
+        statement is built once per batch and each distinct value is converted once.
+        """
+        if not objects:
+            return
+        connection = self.connection
+        meta = model._meta
+        fields = [field for field in meta.concrete_fields if not field.primary_key or not field.auto_created]
+        auto_pk = meta.pk.auto_created
+        head = f"INSERT INTO {self.table(model)} ({', '.join(self.quote(field.column) for field in fields)}) VALUES "
+        row = f"({', '.join(['%s'] * len(fields))})"
+        returning = f" RETURNING {self.quote(meta.pk.column)}" if auto_pk else ""
+        converters = [(field.attname, value_converter(field, connection)) for field in fields]
+        with connection.cursor() as cursor:
+            for start in range(0, len(objects), batch_size):
+                batch = objects[start:start + batch_size]
+                params = [convert(getattr(obj, name)) for obj in batch for name, convert in converters]
+                cursor.execute(head + ", ".join([row] * len(batch)) + returning, params)
+                ids = [row_id for row_id, in cursor.fetchall()] if auto_pk else None
+                for index, obj in enumerate(batch):
+                    if auto_pk:
+                        obj.pk = ids[index]
+                    obj._state.adding, obj._state.db = False, self.using
+
+    def update_rows(self, model, objects, fields):
+        """Write ``fields`` of each of ``objects`` to its row, matched by primary key: one
+        statement text for all rows, sent with ``executemany``."""
+        if not objects:
+            return
+        columns = [model._meta.get_field(name) for name in fields]
+        assignments = ", ".join(f"{self.quote(field.column)} = %s" for field in columns)
+        sql = f"UPDATE {self.table(model)} SET {assignments} WHERE {self.quote(model._meta.pk.column)} = %s"
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql, self._row_values(columns, objects))
+
+    def _row_values(self, columns, objects):
+        return [
+            [*(field.get_db_prep_save(getattr(obj, field.attname), self.connection) for field in columns), obj.pk]
+            for obj in objects
+        ]
+
+    def delete_by_pk(self, model, pks):
+        """Delete rows by primary key; returns how many were deleted."""
+        if not pks:
+            return 0
+        return model._default_manager.using(self.using).filter(pk__in=pks).delete()[0]
+
+    def delete_claims(self, job_ids, process_id):
+        """Delete the claims of ``job_ids`` that ``process_id`` holds; returns the ids deleted.
+
+        Deleting by (job, process) is the ownership check: a claim released or pruned meanwhile
+        is not deleted, and its job must not be touched.
+        """
+        if not job_ids:
+            return set()
+        # A claim whose process is unknown (NULL) is owned by whoever ends it for that process.
+        owner = "process_id IS NULL" if process_id is None else "process_id = %s"
+        where = f"{owner} AND job_id IN ({', '.join(['%s'] * len(job_ids))})"
+        params = [*([] if process_id is None else [process_id]), *job_ids]
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {self.table(ClaimedExecution)} WHERE {where} RETURNING job_id", params)
+            return {row[0] for row in cursor.fetchall()}
+
+    # -- Locking the next rows ----------------------------------------------------------------
+
+    def index_hint(self, index):
+        """Text naming the index a locking read must walk (MySQL); nothing elsewhere."""
+        return ""
+
+    def lock_clause(self, skip_locked):
+        return "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
+
+    def ready_conditions(self, selector, alias="r"):
+        """The WHERE conditions and params of ready rows one selector takes: not paused, and
+        ``"*"``, an exact queue name or ``"prefix*"``."""
+        conditions = [f"NOT EXISTS (SELECT 1 FROM {self.table(Pause)} p WHERE p.queue_name = {alias}.queue_name)"]
+        params = []
+        if selector.endswith("*") and selector != "*":
+            prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(f"{alias}.queue_name LIKE %s{self.like_escape}")
+            params.append(f"{prefix}%")
+        elif selector != "*":
+            conditions.append(f"{alias}.queue_name = %s")
+            params.append(selector)
+        return conditions, params
+
+    def lock_ready(self, selector, limit, skip_locked, skip_queues=(), skip_jobs=()):
+        """Lock the next ``limit`` ready rows of ``selector`` in claim order (lower priority
+        number, then older); returns their (job id, queue name).
+
+        SKIP LOCKED: rows another worker is claiming right now are passed over, not waited for,
+        and stay locked until this transaction has moved them, so no two workers take one row.
+        """
+        conditions, params = self.ready_conditions(selector)
+        for column, values in (("queue_name", skip_queues), ("job_id", skip_jobs)):
+            if values:
+                conditions.append(f"r.{column} NOT IN ({', '.join(['%s'] * len(values))})")
+                params += list(values)
+        index = "quebec_ready_poll_by_queue" if "*" not in selector else "quebec_ready_poll_all"
+        sql = (
+            f"SELECT r.job_id, r.queue_name FROM {self.table(ReadyExecution)} r {self.index_hint(index)} "
+            f"WHERE {' AND '.join(conditions)} ORDER BY r.priority, r.job_id LIMIT %s {self.lock_clause(skip_locked)}"
+        )
+        return self._fetch(sql, [*params, limit])
+
+    def lock_due(self, now, limit, skip_locked):
+        """Lock the next ``limit`` scheduled rows due at ``now``; returns (job id, queue, priority).
+        SKIP LOCKED lets several dispatchers share the backlog."""
+        sql = (
+            f"SELECT s.job_id, s.queue_name, s.priority FROM {self.table(ScheduledExecution)} s "
+            f"{self.index_hint('quebec_scheduled_dispatch')} WHERE s.scheduled_at <= %s "
+            f"ORDER BY s.scheduled_at, s.priority, s.job_id LIMIT %s {self.lock_clause(skip_locked)}"
+        )
+        return self._fetch(sql, [self._datetime(now), limit])
+
+    def _fetch(self, sql, params):
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
+
+    def _datetime(self, value):
+        return Job._meta.get_field("created_at").get_db_prep_save(value, self.connection)
+
+    # -- Transitions ----------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs, placement):
+        """INSERT new jobs and the execution rows ``placement`` puts them in."""
+        self.insert_rows(Job, jobs)
+        self.insert_executions(placement)
+
+    def insert_executions(self, placement):
+        """The ready, scheduled and blocked rows of saved jobs, a statement per table."""
+        now = timezone.now()
+        self.insert_rows(ReadyExecution, [
+            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
+            for job in placement.ready
+        ])
+        self.insert_rows(ScheduledExecution, [
+            new_row(ScheduledExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
+                    scheduled_at=job.scheduled_at, reason=placement.reasons.get(job.pk, ""), created_at=now)
+            for job in placement.scheduled
+        ])
+        self.insert_rows(BlockedExecution, [
+            new_row(BlockedExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
+                    concurrency_key=job.concurrency_key, expires_at=expires_at, created_at=now)
+            for job, expires_at in placement.blocked
+        ])
+        if placement.ready:
+            self.notify_ready()
+
+    def insert_failures(self, jobs, errors):
+        """The failed execution rows of ``jobs``, each with its error's description."""
+        now = timezone.now()
+        self.insert_rows(FailedExecution, [
+            new_row(FailedExecution, job_id=job.pk, created_at=now, attempt=job.executions, **errors[job.pk])
+            for job in jobs
+        ])
+
+    def notify_ready(self):
+        """Wake listening workers once the transaction commits (PostgreSQL's LISTEN/NOTIFY)."""
+
+    def worth_claiming(self, selectors):
+        """Whether a claim may find anything; only SQLite answers no, to spare its write lock."""
+        return True
+
+    def claim(self, selectors, limit, process_id, skip_locked, gate=None):
+        """Move up to ``limit`` ready jobs into claims of ``process_id``; returns their ``Job``
+        rows in claim order. ``gate(rows)`` keeps the locked rows allowed to run now (queue
+        limits) and ``gate.full_queues()`` names queues to leave out."""
+        locked = []
+        skip_queues = gate.full_queues() if gate else ()
+        for selector in selectors:
+            locked += self.lock_ready(selector, limit - len(locked), skip_locked, skip_queues,
+                                      [job_id for job_id, _ in locked])
+            if len(locked) >= limit:
+                break
+        job_ids = gate(locked) if gate else [job_id for job_id, _ in locked]
+        if not job_ids:
+            return []
+        now = timezone.now()
+        self.insert_rows(ClaimedExecution, [
+            new_row(ClaimedExecution, job_id=job_id, created_at=now, process_id=process_id) for job_id in job_ids
+        ])
+        self.delete_by_pk(ReadyExecution, job_ids)
+        jobs = Job.objects.using(self.using).in_bulk(job_ids)
+        return [jobs[job_id] for job_id in job_ids]
+
+    def end_claimed(self, written, deleted, process_id):
+        """Remove the claims ``process_id`` holds on these jobs, then write the row of each job
+        in ``written`` (its ``END_FIELDS``) and delete those in ``deleted``; returns the ids
+        whose claims were still ours. Jobs whose claims were not are left untouched."""
+        owned = self.delete_claims([job.pk for job in (*written, *deleted)], process_id)
+        self.update_rows(Job, [job for job in written if job.pk in owned], END_FIELDS)
+        self.delete_by_pk(Job, [job.pk for job in deleted if job.pk in owned])
+        return owned
+
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
+        """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs)."""
+        owned = self.end_claimed(written, deleted, process_id) if written or deleted else set()
+        claimed = self.claim(selectors, limit, process_id, skip_locked, gate) if limit > 0 else []
+        return owned, claimed
+
+    def ends_and_claims_in_one_statement(self, selectors, gate):
+        """Whether ``end_and_claim`` is a single statement, which needs no transaction around it."""
+        return False
+
+    # -- Semaphores -------------------------------------------------------------------------------
+
+    def lock_blocked(self, key_counts):
+        """Lock, for each (key, count), the next ``count`` jobs blocked on that key; returns
+        (job id, queue, priority, key). SKIP LOCKED: a blocked job another process is moving
+        right now is theirs."""
+        locked = []
+        for key, count in key_counts:
+            sql = (
+                f"SELECT b.job_id, b.queue_name, b.priority, b.concurrency_key FROM {self.table(BlockedExecution)} b "
+                f"{self.index_hint('quebec_blocked_release')} WHERE b.concurrency_key = %s "
+                f"ORDER BY b.priority, b.job_id LIMIT %s {self.lock_clause(True)}"
+            )
+            locked += self._fetch(sql, [key, count])
+        return locked
+
+    def lock_semaphores(self, keys):
+        """Lock the semaphores of ``keys`` in key order; returns {key: free slots} of those that exist."""
+        placeholders = ", ".join(["%s"] * len(keys))
+        sql = (f"SELECT s.{self.quote('key')}, s.value FROM {self.table(Semaphore)} s "
+               f"WHERE s.{self.quote('key')} IN ({placeholders}) ORDER BY s.{self.quote('key')} {self.lock_clause(False)}")
+        return dict(self._fetch(sql, list(keys)))
+
+    def update_semaphores(self, keys, delta, now, expires_at):
+        """Change the free slots of the locked semaphores of ``keys`` by ``delta`` and extend their expiry."""
+        Semaphore.objects.using(self.using).filter(key__in=keys).update(
+            value=F("value") + delta, updated_at=now, expires_at=expires_at
+        )

@@ -1,0 +1,75 @@
+"""Connections: write transactions, SQLite tuning, and closing what a job left broken."""
+
+import contextlib
+
+from django.db import connections, transaction
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+# Long enough that a burst of writers queues up instead of failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The PostgreSQL channel that tells listening workers jobs became ready.
+READY_CHANNEL = "quebec_ready"
+
+
+@contextlib.contextmanager
+def write_transaction(using):
+    """An atomic block that takes the database's write lock up front.
+
+    PostgreSQL and MySQL lock rows as statements touch them, so a plain ``atomic()`` is enough.
+    SQLite has one writer at a time: a transaction that reads and then writes can fail at once
+    with "database is locked" when another writer got in between, busy timeout or not. Starting
+    with ``BEGIN IMMEDIATE`` makes it wait its turn instead.
+    """
+    connection = connections[using]
+    immediate = connection.vendor == "sqlite" and not connection.in_atomic_block
+    if not immediate:
+        with transaction.atomic(using=using):
+            yield
+        return
+    connection.ensure_connection()  # the backend sets transaction_mode when it connects
+    previous = connection.transaction_mode
+    connection.transaction_mode = "IMMEDIATE"
+    try:
+        with transaction.atomic(using=using):
+            connection.transaction_mode = previous
+            yield
+    finally:
+        connection.transaction_mode = previous
+
+
+@receiver(connection_created)
+def tune_sqlite(sender, connection, **kwargs):
+    """Let readers and writers overlap (WAL) and make writers wait rather than fail."""
+    if connection.vendor != "sqlite" or connection.settings_dict["NAME"] in ("", ":memory:"):
+        return
+    if "mode=memory" in str(connection.settings_dict["NAME"]):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        if cursor.fetchone()[0] < SQLITE_BUSY_TIMEOUT_MS:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode = WAL")
+
+
+def close_broken_connections(ping=False):
+    """Close this thread's connections that a job or a lost server left unusable.
+
+    Like Django's ``close_old_connections`` but without ``CONN_MAX_AGE``: a worker thread keeps
+    its connection for its whole life instead of reconnecting around every job. With ``ping``,
+    each open connection is checked with a round trip (as ``CONN_HEALTH_CHECKS`` does per
+    request), so that a session the server dropped while the thread waited does not fail the
+    next job.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]:
+            connection.close()  # a job left autocommit off: closing rolls its work back
+        elif connection.errors_occurred or ping:
+            if connection.is_usable():
+                connection.errors_occurred = False
+            else:
+                connection.close()

@@ -1,0 +1,105 @@
+"""MySQL and MariaDB: statements that lock only the rows they mean to.
+
+On a small table InnoDB's optimizer may read every row and sort, locking all it read, not just
+the rows a statement returns or changes: one claimer takes every ready row and the others find
+nothing, and two workers deleting by a list of keys deadlock. So locking reads name the index
+that matches their ORDER BY, and statements over a list of keys reach each row through its
+unique index from a derived table of the keys.
+"""
+
+from quebec.db.base import Operations as BaseOperations
+from quebec.db.rows import chunks
+from quebec.models import BlockedExecution, ClaimedExecution, Semaphore
+
+# Keys per statement when rows are reached through a list of keys: bounds the statement's size.
+KEYS_PER_STATEMENT = 500
+
+
+def keyed_join(keys, table, column):
+    """A table reference and params reaching each row of ``table`` whose ``column`` is in ``keys``
+    through that column's unique index: the keys are a derived table, and STRAIGHT_JOIN makes it
+    the driving side, so each row is found by one index lookup and only matching rows are locked."""
+    derived = " UNION ALL ".join(["SELECT %s AS k"] + ["SELECT %s"] * (len(keys) - 1))
+    return f"({derived}) AS keyed STRAIGHT_JOIN {table} AS t ON t.{column} = keyed.k", list(keys)
+
+
+class Operations(BaseOperations):
+    vendor = "mysql"
+
+    def index_hint(self, index):
+        return f"FORCE INDEX ({self.quote(index)})"
+
+    def insert_rows(self, model, objects, batch_size=500):
+        if model._meta.pk.auto_created and len(objects) > 1:
+            # MySQL hands back only the id of a single-row insert.
+            for obj in objects:
+                super().insert_rows(model, [obj])
+            return
+        super().insert_rows(model, objects, batch_size)
+
+    def update_rows(self, model, objects, fields):
+        """One UPDATE with a CASE per column: the driver would send executemany's statements one
+        by one. Only the primary key is read, and InnoDB's semi-consistent read lets an UPDATE
+        pass rows others have locked, so this locks no more than the statements one by one."""
+        if len(objects) < 2:
+            return super().update_rows(model, objects, fields)
+        columns = [model._meta.get_field(name) for name in fields]
+        rows = self._row_values(columns, objects)
+        pk = self.quote(model._meta.pk.column)
+        whens = " ".join(["WHEN %s THEN %s"] * len(rows))
+        sets = ", ".join(f"{self.quote(field.column)} = CASE {pk} {whens} END" for field in columns)
+        sql = f"UPDATE {self.table(model)} SET {sets} WHERE {pk} IN ({', '.join(['%s'] * len(rows))})"
+        params = [value for index in range(len(columns)) for row in rows for value in (row[-1], row[index])]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *(row[-1] for row in rows)])
+
+    def delete_by_pk(self, model, pks):
+        table, pk = self.table(model), self.quote(model._meta.pk.column)
+        deleted = 0
+        with self.connection.cursor() as cursor:  # without the ORM's delete machinery
+            for chunk in chunks(pks, KEYS_PER_STATEMENT):
+                join, params = keyed_join(chunk, table, pk)
+                cursor.execute(f"DELETE t FROM {join}", params)
+                deleted += cursor.rowcount
+        return deleted
+
+    def delete_claims(self, job_ids, process_id):
+        """A multi-table DELETE returns no rows: lock the claims still ours, then delete exactly those."""
+        owned = set()
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(job_ids, KEYS_PER_STATEMENT):
+                join, params = keyed_join(chunk, self.table(ClaimedExecution), "job_id")
+                owner = "t.process_id IS NULL" if process_id is None else "t.process_id = %s"
+                cursor.execute(f"SELECT t.job_id FROM {join} WHERE {owner} FOR UPDATE",
+                               [*params, *([] if process_id is None else [process_id])])
+                owned.update(row[0] for row in cursor.fetchall())
+        self.delete_by_pk(ClaimedExecution, sorted(owned))  # a claim's primary key is its job
+        return owned
+
+    def lock_blocked(self, key_counts):
+        """All keys in one statement: a locking SELECT per key, joined by UNION ALL."""
+        locked = []
+        for chunk in chunks(key_counts, KEYS_PER_STATEMENT):
+            select = (
+                f"(SELECT b.job_id, b.queue_name, b.priority, b.concurrency_key FROM {self.table(BlockedExecution)} b "
+                f"{self.index_hint('quebec_blocked_release')} WHERE b.concurrency_key = %s "
+                f"ORDER BY b.priority, b.job_id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            )
+            locked += self._fetch(" UNION ALL ".join([select] * len(chunk)),
+                                  [value for key, count in chunk for value in (key, count)])
+        return locked
+
+    def lock_semaphores(self, keys):
+        """Through the key's unique index (``keyed_join``, keys in order), so only these rows are locked."""
+        values = {}
+        for chunk in chunks(keys, KEYS_PER_STATEMENT):
+            join, params = keyed_join(chunk, self.table(Semaphore), self.quote("key"))
+            values.update(self._fetch(f"SELECT t.{self.quote('key')}, t.value FROM {join} FOR UPDATE", params))
+        return values
+
+    def update_semaphores(self, keys, delta, now, expires_at):
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(keys, KEYS_PER_STATEMENT):
+                join, params = keyed_join(chunk, self.table(Semaphore), self.quote("key"))
+                cursor.execute(f"UPDATE {join} SET t.value = t.value + %s, t.updated_at = %s, t.expires_at = %s",
+                               [*params, delta, self._datetime(now), self._datetime(expires_at)])

@@ -1,0 +1,214 @@
+"""PostgreSQL: whole transitions as single statements of data-modifying CTEs.
+
+A single statement is a transaction by itself: an enqueue, a claim, or the end of a batch of
+runs with the next claim costs one round trip and one commit, where the general path takes
+four or five. Statement texts do not grow with the batch: many rows travel as one JSON document.
+"""
+
+import functools
+
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+from quebec import conf
+from quebec.db.base import END_FIELDS, Operations as BaseOperations
+from quebec.db.connection import READY_CHANNEL
+from quebec.db.rows import json_rows, value_converter
+from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore
+
+# How the one-statement enqueue fills each column of a new job: from the job's values, or with
+# the same value for every row (SQL text, or the time of the enqueue).
+PER_JOB_COLUMNS = (
+    "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
+    "concurrency_key", "scheduled_at", "finished_at", "discarded_at",
+)
+SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
+
+
+class Operations(BaseOperations):
+    vendor = "postgresql"
+
+    def insert_rows(self, model, objects, batch_size=500):
+        if len(objects) > 1:
+            # Django inserts many rows here with one array per column (UNNEST): fewer parameters
+            # to adapt than a VALUES list.
+            model._default_manager.using(self.using).bulk_create(objects)
+            return
+        super().insert_rows(model, objects, batch_size)
+
+    def notify_ready(self):
+        """One NOTIFY per transaction however many jobs it made ready, sent after the commit so
+        that a woken worker finds them. A failed NOTIFY is only logged: workers poll as well."""
+        if not conf.get().use_listen_notify:
+            return
+        connection = self.connection
+        if connection.in_atomic_block and any(isinstance(hook, _Notify) for _, hook, _ in connection.run_on_commit):
+            return  # this transaction notifies already
+        transaction.on_commit(_Notify(self.using), using=self.using, robust=True)
+
+    def insert_jobs(self, jobs, placement):
+        """The jobs, their ready and scheduled rows and the NOTIFY in one statement. Jobs the
+        lifecycle blocked need their concurrency key's row as well: those take the general path."""
+        if placement.blocked:
+            return super().insert_jobs(jobs, placement)
+        now = placement.now
+        db_now = self._datetime(now)
+        notify = conf.get().use_listen_notify and bool(placement.ready)
+        fields = [Job._meta.get_field(name) for name in PER_JOB_COLUMNS]
+        # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
+        if len(jobs) == 1:
+            sql = _enqueue_sql(self.using, "one", notify)
+            params = [*(value_converter(field, self.connection)(getattr(jobs[0], field.attname)) for field in fields),
+                      *[db_now] * 6]
+        else:  # the rows come after the SELECT's two times, in its FROM
+            sql = _enqueue_sql(self.using, "many", notify)
+            params = [db_now, db_now, json_rows(fields, jobs, self.connection), *[db_now] * 4]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            # Rows are inserted in the order of the jobs (ORDER BY position), and the id sequence
+            # hands out increasing numbers within the statement.
+            ids = sorted(job_id for job_id, in cursor.fetchall())
+        for job, job_id in zip(jobs, ids, strict=True):
+            job.pk = job_id
+            job.created_at = job.updated_at = now
+            job._state.adding, job._state.db = False, self.using
+
+    def claim(self, selectors, limit, process_id, skip_locked, gate=None):
+        """Without queue limits, one statement per selector locks the next ready rows, deletes
+        them, inserts their claims and reads their jobs. Same order and locking as the general path."""
+        if gate is not None:
+            return super().claim(selectors, limit, process_id, skip_locked, gate)
+        jobs = []
+        for selector in selectors:
+            # Rows this transaction already moved are gone from its view of the ready table.
+            claim_sql, params = self._claim_ctes(selector, limit - len(jobs), process_id, skip_locked)
+            sql = f"WITH {claim_sql} SELECT j.* FROM {self.table(Job)} j WHERE j.id IN (SELECT job_id FROM claims)"
+            jobs += sorted(Job.objects.using(self.using).raw(sql, params), key=lambda job: (job.priority, job.pk))
+            if len(jobs) >= limit:
+                break
+        return jobs
+
+    def _claim_ctes(self, selector, limit, process_id, skip_locked):
+        """The CTEs ``locked``, ``moved`` and ``claims`` of a one-statement claim."""
+        conditions, params = self.ready_conditions(selector)
+        ready, claimed = self.table(ReadyExecution), self.table(ClaimedExecution)
+        lock = "FOR UPDATE OF r SKIP LOCKED" if skip_locked else "FOR UPDATE OF r"
+        sql = f"""
+            locked AS (
+                SELECT r.job_id FROM {ready} r WHERE {" AND ".join(conditions)}
+                ORDER BY r.priority, r.job_id LIMIT %s {lock}
+            ), moved AS (
+                DELETE FROM {ready} r USING locked WHERE r.job_id = locked.job_id RETURNING r.job_id
+            ), claims AS (
+                INSERT INTO {claimed} (job_id, process_id, created_at)
+                SELECT job_id, %s, %s FROM moved RETURNING job_id
+            )"""
+        return sql, [*params, limit, process_id, self._datetime(timezone.now())]
+
+    def ends_and_claims_in_one_statement(self, selectors, gate):
+        return len(selectors) == 1 and gate is None
+
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
+        """The end of a batch of runs and the next claim as one statement (``end_claimed`` and
+        ``claim`` of the general path, with the same ownership check and locking)."""
+        if not self.ends_and_claims_in_one_statement(selectors, gate):
+            return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+        jobs, claimed = self.table(Job), self.table(ClaimedExecution)
+        ids = [job.pk for job in (*written, *deleted)]
+        fields = [Job._meta.get_field(name) for name in ("id", *END_FIELDS)]
+        assignments = ", ".join(f"{self.quote(field.column)} = v.{self.quote(field.column)}" for field in fields[1:])
+        claim_sql, claim_params = self._claim_ctes(selectors[0], limit, process_id, skip_locked)
+        # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
+        # columns (NULL when nothing was claimed).
+        sql = f"""WITH owned AS (
+                DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) RETURNING c.job_id
+            ), written AS (
+                UPDATE {jobs} j SET {assignments} FROM {json_rows_sql(fields, self.connection)}
+                WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
+            ), deleted AS (
+                DELETE FROM {jobs} j WHERE j.id = ANY(%s::bigint[]) AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
+            ), {claim_sql}
+            SELECT (SELECT array_agg(job_id) FROM owned) AS owned_ids, j.* FROM (SELECT 1) one
+            LEFT JOIN {jobs} j ON j.id IN (SELECT job_id FROM claims)"""
+        params = [process_id, ids, json_rows(fields, written, self.connection), [job.pk for job in deleted],
+                  *claim_params]
+        rows = list(Job.objects.using(self.using).raw(sql, params))
+        owned = set(rows[0].owned_ids or [])
+        return owned, sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
+
+
+    def lock_blocked(self, key_counts):
+        """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
+        if not key_counts:
+            return []
+        sql = f"""SELECT b.job_id, b.queue_name, b.priority, k.key
+            FROM unnest(%s::text[], %s::int[]) AS k(key, n) CROSS JOIN LATERAL (
+                SELECT job_id, queue_name, priority FROM {self.table(BlockedExecution)}
+                WHERE concurrency_key = k.key ORDER BY priority, job_id LIMIT k.n FOR UPDATE SKIP LOCKED
+            ) b"""
+        return self._fetch(sql, [[key for key, _ in key_counts], [count for _, count in key_counts]])
+
+    def lock_semaphores(self, keys):
+        sql = f"SELECT key, value FROM {self.table(Semaphore)} WHERE key = ANY(%s) ORDER BY key FOR UPDATE"
+        return dict(self._fetch(sql, [list(keys)]))
+
+    def update_semaphores(self, keys, delta, now, expires_at):
+        sql = f"UPDATE {self.table(Semaphore)} SET value = value + %s, updated_at = %s, expires_at = %s WHERE key = ANY(%s)"
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [delta, self._datetime(now), self._datetime(expires_at), list(keys)])
+
+
+class _Notify:
+    """The commit hook that sends the NOTIFY; its type lets a transaction register only one."""
+
+    def __init__(self, using):
+        self.using = using
+
+    def __call__(self):
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"NOTIFY {READY_CHANNEL}")
+
+
+def json_rows_sql(fields, connection):
+    """The ``FROM`` source reading ``json_rows`` back as typed rows named by the fields' columns,
+    with their ``position``. (A JSON null becomes SQL NULL, as Django stores None.)"""
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
+
+
+@functools.lru_cache(maxsize=16)
+def _enqueue_sql(using, rows, notify):
+    """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
+    many ("many": one JSON document read by ``jsonb_to_recordset``)."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = Job._meta
+    fields = [meta.get_field(name) for name in PER_JOB_COLUMNS]
+    constants = ", ".join(SAME_FOR_EVERY_JOB.values())
+    if rows == "one":
+        # Character columns cast to text: a cast to varchar(n) would cut a longer value short
+        # instead of letting the INSERT refuse it.
+        casts = ["text" if isinstance(field, models.CharField) else field.db_type(connection) for field in fields]
+        select = f"SELECT {', '.join(f'%s::{cast}' for cast in casts)}, {constants}"
+    else:
+        names = ", ".join(f"v.{quote(field.column)}" for field in fields)
+        select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"
+    columns = [*PER_JOB_COLUMNS, *SAME_FOR_EVERY_JOB]
+    # The schema tripwire: a column added to Job must be given a value here.
+    assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
+    ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)
+    # A job the lifecycle discarded on the way in (its concurrency key was full) gets no row.
+    return f"""WITH j AS (
+            INSERT INTO {quote(meta.db_table)} ({", ".join(quote(meta.get_field(name).column) for name in columns)})
+            {select}
+            RETURNING id, queue_name, priority, scheduled_at, discarded_at
+        ), r AS (
+            INSERT INTO {ready} (job_id, queue_name, priority, created_at)
+            SELECT id, queue_name, priority, %s FROM j
+            WHERE discarded_at IS NULL AND (scheduled_at IS NULL OR scheduled_at <= %s)
+        ), s AS (
+            INSERT INTO {scheduled} (job_id, queue_name, priority, scheduled_at, reason, created_at)
+            SELECT id, queue_name, priority, scheduled_at, '', %s FROM j WHERE discarded_at IS NULL AND scheduled_at > %s
+        ){f", n AS (SELECT pg_notify('{READY_CHANNEL}', ''))" if notify else ""}
+        SELECT id FROM j{" CROSS JOIN n" if notify else ""}"""

@@ -1,0 +1,58 @@
+"""Events: one instrumentation point per transition, delivered to subscribers after the commit.
+
+A transition publishes what happened (``ENQUEUED`` with the jobs, ``FINISHED`` with the runs,
+...) once its transaction has committed, so a subscriber never sees a change that was rolled
+back. Subscribers are the log lines (``quebec.lifecycle.logs``) and Django's signals
+(``quebec.signals``); a failing subscriber is logged with its traceback and never undoes or
+holds up the transition. An event nobody subscribed to costs one dictionary lookup.
+"""
+
+import logging
+
+from django.db import connections, transaction
+
+logger = logging.getLogger("quebec.events")
+
+ENQUEUED = "enqueued"  # jobs=[Job]
+CLAIMED = "claimed"  # jobs=[Job], process_id
+STARTED = "started"  # job, process_name
+FINISHED = "finished"  # runs=[Run]
+RETRIED = "retried"  # runs=[Run]: an attempt failed, the next is scheduled
+RESCHEDULED = "rescheduled"  # runs=[Run]: a rate-limited run waits for room in its window
+DISCARDED = "discarded"  # runs=[Run]
+FAILED = "failed"  # runs=[Run]: failed for good
+RELEASED = "released"  # job_ids=[int]: claims put back in line
+PROCESS_STARTED = "process_started"  # process
+PROCESS_STOPPED = "process_stopped"  # process
+PROCESS_PRUNED = "process_pruned"  # process, error
+
+_subscribers = {}
+
+
+def subscribe(event, subscriber):
+    """Call ``subscriber(**payload)`` after each commit of ``event``."""
+    _subscribers.setdefault(event, []).append(subscriber)
+    return subscriber
+
+
+def unsubscribe(event, subscriber):
+    _subscribers.get(event, []).remove(subscriber)
+
+
+def publish(event, using="default", **payload):
+    """Deliver ``event`` once the current transaction of ``using`` commits (at once outside one)."""
+    subscribers = _subscribers.get(event)
+    if not subscribers:
+        return
+    if connections[using].in_atomic_block:
+        transaction.on_commit(lambda: _deliver(event, subscribers, payload), using=using)
+    else:
+        _deliver(event, subscribers, payload)
+
+
+def _deliver(event, subscribers, payload):
+    for subscriber in list(subscribers):
+        try:
+            subscriber(**payload)
+        except Exception:
+            logger.exception("A subscriber to %s failed: %r", event, subscriber)

@@ -1,0 +1,154 @@
+"""Jobs running: claimed by a worker process, started, ended, or released back to ready.
+
+``end_and_claim`` is the one place a run ends, whatever its outcome, database or class: it
+removes the claim (the ownership check), writes the job's row, lets the participants give back
+what the job held, and puts the job where its outcome sends it (failed, or back in line for a
+retry). A worker records its successful runs in batches with its next claim; on PostgreSQL,
+without participants, that whole transaction is one statement.
+"""
+
+import contextlib
+
+from django.utils import timezone
+
+from quebec.db import operations, write_transaction
+from quebec.errors import describe_error
+from quebec.lifecycle import events, outcome, participants
+from quebec.lifecycle.queueing import Placement, admit, put_in_line
+from quebec.models import ClaimedExecution, Job, Process, ReadyExecution
+from quebec.db.rows import new_row
+
+_EVENTS = {
+    outcome.FINISHED: events.FINISHED,
+    outcome.DISCARDED: events.DISCARDED,
+    outcome.FAILED: events.FAILED,
+    outcome.RETRY: events.RETRIED,
+    outcome.RESCHEDULED: events.RESCHEDULED,
+}
+
+
+def claim(using, selectors, limit, process_id, skip_locked=True):
+    """Claim up to ``limit`` ready jobs for ``process_id``; returns their ``Job`` rows in order."""
+    return end_and_claim(using, [], process_id, True, selectors, limit, skip_locked)[1]
+
+
+def end(runs, process_id, preserve, using):
+    """Record how ``runs`` of jobs claimed by ``process_id`` ended; returns the runs recorded
+    (a run whose claim was released or pruned meanwhile is left untouched)."""
+    return end_and_claim(using, runs, process_id, preserve)[0]
+
+
+def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip_locked=True):
+    """Record the ends of ``runs`` and claim up to ``limit`` jobs, as one transaction; returns
+    (runs recorded, jobs claimed)."""
+    ops = operations(using)
+    gate = _claim_gate(using) if limit else None
+    if limit and not ops.worth_claiming(selectors):
+        limit = 0
+    if not runs and not limit:
+        return [], []
+    now = timezone.now()
+    for run in runs:
+        outcome.apply(run, updated_at=now)
+    deleted = [run.job for run in runs if run.ends_for_good and not preserve]
+    written = [run.job for run in runs if not (run.ends_for_good and not preserve)]
+    alone = ops.ends_and_claims_in_one_statement(selectors, gate) and not _concerned(runs)
+    with contextlib.nullcontext() if alone else write_transaction(using):
+        owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+        recorded = [run for run in runs if run.job.pk in owned]
+        if recorded and not alone:
+            _after_end(recorded, using)
+        _publish(recorded, claimed, process_id, using)
+    return recorded, claimed
+
+
+def _claim_gate(using):
+    for participant in participants.registered():
+        gate = participant.claim_gate(using)
+        if gate is not None:
+            return gate
+    return None
+
+
+def _concerned(runs):
+    """Whether ending ``runs`` takes more than writing their rows."""
+    jobs = [run.job for run in runs]
+    return any(run.outcome.state not in (outcome.FINISHED, outcome.DISCARDED) for run in runs) or any(
+        participant.concerns(jobs) for participant in participants.registered()
+    )
+
+
+def _after_end(runs, using):
+    """What follows the end of recorded runs, in their transaction: the participants give back
+    what the jobs held, then each job goes where its outcome sends it."""
+    jobs = [run.job for run in runs]
+    for participant in participants.registered():
+        if participant.concerns(jobs):
+            participant.ended(jobs, using)
+    failed = [run for run in runs if run.outcome.state == outcome.FAILED]
+    if failed:
+        operations(using).insert_failures([run.job for run in failed],
+                                          {run.job.pk: describe_error(run.outcome.error) for run in failed})
+    again = [run for run in runs if run.outcome.state in (outcome.RETRY, outcome.RESCHEDULED)]
+    if again:
+        placement = Placement([run.job for run in again], timezone.now())
+        placement.reasons = {run.job.pk: run.outcome.reason for run in again}
+        if any(run.outcome.state == outcome.RESCHEDULED for run in again):
+            # A throttled job waits for its window in the scheduled table, even if it is due.
+            placement.scheduled += placement.ready
+            placement.ready = []
+        put_in_line([run.job for run in again], using, admit(placement, using))
+
+
+def _publish(recorded, claimed, process_id, using):
+    by_event = {}
+    for run in recorded:
+        by_event.setdefault(_EVENTS[run.outcome.state], []).append(run)
+    for event, runs in by_event.items():
+        events.publish(event, using, runs=runs)
+    if claimed:
+        events.publish(events.CLAIMED, using, jobs=claimed, process_id=process_id)
+
+
+def start(job, process_name, using):
+    """A worker thread begins a run of ``job``: one more execution."""
+    job.executions += 1
+    events.publish(events.STARTED, using, job=job, process_name=process_name)
+
+
+def release(claims):
+    """Put these claimed jobs back in line as ready; returns how many were released.
+
+    Back in line without passing the participants' gates again: the job keeps its key's slot,
+    as if it had never been claimed. Its queue slot is given back.
+    """
+    using = claims.db
+    ops = operations(using)
+    with write_transaction(using):
+        # Lock the claims first so a worker finishing one of them at this moment either
+        # finishes before us (and the row is gone) or finds its claim released.
+        job_ids = list(claims.select_for_update().values_list("job_id", flat=True))
+        if not job_ids:
+            return 0
+        jobs = list(Job.objects.using(using).filter(pk__in=job_ids).only("pk", "queue_name", "priority"))
+        now = timezone.now()
+        ops.insert_rows(ReadyExecution, [
+            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
+            for job in jobs
+        ])
+        ops.delete_by_pk(ClaimedExecution, job_ids)
+        for participant in participants.registered():
+            participant.released(jobs, using)
+        ops.notify_ready()
+        events.publish(events.RELEASED, using, job_ids=job_ids)
+    return len(job_ids)
+
+
+def deregister(process):
+    """Release a stopping process's claimed jobs back to ready and remove its row; returns how
+    many were released."""
+    using = process._state.db
+    released = release(ClaimedExecution.objects.using(using).filter(process_id=process.pk))
+    Process.objects.using(using).filter(pk=process.pk).delete()
+    events.publish(events.PROCESS_STOPPED, using, process=process)
+    return released
