@@ -19,3 +19,15 @@ class StampJob(quebec.BaseClass):
     def perform(self, token):
         with open(os.environ["QUEBEC_BENCH_STAMPS"], "a") as stamps:
             stamps.write(f"{token} {time.time()!r}\n")
+
+
+class KeyedNoopJob(quebec.BaseClass):
+    """Does nothing, one at a time per key: the concurrency participant's cost, and nothing else."""
+
+    concurrency_limit = 1
+
+    def concurrency_key(self, key):
+        return key
+
+    def perform(self, key):
+        pass
