@@ -50,7 +50,7 @@ def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path
     # A bounded number of kills: past a few crashes in a row the supervisor backs off before
     # forking again, and the queue must still drain once the killing stops.
     while kills < MAX_KILLS and not at_rest():
-        time.sleep(rng.uniform(0.5, 1.5))
+        time.sleep(rng.uniform(0.3, 0.9))
         kills += kill_a_worker(rng) if not at_rest() else 0
     wait_until(at_rest, timeout=300, interval=0.5, message="the queue to drain after the kills")
     assert supervisor.stop() == 0

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
-from quebec.lifecycle import events, outcome, participants
+from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, put_in_line
 from quebec.models import ClaimedExecution, Job, Process, ReadyExecution
 from quebec.db.rows import new_row

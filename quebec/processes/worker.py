@@ -301,7 +301,6 @@ class Worker(Poller):
         elapsed = time.monotonic() - started
         average = self._average_run
         self._average_run = elapsed if average is None else 0.8 * average + 0.2 * elapsed
-        self._log(job, outcome, elapsed * 1000)
         run = outcomes.Run(job, outcome, elapsed)
         if outcome.state == outcomes.FINISHED:
             # Recorded by the loop, batched with others and with the next claim.
@@ -313,20 +312,3 @@ class Worker(Poller):
             patience=RECORD_PATIENCE,
         )
         self._warn_unrecorded([run], recorded)
-
-    def _log(self, job, outcome, elapsed_ms):
-        name = f"{job.class_name} #{job.pk}"
-        try:
-            error = outcome.error and f"{type(outcome.error).__qualname__}: {outcome.error}"
-        except Exception:  # an error whose __str__ fails must not stop its job being recorded
-            error = type(outcome.error).__qualname__
-        if outcome.state == outcomes.FINISHED:
-            logger.debug("Performed %s in %.1f ms", name, elapsed_ms)
-        elif outcome.state == outcomes.RETRY:
-            logger.warning("Retrying %s at %s (attempt %d failed: %s)", name, outcome.retry_at, job.executions, error)
-        elif outcome.state == outcomes.DISCARDED:
-            logger.warning("Discarded %s: %s", name, error)
-        elif outcome.state == outcomes.RESCHEDULED:
-            logger.info("Rescheduled %s for %s (%s)", name, outcome.retry_at, outcome.reason)
-        else:
-            logger.error("Failed %s after %.1f ms: %s", name, elapsed_ms, error)
