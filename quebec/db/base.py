@@ -66,6 +66,13 @@ class Operations:
         returning = f" RETURNING {self.quote(meta.pk.column)}" if auto_pk else ""
         converters = [(field.attname, value_converter(field, connection)) for field in fields]
         with connection.cursor() as cursor:
+            if auto_pk and not connection.features.can_return_rows_from_bulk_insert:
+                # MySQL hands back only the id of a single-row insert.
+                for obj in objects:
+                    cursor.execute(head + row, [convert(getattr(obj, name)) for name, convert in converters])
+                    obj.pk = cursor.lastrowid
+                    obj._state.adding, obj._state.db = False, self.using
+                return
             for start in range(0, len(objects), batch_size):
                 batch = objects[start:start + batch_size]
                 params = [convert(getattr(obj, name)) for obj in batch for name, convert in converters]

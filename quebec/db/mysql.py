@@ -29,14 +29,6 @@ class Operations(BaseOperations):
     def index_hint(self, index):
         return f"FORCE INDEX ({self.quote(index)})"
 
-    def insert_rows(self, model, objects, batch_size=500):
-        if model._meta.pk.auto_created and len(objects) > 1:
-            # MySQL hands back only the id of a single-row insert.
-            for obj in objects:
-                super().insert_rows(model, [obj])
-            return
-        super().insert_rows(model, objects, batch_size)
-
     def update_rows(self, model, objects, fields):
         """One UPDATE with a CASE per column: the driver would send executemany's statements one
         by one. Only the primary key is read, and InnoDB's semi-consistent read lets an UPDATE
