@@ -30,18 +30,19 @@ from django.utils.module_loading import import_string
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
 from quebec.job import BaseClass
+from quebec.lifecycle.status import JobStatus
 
 OPTIONS = ("database",)
 
 # Where each of Quebec's job states stands in Django's four.
 STATUSES = {
-    "ready": TaskResultStatus.READY,
-    "scheduled": TaskResultStatus.READY,
-    "blocked": TaskResultStatus.READY,
-    "claimed": TaskResultStatus.RUNNING,
-    "finished": TaskResultStatus.SUCCESSFUL,
-    "failed": TaskResultStatus.FAILED,
-    "discarded": TaskResultStatus.FAILED,
+    JobStatus.READY: TaskResultStatus.READY,
+    JobStatus.SCHEDULED: TaskResultStatus.READY,
+    JobStatus.BLOCKED: TaskResultStatus.READY,
+    JobStatus.CLAIMED: TaskResultStatus.RUNNING,
+    JobStatus.FINISHED: TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: TaskResultStatus.FAILED,
+    JobStatus.DISCARDED: TaskResultStatus.FAILED,
 }
 
 

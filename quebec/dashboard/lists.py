@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from quebec import conf
 from quebec.dashboard import stats
-from quebec.models import EXECUTION_STATES
+from quebec.models import EXECUTION_STATES, JobStatus
 from quebec.registry import default
 
 MAX_ID = 2**63 - 1
@@ -112,15 +112,7 @@ class QueueFilter(RecentValuesFilter):
         return [queue for worker in conf.get().workers for queue in worker.queues if "*" not in queue]
 
 
-STATUS_LABELS = {
-    "ready": _("Ready"),
-    "scheduled": _("Scheduled"),
-    "claimed": _("In progress"),
-    "blocked": _("Blocked"),
-    "failed": _("Failed"),
-    "finished": _("Finished"),
-    "discarded": _("Discarded"),
-}
+STATUS_LABELS = dict(JobStatus.choices)
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -134,9 +126,9 @@ class StatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         status = self.value()
-        if status == "finished":
+        if status == JobStatus.FINISHED:
             return queryset.filter(finished_at__isnull=False, discarded_at__isnull=True)
-        if status == "discarded":
+        if status == JobStatus.DISCARDED:
             return queryset.filter(discarded_at__isnull=False)
         if status in EXECUTION_STATES:
             return queryset.filter(pk__in=EXECUTION_STATES[status].objects.values("job_id"))

@@ -1,0 +1,45 @@
+"""Quebec's tables, after Solid Queue: a permanent ``Job`` row plus one small table per state.
+
+Only the tables live here (fields, constraints, indexes, read-only querysets and small
+accessors): every change of a job's state is a transition in ``quebec.lifecycle``, and the
+statements behind it are in ``quebec.db``.
+
+    jobs        Job, its five execution tables, Pause
+    processes   Process
+    limits      Semaphore, RateLimitStart
+    recurring   RecurringTask, RecurringExecution
+"""
+
+from quebec.models.jobs import (
+    EXECUTION_STATES,
+    BlockedExecution,
+    ClaimedExecution,
+    Execution,
+    FailedExecution,
+    Job,
+    JobStatus,
+    Pause,
+    ReadyExecution,
+    ScheduledExecution,
+)
+from quebec.models.limits import RateLimitStart, Semaphore
+from quebec.models.processes import Process
+from quebec.models.recurring import RecurringExecution, RecurringTask
+
+__all__ = [
+    "EXECUTION_STATES",
+    "BlockedExecution",
+    "ClaimedExecution",
+    "Execution",
+    "FailedExecution",
+    "Job",
+    "JobStatus",
+    "Pause",
+    "Process",
+    "RateLimitStart",
+    "ReadyExecution",
+    "RecurringExecution",
+    "RecurringTask",
+    "ScheduledExecution",
+    "Semaphore",
+]
