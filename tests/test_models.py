@@ -5,7 +5,7 @@ from django.utils import timezone
 
 import quebec
 from quebec.db import mysql, operations
-from quebec.lifecycle import queueing, running
+from quebec.lifecycle import processes, queueing, running
 from quebec.lifecycle.outcome import FAILED, Outcome
 from quebec.models import (
     ClaimedExecution,
@@ -127,7 +127,7 @@ def test_fail_records_class_message_backtrace_and_attempt(process):
 def test_a_released_claim_cannot_be_finished_by_its_old_owner(process):
     enqueue("released")
     job = running.claim("default", ["*"], 1, process.pk)[0]
-    assert running.deregister(process) == 1
+    assert processes.deregister(process) == 1
     assert ReadyExecution.objects.filter(job=job).exists()
     assert not finish(job, process, preserve=True)
     job.refresh_from_db()

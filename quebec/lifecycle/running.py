@@ -15,7 +15,7 @@ from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
 from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, put_in_line
-from quebec.models import ClaimedExecution, Job, Process, ReadyExecution
+from quebec.models import ClaimedExecution, Job, ReadyExecution
 from quebec.db.rows import new_row
 
 _EVENTS = {
@@ -142,13 +142,3 @@ def release(claims):
         ops.notify_ready()
         events.publish(events.RELEASED, using, job_ids=job_ids)
     return len(job_ids)
-
-
-def deregister(process):
-    """Release a stopping process's claimed jobs back to ready and remove its row; returns how
-    many were released."""
-    using = process._state.db
-    released = release(ClaimedExecution.objects.using(using).filter(process_id=process.pk))
-    Process.objects.using(using).filter(pk=process.pk).delete()
-    events.publish(events.PROCESS_STOPPED, using, process=process)
-    return released

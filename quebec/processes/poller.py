@@ -9,7 +9,7 @@ import uuid
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from quebec.db import close_broken_connections
-from quebec.lifecycle import running
+from quebec.lifecycle import processes
 
 logger = logging.getLogger("quebec.processes")
 
@@ -88,11 +88,7 @@ class Poller:
                 connections.close_all()
 
     def register(self):
-        from quebec.models import Process
-
-        self.process = Process.objects.using(self.using).register(
-            self.kind, self.name, self.metadata(), supervisor=self.supervisor
-        )
+        self.process = processes.register(self.kind, self.name, self.using, self.metadata(), self.supervisor)
         self._next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
         logger.info("%s %s started (pid %s)", self.kind, self.name, self.process.pid)
 
@@ -100,7 +96,7 @@ class Poller:
         """Deregister: claims still held go back to ready."""
         if self.process is None or self.pruned:
             return
-        released = self._retrying(lambda: running.deregister(self.process), patience=DEREGISTER_PATIENCE)
+        released = self._retrying(lambda: processes.deregister(self.process), patience=DEREGISTER_PATIENCE)
         if released:
             logger.warning("%s %s released %d unfinished job(s) back to ready", self.kind, self.name, released)
         logger.info("%s %s stopped", self.kind, self.name)

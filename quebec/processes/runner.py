@@ -15,7 +15,7 @@ from django.db import DatabaseError
 
 from quebec import maintenance
 from quebec.db import close_broken_connections
-from quebec.models import Process
+from quebec.lifecycle import processes
 from quebec.processes.dispatcher import Dispatcher
 from quebec.processes.memory import MemoryWatch
 from quebec.processes.scheduler import Scheduler
@@ -101,7 +101,7 @@ class Runner:
         if self.supervisor is not None:
             return
         name = f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.process = Process.objects.using(self.quebec.using).register("Supervisor", name, {"mode": "threads"})
+        self.process = processes.register("Supervisor", name, self.quebec.using, {"mode": "threads"})
         maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
 
     def _deregister(self):
@@ -109,7 +109,7 @@ class Runner:
             return
         try:
             close_broken_connections(ping=True)  # the main thread's connection may have sat idle for long
-            Process.objects.using(self.quebec.using).filter(pk=self.process.pk).delete()
+            processes.deregister(self.process)
         except DatabaseError:
             logger.exception("Could not remove %s; it will be pruned once its heartbeat is stale", self.process.name)
 

@@ -20,6 +20,7 @@ from django.db import DatabaseError, connections
 from quebec import maintenance
 from quebec.db import close_broken_connections
 from quebec.errors import ProcessExitError
+from quebec.lifecycle import processes
 from quebec.models import Process
 from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNALS, WATCH_INTERVAL, Runner
 
@@ -75,7 +76,7 @@ class Supervisor:
             signal.signal(signum, self._record_signal)
         self.quebec.run_hooks("on_start")
         name = f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.process = Process.objects.using(self.quebec.using).register("Supervisor", name, {"mode": "fork"})
+        self.process = processes.register("Supervisor", name, self.quebec.using, {"mode": "fork"})
         maintenance.prune_dead_processes(self.settings, self.quebec, exclude=[self.process.pk])
         logger.info("Supervisor %s (pid %s) forking %d child process(es)", name, os.getpid(), len(self.slots))
         immediate = self._supervise()
@@ -83,7 +84,7 @@ class Supervisor:
             self.quebec.run_hooks("on_shutdown")
         self._stop_children(immediate)
         close_broken_connections(ping=True)
-        Process.objects.using(self.quebec.using).filter(pk=self.process.pk).delete()
+        processes.deregister(self.process)
         self.quebec.run_hooks("on_stop")
         return 0
 
