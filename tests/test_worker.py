@@ -8,7 +8,7 @@ from django.utils import timezone
 from quebec.lifecycle import queueing
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
-from quebec.processes import worker as worker_module
+from quebec.processes import claiming
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, ReturnJob, SleepJob
 from tests.testapp.models import Account, JobRun
@@ -145,14 +145,14 @@ def test_stopping_releases_a_job_that_outlives_the_shutdown_timeout(start):
 @pytest.fixture
 def jobs_count_as_short(monkeypatch):
     """Whatever this machine's load makes of their run times, the test's quick jobs are short."""
-    monkeypatch.setattr(worker_module, "CLAIM_AHEAD_WAIT", 1000.0)
+    monkeypatch.setattr(claiming, "CLAIM_AHEAD_WAIT", 1000.0)
 
 
 def test_short_jobs_are_claimed_ahead_and_handed_back_unstarted_at_shutdown(start, jobs_count_as_short):
     warm_up = [RecordJob.perform_later(f"short-{index}") for index in range(10)]
     worker = start(threads=1, shutdown_timeout=10, worker_claim_ahead=CLAIM_AHEAD)
     wait_until(lambda: finished(*warm_up))
-    assert worker._claim_ahead() == CLAIM_AHEAD  # short jobs so far
+    assert worker.claim_ahead() == CLAIM_AHEAD  # short jobs so far
     # One slow job, then more than the thread can run: the worker claims some of them ahead.
     sleeper = SleepJob.perform_later(3, label="slow")
     waiting = [RecordJob.perform_later(f"behind-{index}") for index in range(2 * CLAIM_AHEAD)]
@@ -176,7 +176,7 @@ def test_claiming_ahead_can_be_switched_off(start, jobs_count_as_short):
     while not finished(*handles):
         most_claimed = max(most_claimed, ClaimedExecution.objects.count())
     assert most_claimed <= 2
-    assert worker._average_run is not None and worker._claim_ahead() == 0
+    assert worker.budget.average_run is not None and worker.claim_ahead() == 0
 
 
 def test_slow_jobs_are_claimed_only_for_idle_threads(start):
@@ -186,7 +186,7 @@ def test_slow_jobs_are_claimed_only_for_idle_threads(start):
     while not finished(*handles):
         most_claimed = max(most_claimed, ClaimedExecution.objects.count())
     assert most_claimed <= 2
-    assert worker._claim_ahead() == 0
+    assert worker.claim_ahead() == 0
 
 
 def test_jobs_claimed_ahead_go_back_when_every_thread_is_busy_too_long(start, jobs_count_as_short):

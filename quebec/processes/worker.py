@@ -1,7 +1,6 @@
 """Workers claim ready jobs in batches and run them on a pool of threads."""
 
 import logging
-import threading
 import time
 
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -12,6 +11,7 @@ from quebec.db import close_broken_connections
 from quebec.lifecycle import outcome as outcomes, running
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
+from quebec.processes.claiming import ClaimBudget, Outbox
 from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
 from quebec.processes import listener
 from quebec.processes.exclusive import EXCLUSIVE
@@ -23,19 +23,9 @@ logger = logging.getLogger("quebec.worker")
 # How long a thread keeps trying to record a job's outcome while the database is away (a
 # failover, a restart). Past that the claim stays, and the job runs again once it is released.
 RECORD_PATIENCE = 600.0
-# Claiming ahead: with short jobs, a worker claims more jobs than it has idle threads, so that a
-# claim (one round trip, one commit) moves a batch of jobs, not one or two. Per thread, it claims
-# as many more as the thread runs in CLAIM_AHEAD_WAIT seconds at the average run time so far, up
-# to ``worker_claim_ahead``, so a job claimed ahead usually waits about that long at most for a
-# thread of this process. Jobs averaging longer than that are claimed only for idle threads, and
-# so is everything while a queue has a concurrency limit (claims ahead would hold its slots).
-CLAIM_AHEAD_WAIT = 0.05
 # A job claimed ahead that waited this long for a thread (every thread busy with a long job, or
 # the process frozen) is not started: its claim goes back to ready, for other workers.
 CLAIM_AHEAD_MAX_WAIT = 1.0
-# Finished jobs wait at most this long (or a polling interval, if shorter) to be recorded with
-# the next claim.
-FINISH_RECORD_DELAY = 0.1
 
 
 class Worker(Poller):
@@ -51,17 +41,10 @@ class Worker(Poller):
         self.pool = None
         self.abandoned = 0  # jobs still running when shutdown gave up waiting for them
         self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
+        self.budget = ClaimBudget(self.threads, settings.worker_claim_ahead)
+        self.outbox = Outbox()
         self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
-        # Jobs that ran successfully, whose end the loop records with its next claim. A thread
-        # adds its job before it counts as idle, so the loop that claims for that thread records
-        # the job first, and the process never holds more claims than threads plus claim-ahead.
-        self._finished = []
-        self._finished_lock = threading.Lock()
         self._listener = None
-        self._average_run = None  # seconds, a moving average over the jobs this process ran
-        self._recorded_at = 0.0  # time.monotonic() of the last look at the finished jobs
-        self._to_release = []  # jobs claimed ahead that will not run here, whose claims go back
-        self._stalled = False  # jobs claimed ahead waited too long; no more until a thread frees up
         self._next_stale_check = 0.0
 
     def metadata(self):
@@ -89,17 +72,14 @@ class Worker(Poller):
         self.quiet = True
 
     def drained(self):
-        if self.pool is None or self.pool.in_flight() != 0:
-            return False
-        with self._finished_lock:
-            return not self._finished and not self._to_release
+        return self.pool is not None and self.pool.in_flight() == 0 and self.outbox.empty()
 
     def poll(self):
         """Record the jobs finished since the last poll and claim jobs for the threads, in one
         transaction; True when it got all it asked for (there may be more)."""
         self._release_stale_claims()
         wanted = self._room_to_claim()
-        if not wanted and self._finished_can_wait():
+        if not wanted and self._runs_can_wait():
             return False
         claiming = wanted > 0 and EXCLUSIVE.begin_claim()
         try:
@@ -117,44 +97,34 @@ class Worker(Poller):
             return self._start_exclusive_when_alone()
         return claiming and len(jobs) == wanted  # else sleep until a thread frees up and wakes us
 
-    def _claim_ahead(self):
-        """How many jobs this process may hold beyond one per thread (see CLAIM_AHEAD_WAIT)."""
-        if self._average_run is None or self._stalled or queue_limits():
-            return 0
-        per_thread = int(CLAIM_AHEAD_WAIT / max(self._average_run, 1e-6))
-        return self.threads * min(per_thread, self.settings.worker_claim_ahead)
+    def claim_ahead(self):
+        """How many jobs this process may now hold beyond one per thread."""
+        return self.budget.ahead(queues_limited=bool(queue_limits()))
 
     def _room_to_claim(self):
-        """How many jobs to claim now: 0 while quiet or holding an exclusive job, and 0 while the
-        jobs claimed ahead leave room for less than a batch."""
+        """How many jobs to claim now: none while quiet or holding an exclusive job."""
         if self._held_exclusive or self.quiet:
             return 0
-        ahead = self._claim_ahead()
-        room = self.threads + ahead - self.pool.in_flight()
-        # With jobs claimed ahead, wait until a batch fits: claiming for each thread as it frees
-        # up would cost a round trip per job again.
-        return room if room >= (min(self.threads, ahead) or 1) else 0
+        return self.budget.room(self.pool.in_flight(), queues_limited=bool(queue_limits()))
 
-    def _finished_can_wait(self):
-        """Whether the finished jobs can wait for the next claim to be recorded with it: yes while
-        threads are busy, for up to FINISH_RECORD_DELAY (a finished job must soon look finished)."""
+    def _runs_can_wait(self):
+        """Whether the finished runs can wait to be recorded with the next claim: only while
+        threads are busy (see ``Outbox.runs_can_wait``)."""
         if self.quiet or self._held_exclusive or self.pool.in_flight() == 0:
             return False
-        return time.monotonic() - self._recorded_at < min(self.polling_interval, FINISH_RECORD_DELAY)
+        return self.outbox.runs_can_wait(self.polling_interval)
 
     def _thread_freed(self):
         """A pool thread finished a job: wake the loop when there is room to claim a batch, or
         when other workers of the process may be waiting for it to be idle (exclusive jobs)."""
-        self._stalled = False
+        self.budget.stalled = False
         if EXCLUSIVE.holding():
             EXCLUSIVE.wake_all()
         elif self.quiet or self._room_to_claim() or self.pool.in_flight() == 0:
             self.wake()
 
     def _record_and_claim(self, limit):
-        with self._finished_lock:
-            finished, self._finished = self._finished, []
-        self._recorded_at = time.monotonic()
+        finished = self.outbox.take_runs()
         try:
             recorded, jobs = running.end_and_claim(
                 self.using, finished, self.process.pk, self.settings.preserve_finished_jobs, self.queues, limit,
@@ -162,8 +132,7 @@ class Worker(Poller):
             )
         except (OperationalError, InterfaceError):
             # The connection or a deadlock: the batch is recorded once the poll is retried.
-            with self._finished_lock:
-                self._finished[:0] = finished
+            self.outbox.put_back_runs(finished)
             raise
         except DatabaseError:
             # Something in the batch the database refuses: record each job on its own, so that
@@ -236,8 +205,7 @@ class Worker(Poller):
 
     def _not_started(self, job):
         """A pool thread found ``job`` waited too long to be started (CLAIM_AHEAD_MAX_WAIT)."""
-        with self._finished_lock:
-            self._to_release.append(job)
+        self.outbox.add_releases([job])
         self.wake()
 
     def _release_stale_claims(self):
@@ -247,15 +215,13 @@ class Worker(Poller):
             self._next_stale_check = now + CLAIM_AHEAD_MAX_WAIT / 2
             stale = self.pool.cancel_waiting(older_than=CLAIM_AHEAD_MAX_WAIT)
             if stale:
-                self._stalled = True  # else the claims released would be taken straight back
-            with self._finished_lock:
-                self._to_release += stale
+                self.budget.stalled = True  # else the claims released would be taken straight back
+            self.outbox.add_releases(stale)
         self._release_claims()
 
     def _release_claims(self):
-        """Put the jobs in ``_to_release`` back to ready; kept for the next poll on failure."""
-        with self._finished_lock:
-            jobs, self._to_release = self._to_release, []
+        """Put the outbox's jobs to release back to ready; kept for the next poll on failure."""
+        jobs = self.outbox.take_releases()
         if not jobs:
             return
         claims = ClaimedExecution.objects.using(self.using).filter(
@@ -264,16 +230,13 @@ class Worker(Poller):
         try:
             running.release(claims)
         except Exception:
-            with self._finished_lock:  # tried again with the next poll
-                self._to_release[:0] = jobs
+            self.outbox.put_back_releases(jobs)  # tried again with the next poll
             raise
 
     def _release_unstarted(self):
         """Hand back the jobs claimed ahead that no thread has started: they go back to ready at
         once, for other workers, instead of waiting for the running ones to end."""
-        unstarted = self.pool.cancel_waiting()
-        with self._finished_lock:
-            self._to_release += unstarted
+        self.outbox.add_releases(self.pool.cancel_waiting())
         try:
             self._retrying(self._release_claims, patience=DEREGISTER_PATIENCE)
         except Exception:
@@ -299,13 +262,11 @@ class Worker(Poller):
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
         elapsed = time.monotonic() - started
-        average = self._average_run
-        self._average_run = elapsed if average is None else 0.8 * average + 0.2 * elapsed
+        self.budget.ran(elapsed)
         run = outcomes.Run(job, outcome, elapsed)
         if outcome.state == outcomes.FINISHED:
             # Recorded by the loop, batched with others and with the next claim.
-            with self._finished_lock:
-                self._finished.append(run)
+            self.outbox.add_run(run)
             return
         recorded = self._retrying(
             lambda: running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using),
