@@ -48,7 +48,7 @@ def _job_model(job):
 
 def _for_jobs(signal):
     def subscriber(jobs, **payload):
-        if signal.has_listeners():
+        if signal.receivers:
             for job in jobs:
                 _send(signal, _job_model(job), job=job)
 
@@ -57,7 +57,7 @@ def _for_jobs(signal):
 
 def _for_runs(signal):
     def subscriber(runs, **payload):
-        if signal.has_listeners():
+        if signal.receivers:
             for run in runs:
                 extra = {"retry_at": run.outcome.retry_at} if signal is job_retried else {}
                 _send(signal, _job_model(run.job), job=run.job, error=run.outcome.error, result=run.outcome.result,
@@ -67,13 +67,13 @@ def _for_runs(signal):
 
 
 def _started(job, **payload):
-    if job_started.has_listeners():
+    if job_started.receivers:
         _send(job_started, _job_model(job), job=job)
 
 
 def _for_process(signal):
     def subscriber(process, **payload):
-        if signal.has_listeners():
+        if signal.receivers:
             _send(signal, type(process), process=process, **payload)
 
     return subscriber

@@ -115,23 +115,28 @@ class Operations(BaseOperations):
             return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
         jobs, claimed = self.table(Job), self.table(ClaimedExecution)
         ids = [job.pk for job in (*written, *deleted)]
-        fields = [Job._meta.get_field(name) for name in ("id", *END_FIELDS)]
+        # updated_at is the same for the whole batch: one parameter, not a value per row.
+        fields = [Job._meta.get_field(name) for name in ("id", *END_FIELDS) if name != "updated_at"]
         assignments = ", ".join(f"{self.quote(field.column)} = v.{self.quote(field.column)}" for field in fields[1:])
         claim_sql, claim_params = self._claim_ctes(selectors[0], limit, process_id, skip_locked)
+        ctes = [f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) "
+                "RETURNING c.job_id)"]
+        params = [process_id, ids]
+        if written:
+            ctes.append(f"""written AS (
+                UPDATE {jobs} j SET {assignments}, updated_at = %s FROM {json_rows_sql(fields, self.connection)}
+                WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id)""")
+            params += [self._datetime(written[0].updated_at), json_rows(fields, written, self.connection)]
+        if deleted:
+            ctes.append(f"""deleted AS (DELETE FROM {jobs} j WHERE j.id = ANY(%s::bigint[])
+                AND j.id IN (SELECT job_id FROM owned) RETURNING j.id)""")
+            params.append([job.pk for job in deleted])
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
-        sql = f"""WITH owned AS (
-                DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) RETURNING c.job_id
-            ), written AS (
-                UPDATE {jobs} j SET {assignments} FROM {json_rows_sql(fields, self.connection)}
-                WHERE j.id = v.id AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
-            ), deleted AS (
-                DELETE FROM {jobs} j WHERE j.id = ANY(%s::bigint[]) AND j.id IN (SELECT job_id FROM owned) RETURNING j.id
-            ), {claim_sql}
+        sql = f"""WITH {", ".join(ctes)}, {claim_sql}
             SELECT (SELECT array_agg(job_id) FROM owned) AS owned_ids, j.* FROM (SELECT 1) one
             LEFT JOIN {jobs} j ON j.id IN (SELECT job_id FROM claims)"""
-        params = [process_id, ids, json_rows(fields, written, self.connection), [job.pk for job in deleted],
-                  *claim_params]
+        params += claim_params
         rows = list(Job.objects.using(self.using).raw(sql, params))
         owned = set(rows[0].owned_ids or [])
         return owned, sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
