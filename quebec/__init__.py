@@ -2,7 +2,7 @@
 
 from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
-from quebec.job import BaseClass
+from quebec.base_class import BaseClass
 from quebec.recurring import schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import Quebec, UnknownJobClass, default
 from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError

@@ -29,7 +29,7 @@ from django.utils.module_loading import import_string
 
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
-from quebec.job import BaseClass
+from quebec.base_class import BaseClass
 from quebec.lifecycle.status import JobStatus
 
 OPTIONS = ("database",)

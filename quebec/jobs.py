@@ -2,7 +2,7 @@
 
 from django.utils.module_loading import import_string
 
-from quebec.job import BaseClass
+from quebec.base_class import BaseClass
 
 
 class RecurringCommandJob(BaseClass):

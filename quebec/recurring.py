@@ -56,7 +56,7 @@ def task_fields(key, entry):
 
 
 def _job_class_path(value):
-    from quebec.job import BaseClass
+    from quebec.base_class import BaseClass
 
     job_class = value if inspect.isclass(value) else _import(value, "class")
     if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):

@@ -3,7 +3,6 @@
 import importlib
 import inspect
 import logging
-import os
 import pkgutil
 import warnings
 
@@ -106,32 +105,14 @@ class Quebec:
         (default: all). With ``QUEBEC_SUPERVISOR=1`` a supervisor forks the processes that
         queue.yml asks for instead. Raises ``quebec.conf.ConfigError`` for a bad configuration.
         """
-        from quebec import conf, log, recurring, standalone
-        from quebec.processes.dashboard import parse_address
-        from quebec.processes.runner import COMPONENTS, Runner
-        from quebec.processes.supervisor import Supervisor
+        # Processes need Django's models, which this module (loaded with ``quebec``) must not.
+        from quebec.processes.launcher import launch
 
-        components = tuple(spawn) if spawn else COMPONENTS
-        unknown = [name for name in components if name not in COMPONENTS]
-        if unknown:
-            raise ValueError(f"spawn takes components among {', '.join(COMPONENTS)}; got {list(components)}")
-        if control_plane:
-            parse_address(control_plane)  # a bad address fails now, not in the server thread
-        if create_tables:
-            self.create_tables()
-        settings = conf.load(config_file)
-        static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
-        conf.use(settings)
-        log.configure(verbosity)
-        if control_plane and standalone.ensure_dashboard_user():
-            logger.info("Dashboard user %s is ready", os.environ["QUEBEC_DASHBOARD_USER"])
-        if fork_mode():
-            return Supervisor(settings, self, only=components, static_tasks=static_tasks, dashboard=control_plane).run()
-        return Runner(settings, self, only=components, dashboard=control_plane, static_tasks=static_tasks).run()
+        return launch(self, create_tables, control_plane, spawn, config_file, verbosity)
 
     def register_job(self, job_class):
         """Register ``job_class`` and bind it to this instance; usable as a class decorator."""
-        from quebec.job import BaseClass
+        from quebec.base_class import BaseClass
 
         if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):
             raise TypeError(f"register_job takes a quebec.BaseClass subclass, got {job_class!r}")
@@ -221,7 +202,7 @@ def _import_tree(package, recursive, on_error):
 
 
 def _job_classes_in(module, packages):
-    from quebec.job import BaseClass
+    from quebec.base_class import BaseClass
 
     for value in vars(module).values():
         if (
@@ -232,12 +213,6 @@ def _job_classes_in(module, packages):
             and any(value.__module__ == p or value.__module__.startswith(f"{p}.") for p in packages)
         ):
             yield value
-
-
-def fork_mode():
-    """QUEBEC_SUPERVISOR=1 forks a supervised pool; opt-in, so that a queue.yml with ``processes``
-    does not change the process model on upgrade."""
-    return os.environ.get("QUEBEC_SUPERVISOR", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 _instances = []  # every Quebec made in this process, the default first
