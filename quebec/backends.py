@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
+from quebec import queue_selectors
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
 from quebec.base_class import BaseClass
@@ -331,7 +332,7 @@ class QuebecBackend(BaseTaskBackend):
             return []  # reported by quebec.E001
         messages = []
         selectors = [selector for worker in settings_.workers for selector in worker.queues]
-        unserved = sorted(q for q in self.queues if not any(_matches(selector, q) for selector in selectors))
+        unserved = sorted(q for q in self.queues if not any(queue_selectors.matches(selector, q) for selector in selectors))
         if unserved:
             messages.append(checks.Warning(
                 f"TASKS[{self.alias!r}]['QUEUES'] has queue(s) no configured worker reads: {', '.join(unserved)}",
@@ -341,12 +342,6 @@ class QuebecBackend(BaseTaskBackend):
                 "preserve_finished_jobs is off, so a task's row is deleted when it succeeds and get_result() "
                 "cannot find it afterwards", id="quebec.W003"))
         return messages
-
-
-def _matches(selector, queue):
-    if selector.endswith("*"):
-        return queue.startswith(selector[:-1])
-    return selector == queue
 
 
 def _parse(value):

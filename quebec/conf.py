@@ -19,6 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from quebec import queue_selectors
+
 CONFIG_LOOKUP = ("queue.yml", "config/queue.yml")
 ALIASES = {"experimental_queue_concurrency": "queue_concurrency"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -126,8 +128,7 @@ def parse_queues(value):
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError("must be a queue name, '*', 'prefix*', or a list of them")
     for selector in value:
-        if not isinstance(selector, str) or not selector or "*" in selector[:-1]:
-            raise ValueError(f"has an invalid queue selector {selector!r}")
+        queue_selectors.check(selector)
     return tuple(value)
 
 

@@ -10,6 +10,7 @@ from django.db import connections
 from django.db.models import F
 from django.utils import timezone
 
+from quebec import queue_selectors
 from quebec.db.rows import new_row, value_converter
 from quebec.models import (
     BlockedExecution,
@@ -135,15 +136,8 @@ class Operations:
         """The WHERE conditions and params of ready rows one selector takes: not paused, and
         ``"*"``, an exact queue name or ``"prefix*"``."""
         conditions = [f"NOT EXISTS (SELECT 1 FROM {self.table(Pause)} p WHERE p.queue_name = {alias}.queue_name)"]
-        params = []
-        if selector.endswith("*") and selector != "*":
-            prefix = selector[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(f"{alias}.queue_name LIKE %s{self.like_escape}")
-            params.append(f"{prefix}%")
-        elif selector != "*":
-            conditions.append(f"{alias}.queue_name = %s")
-            params.append(selector)
-        return conditions, params
+        condition, params = queue_selectors.sql(selector, f"{alias}.queue_name", self.like_escape)
+        return conditions + ([condition] if condition else []), params
 
     def lock_ready(self, selector, limit, skip_locked, skip_queues=(), skip_jobs=()):
         """Lock the next ``limit`` ready rows of ``selector`` in claim order (lower priority

@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from quebec import queue_selectors
 from quebec.lifecycle.status import JobStatus
 
 
@@ -98,11 +99,7 @@ class Execution(models.Model):
 class ReadyExecutionQuerySet(models.QuerySet):
     def for_queues(self, selector):
         """Rows matching one queue selector: ``"*"``, an exact name, or ``"prefix*"``."""
-        if selector == "*":
-            return self
-        if selector.endswith("*"):
-            return self.filter(queue_name__startswith=selector[:-1])
-        return self.filter(queue_name=selector)
+        return self.filter(queue_selectors.q(selector))
 
     def not_paused(self):
         return self.exclude(queue_name__in=Pause.objects.values("queue_name"))
