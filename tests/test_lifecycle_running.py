@@ -1,12 +1,14 @@
-"""Finished jobs recorded in batches: one set of statements for many, the same checks as one."""
+"""Claiming, ending and releasing jobs: quebec/lifecycle/running.py, one job or a batch at a time."""
+
 
 import pytest
 from django.db import transaction
 
 import quebec
-from quebec.lifecycle import running
-from quebec.lifecycle.outcome import FINISHED, Outcome, Run
-from quebec.models import ClaimedExecution, Job, Process, Semaphore
+from quebec.lifecycle import processes, running
+from quebec.lifecycle.outcome import FAILED, FINISHED, Outcome, Run
+from quebec.models import ClaimedExecution, FailedExecution, Job, Pause, Process, ReadyExecution, Semaphore
+from tests.lifecycle_helpers import end, finish
 from tests.testapp.jobs import PairsJob, RecordJob
 
 pytestmark = pytest.mark.django_db
@@ -16,6 +18,124 @@ pytestmark = pytest.mark.django_db
 def process():
     return Process.objects.register("Worker", "test-worker")
 
+
+def claim(process, selectors=("*",), limit=100):
+    return [job.arguments["args"][0] for job in running.claim("default", selectors, limit, process.pk)]
+
+
+def enqueue(label, queue="default", priority=0):
+    return RecordJob.set(queue=queue, priority=priority).perform_later(label)
+
+
+def test_claim_takes_lower_priority_numbers_first_then_older_jobs(process):
+    enqueue("low-1", priority=10)
+    enqueue("urgent", priority=-5)
+    enqueue("normal-1")
+    enqueue("normal-2")
+    enqueue("low-2", priority=10)
+    assert claim(process, limit=2) == ["urgent", "normal-1"]
+    assert claim(process) == ["normal-2", "low-1", "low-2"]
+    assert claim(process) == []
+
+
+def test_claim_moves_rows_from_ready_to_claimed(process):
+    handles = [enqueue(str(index)) for index in range(3)]
+    claim(process, limit=2)
+    assert ReadyExecution.objects.count() == 1
+    assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == {handles[0].id, handles[1].id}
+    assert set(ClaimedExecution.objects.values_list("process_id", flat=True)) == {process.pk}
+    assert [handle.status for handle in handles] == ["claimed", "claimed", "ready"]
+
+
+def test_queue_order_comes_before_priority(process):
+    enqueue("background", queue="background", priority=-100)
+    enqueue("mail-urgent", queue="mailers", priority=1)
+    enqueue("critical", queue="critical", priority=50)
+    enqueue("other", queue="other")
+    assert claim(process, ["critical", "mail*", "background"]) == ["critical", "mail-urgent", "background"]
+    assert claim(process, ["critical", "*"]) == ["other"]
+
+
+def test_prefix_and_exact_selectors(process):
+    enqueue("mail", queue="mailers")
+    enqueue("mail-bulk", queue="mail_bulk")
+    enqueue("default")
+    assert sorted(claim(process, ["mail*"])) == ["mail", "mail-bulk"]
+    assert claim(process, ["default"]) == ["default"]
+
+
+def test_a_wildcard_after_a_name_does_not_claim_twice(process):
+    enqueue("a", queue="a")
+    enqueue("b", queue="b")
+    assert claim(process, ["a", "*"]) == ["a", "b"]
+    assert ClaimedExecution.objects.count() == 2
+
+
+def test_paused_queues_are_skipped_until_resumed(process):
+    enqueue("paused", queue="reports")
+    enqueue("free")
+    Pause.pause("reports")
+    assert claim(process) == ["free"]
+    assert claim(process, ["reports"]) == []
+    Pause.resume("reports")
+    assert claim(process, ["reports"]) == ["paused"]
+
+
+def test_finish_marks_the_job_finished(process):
+    enqueue("done")
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    job.executions += 1
+    assert finish(job, process, preserve=True)
+    job.refresh_from_db()
+    assert job.finished_at is not None and job.executions == 1
+    assert Job.objects.with_status().get(pk=job.pk).status == "finished"
+    assert not ClaimedExecution.objects.exists()
+
+
+def test_finish_without_preserving_deletes_the_job(process):
+    handle = enqueue("gone")
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    assert finish(job, process, preserve=False)
+    assert not Job.objects.exists()
+    assert handle.status == "finished"
+
+
+def test_fail_records_class_message_backtrace_and_attempt(process):
+    enqueue("boom")
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    job.executions += 1
+    try:
+        raise ValueError("it broke")
+    except ValueError as error:
+        assert end(job, process, Outcome(FAILED, error=error))
+    failed = FailedExecution.objects.get(job=job)
+    assert failed.exception_class == "builtins.ValueError"
+    assert failed.message == "it broke"
+    assert "Traceback" in failed.backtrace and 'raise ValueError("it broke")' in failed.backtrace
+    assert failed.attempt == 1
+    assert Job.objects.with_status().get(pk=job.pk).status == "failed"
+
+
+def test_a_released_claim_cannot_be_finished_by_its_old_owner(process):
+    enqueue("released")
+    job = running.claim("default", ["*"], 1, process.pk)[0]
+    assert processes.deregister(process) == 1
+    assert ReadyExecution.objects.filter(job=job).exists()
+    assert not finish(job, process, preserve=True)
+    job.refresh_from_db()
+    assert job.finished_at is None
+    assert not Process.objects.filter(pk=process.pk).exists()
+
+
+def test_release_puts_jobs_back_with_their_queue_and_priority(process):
+    enqueue("x", queue="critical", priority=-2)
+    running.claim("default", ["*"], 1, process.pk)
+    assert running.release(ClaimedExecution.objects.filter(process=process)) == 1
+    ready = ReadyExecution.objects.get()
+    assert (ready.queue_name, ready.priority) == ("critical", -2)
+
+
+# Batches of runs, as a worker records its successful ones with its next claim.
 
 def run(job, result=None):
     """What a worker thread does to a job that ran successfully."""
