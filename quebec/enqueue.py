@@ -165,7 +165,7 @@ class PendingJob:
 
         job = self.job
         now = timezone.now()
-        return new_row(
+        model = new_row(
             Job,
             id=None,
             queue_name=job.queue_name,
@@ -184,6 +184,10 @@ class PendingJob:
             created_at=now,
             updated_at=now,
         )
+        # The class itself rides along, so that its limits are read inside the enqueue's
+        # transaction without looking a class up by name (which may import code).
+        model.job_class = type(job)
+        return model
 
 
 def perform_all_later(pending_jobs):

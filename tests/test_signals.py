@@ -73,3 +73,19 @@ def test_a_failing_receiver_is_logged_with_its_traceback_and_holds_nothing_up(ca
     [record] = [record for record in caplog.records if record.name == "quebec.signals"]
     assert record.exc_info[0] is RuntimeError
     assert not Process.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_discarded_without_running_are_signalled_too(received):
+    from quebec.concurrency import ConcurrencyLimitReached
+    from quebec.lifecycle import queueing
+    from quebec.models import ScheduledExecution
+    from tests.testapp.jobs import DropOnConflictJob
+
+    scheduled = RecordJob.set(wait=3600).perform_later("later")
+    queueing.discard(ScheduledExecution.objects.filter(job_id=scheduled.id))  # an operator's cancel
+    holder, dropped = DropOnConflictJob.perform_later("k"), DropOnConflictJob.perform_later("k")
+    assert (holder.status, dropped.status) == ("ready", "discarded")
+    assert jobs_heard(received, "job_discarded") == [scheduled.id, dropped.id]
+    errors = [kwargs["error"] for name, _, kwargs in received if name == "job_discarded"]
+    assert errors[0] is None and isinstance(errors[1], ConcurrencyLimitReached)

@@ -37,13 +37,19 @@ class Operations:
 
     def __init__(self, using):
         self.using = using
+        self._quoted = {}
 
     @property
     def connection(self):
         return connections[self.using]
 
     def quote(self, name):
-        return self.connection.ops.quote_name(name)
+        """``name`` quoted for this database (remembered: statements are built on hot paths)."""
+        try:
+            return self._quoted[name]
+        except KeyError:
+            self._quoted[name] = quoted = self.connection.ops.quote_name(name)
+            return quoted
 
     def table(self, model):
         return self.quote(model._meta.db_table)
@@ -96,8 +102,9 @@ class Operations:
             cursor.executemany(sql, self._row_values(columns, objects))
 
     def _row_values(self, columns, objects):
+        connection = self.connection
         return [
-            [*(field.get_db_prep_save(getattr(obj, field.attname), self.connection) for field in columns), obj.pk]
+            [*(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns), obj.pk]
             for obj in objects
         ]
 
@@ -173,8 +180,8 @@ class Operations:
             cursor.execute(sql, params)
             return [tuple(row) for row in cursor.fetchall()]
 
-    def _datetime(self, value):
-        return Job._meta.get_field("created_at").get_db_prep_save(value, self.connection)
+    def _datetime(self, value, connection=None):
+        return Job._meta.get_field("created_at").get_db_prep_save(value, connection or self.connection)
 
     # -- Transitions ----------------------------------------------------------------------------
 

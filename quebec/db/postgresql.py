@@ -17,11 +17,14 @@ from quebec.db.rows import json_rows, value_converter
 from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore
 
 # How the one-statement enqueue fills each column of a new job: from the job's values, or with
-# the same value for every row (SQL text, or the time of the enqueue).
+# the same value for every row (SQL text, or the time of the enqueue). The columns only a job
+# with a concurrency key can fill are sent only when a job of the batch has one: fewer
+# parameters to adapt for every other enqueue.
 PER_JOB_COLUMNS = (
     "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
-    "concurrency_key", "scheduled_at", "finished_at", "discarded_at",
+    "scheduled_at",
 )
+KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
 SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
 
 
@@ -51,19 +54,21 @@ class Operations(BaseOperations):
         lifecycle blocked need their concurrency key's row as well: those take the general path."""
         if placement.blocked:
             return super().insert_jobs(jobs, placement)
+        connection = self.connection
         now = placement.now
-        db_now = self._datetime(now)
+        db_now = self._datetime(now, connection)
         notify = conf.get().use_listen_notify and bool(placement.ready)
-        fields = [Job._meta.get_field(name) for name in PER_JOB_COLUMNS]
+        keyed = any(job.concurrency_key for job in jobs)
+        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
         if len(jobs) == 1:
-            sql = _enqueue_sql(self.using, "one", notify)
-            params = [*(value_converter(field, self.connection)(getattr(jobs[0], field.attname)) for field in fields),
+            sql = _enqueue_sql(self.using, "one", notify, keyed)
+            params = [*(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
                       *[db_now] * 6]
         else:  # the rows come after the SELECT's two times, in its FROM
-            sql = _enqueue_sql(self.using, "many", notify)
-            params = [db_now, db_now, json_rows(fields, jobs, self.connection), *[db_now] * 4]
-        with self.connection.cursor() as cursor:
+            sql = _enqueue_sql(self.using, "many", notify, keyed)
+            params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             # Rows are inserted in the order of the jobs (ORDER BY position), and the id sequence
             # hands out increasing numbers within the statement.
@@ -183,14 +188,17 @@ def json_rows_sql(fields, connection):
 
 
 @functools.lru_cache(maxsize=16)
-def _enqueue_sql(using, rows, notify):
+def _enqueue_sql(using, rows, notify, keyed):
     """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
-    many ("many": one JSON document read by ``jsonb_to_recordset``)."""
+    many ("many": one JSON document read by ``jsonb_to_recordset``), with ``KEYED_COLUMNS`` as
+    parameters when ``keyed``, else NULL."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
-    fields = [meta.get_field(name) for name in PER_JOB_COLUMNS]
-    constants = ", ".join(SAME_FOR_EVERY_JOB.values())
+    per_job = (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))
+    same = {**SAME_FOR_EVERY_JOB, **({} if keyed else dict.fromkeys(KEYED_COLUMNS, "NULL"))}
+    fields = [meta.get_field(name) for name in per_job]
+    constants = ", ".join(same.values())
     if rows == "one":
         # Character columns cast to text: a cast to varchar(n) would cut a longer value short
         # instead of letting the INSERT refuse it.
@@ -199,7 +207,7 @@ def _enqueue_sql(using, rows, notify):
     else:
         names = ", ".join(f"v.{quote(field.column)}" for field in fields)
         select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"
-    columns = [*PER_JOB_COLUMNS, *SAME_FOR_EVERY_JOB]
+    columns = [*per_job, *same]
     # The schema tripwire: a column added to Job must be given a value here.
     assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
     ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)

@@ -20,12 +20,15 @@ from quebec.models import BlockedExecution, RateLimitStart, ReadyExecution, Sema
 from quebec.registry import UnknownJobClass, find_job_class
 
 
-def limit_for(class_name):
-    """The concurrency limit of a stored job's class (defaults if the class is unknown here)."""
-    try:
-        job_class = find_job_class(class_name)
-    except UnknownJobClass:
-        return Limit()
+def limit_for(job):
+    """The concurrency limit of a job's class: the class a new job was built from, else the
+    registered class of a stored one (defaults if the class is unknown here)."""
+    job_class = getattr(job, "job_class", None)
+    if job_class is None:
+        try:
+            job_class = find_job_class(job.class_name)
+        except UnknownJobClass:
+            return Limit()
     return Limit(
         limit=job_class.concurrency_limit or 1,
         duration=seconds(job_class.concurrency_duration),
@@ -50,7 +53,7 @@ class ConcurrencyKeys(Participant):
         semaphores = Semaphore.objects.using(using)
         # Slots are taken in key order, so two batches with the same keys cannot deadlock.
         for job in sorted(keyed, key=lambda job: job.concurrency_key):
-            limit = limit_for(job.class_name)
+            limit = limit_for(job)
             if not semaphores.wait(job.concurrency_key, limit.limit, limit.duration):
                 if limit.discard:
                     placement.discard(job)
@@ -69,7 +72,7 @@ class ConcurrencyKeys(Participant):
         ending = collections.Counter(job.concurrency_key for job in jobs if job.concurrency_key)
         if not ending:
             return
-        limits = {job.concurrency_key: limit_for(job.class_name) for job in jobs if job.concurrency_key}
+        limits = {job.concurrency_key: limit_for(job) for job in jobs if job.concurrency_key}
         ops = operations(using)
         values = ops.lock_semaphores(sorted(ending))
         # A slot given back never lifts a key above its limit; an unblocked job's override may
@@ -99,7 +102,7 @@ def force_slots(jobs, using):
     semaphores = Semaphore.objects.using(using)
     for job in sorted(jobs, key=lambda job: job.concurrency_key or ""):
         if job.concurrency_key:
-            limit = limit_for(job.class_name)
+            limit = limit_for(job)
             semaphores.force(job.concurrency_key, limit.limit, limit.duration)
 
 

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from quebec.db import operations, write_transaction
 from quebec.lifecycle import events, participants
+from quebec.concurrency import ConcurrencyLimitReached
 from quebec.lifecycle.concurrency import force_slots
+from quebec.lifecycle.outcome import DISCARDED, Outcome, Run
 from quebec.models import (
     BlockedExecution,
     FailedExecution,
@@ -48,7 +50,8 @@ class Placement:
         self._moved.add(id(job))
 
     def settle(self):
-        self.ready = [job for job in self.ready if id(job) not in self._moved]
+        if self._moved:
+            self.ready = [job for job in self.ready if id(job) not in self._moved]
 
 
 def place(jobs, using, now=None):
@@ -84,6 +87,7 @@ def enqueue(jobs, using):
         placement = place(jobs, using)
         ops.insert_jobs(jobs, placement)
     events.publish(events.ENQUEUED, using, jobs=jobs)
+    _publish_discarded(placement, using)
 
 
 def put_in_line(jobs, using, placement=None):
@@ -93,7 +97,18 @@ def put_in_line(jobs, using, placement=None):
     ops.insert_executions(placement)
     if placement.discarded:
         ops.update_rows(Job, placement.discarded, DISCARD_FIELDS)
+        _publish_discarded(placement, using)
     return placement
+
+
+def _publish_discarded(placement, using):
+    """The jobs a full concurrency key discarded on their way into line."""
+    if placement.discarded:
+        events.publish(events.DISCARDED, using, runs=[
+            Run(job, Outcome(DISCARDED, error=ConcurrencyLimitReached(
+                f"concurrency key {job.concurrency_key} is at its limit")), applied=True)
+            for job in placement.discarded
+        ])
 
 
 def dispatch_due(using, batch_size, skip_locked=True):
@@ -135,7 +150,10 @@ def discard(executions, batch_size=500):
     def discard_batch(job_ids):
         operations(using).delete_by_pk(executions.model, job_ids)
         now = timezone.now()
-        Job.objects.using(using).filter(pk__in=job_ids).update(finished_at=now, discarded_at=now, updated_at=now)
+        jobs = Job.objects.using(using).filter(pk__in=job_ids)
+        jobs.update(finished_at=now, discarded_at=now, updated_at=now)
+        events.publish(events.DISCARDED, using,
+                       runs=[Run(job, Outcome(DISCARDED), applied=True) for job in jobs.defer("arguments")])
 
     return in_locked_batches(executions, discard_batch, batch_size)
 
