@@ -193,10 +193,7 @@ class Operations:
     def insert_executions(self, placement):
         """The ready, scheduled and blocked rows of saved jobs, a statement per table."""
         now = timezone.now()
-        self.insert_rows(ReadyExecution, [
-            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
-            for job in placement.ready
-        ])
+        self.insert_ready([(job.pk, job.queue_name, job.priority) for job in placement.ready], now)
         self.insert_rows(ScheduledExecution, [
             new_row(ScheduledExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
                     scheduled_at=job.scheduled_at, reason=placement.reasons.get(job.pk, ""), created_at=now)
@@ -207,7 +204,14 @@ class Operations:
                     concurrency_key=job.concurrency_key, expires_at=expires_at, created_at=now)
             for job, expires_at in placement.blocked
         ])
-        if placement.ready:
+
+    def insert_ready(self, rows, now):
+        """Ready rows for (job id, queue name, priority) ``rows``, and a wake-up for the workers."""
+        if rows:
+            self.insert_rows(ReadyExecution, [
+                new_row(ReadyExecution, job_id=job_id, queue_name=queue_name, priority=priority, created_at=now)
+                for job_id, queue_name, priority in rows
+            ])
             self.notify_ready()
 
     def insert_failures(self, jobs, errors):

@@ -14,9 +14,8 @@ from django.utils import timezone
 from quebec import conf
 from quebec.concurrency import QUEUE_KEY, RATE_KEY, ConcurrencyConflict, Limit, seconds
 from quebec.db import operations
-from quebec.db.rows import new_row
 from quebec.lifecycle.participants import Participant, register
-from quebec.models import BlockedExecution, RateLimitStart, ReadyExecution, Semaphore
+from quebec.models import BlockedExecution, RateLimitStart, Semaphore
 from quebec.registry import UnknownJobClass, find_job_class
 
 
@@ -90,11 +89,7 @@ class ConcurrencyKeys(Participant):
             ops.update_semaphores(sorted(keys), delta, now, now + timedelta(seconds=duration))
         if handed:
             ops.delete_by_pk(BlockedExecution, [job_id for job_id, *_ in handed])
-            ops.insert_rows(ReadyExecution, [
-                new_row(ReadyExecution, job_id=job_id, queue_name=queue, priority=priority, created_at=now)
-                for job_id, queue, priority, _ in handed
-            ])
-            ops.notify_ready()
+            ops.insert_ready([(job_id, queue, priority) for job_id, queue, priority, _ in handed], now)
 
 
 def force_slots(jobs, using):

@@ -69,8 +69,8 @@ def admit(placement, using):
 
 
 def _gated(jobs):
-    """Whether putting ``jobs`` in line needs more than one statement: a participant decides."""
-    return any(job.concurrency_key for job in jobs)
+    """Whether putting ``jobs`` in line needs more than one statement: a participant takes part."""
+    return any(participant.concerns(jobs) for participant in participants.registered())
 
 
 def enqueue(jobs, using):

@@ -15,8 +15,7 @@ from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
 from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, put_in_line
-from quebec.models import ClaimedExecution, Job, ReadyExecution
-from quebec.db.rows import new_row
+from quebec.models import ClaimedExecution, Job
 
 _EVENTS = {
     outcome.FINISHED: events.FINISHED,
@@ -131,14 +130,9 @@ def release(claims):
         if not job_ids:
             return 0
         jobs = list(Job.objects.using(using).filter(pk__in=job_ids).only("pk", "queue_name", "priority"))
-        now = timezone.now()
-        ops.insert_rows(ReadyExecution, [
-            new_row(ReadyExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority, created_at=now)
-            for job in jobs
-        ])
+        ops.insert_ready([(job.pk, job.queue_name, job.priority) for job in jobs], timezone.now())
         ops.delete_by_pk(ClaimedExecution, job_ids)
         for participant in participants.registered():
             participant.released(jobs, using)
-        ops.notify_ready()
         events.publish(events.RELEASED, using, job_ids=job_ids)
     return len(job_ids)
