@@ -58,10 +58,11 @@ def setup_django(database_url):
 
 
 def empty_quebec_tables():
-    """Delete every job and process row: execution tables first, for their foreign keys."""
-    from quebec.models import EXECUTION_STATES, Job, Process
+    """Delete every job, process and limit row: execution tables first, for their foreign keys.
+    (A semaphore left from an interrupted run would count slots that no job holds.)"""
+    from quebec.models import EXECUTION_STATES, Job, Process, RateLimitStart, Semaphore
 
-    for model in [*EXECUTION_STATES.values(), Job, Process]:
+    for model in [*EXECUTION_STATES.values(), Job, Process, Semaphore, RateLimitStart]:
         model.objects.all().delete()
 
 
