@@ -1,7 +1,8 @@
-"""PostgreSQL enqueues jobs without concurrency keys in one statement: it must write exactly
-the rows the general path writes, in the caller's order and transaction."""
+"""PostgreSQL enqueues jobs in one statement: it must write exactly the rows the general path
+writes, in the caller's order and transaction. Many rows travel as one JSON document."""
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction  # noqa: F401 (connection: the skipif)
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 import quebec
 from quebec.db import base, write_transaction
+from quebec.db.postgresql import json_rows
 from quebec.lifecycle.queueing import enqueue, place
 from quebec.models import Job, ReadyExecution, ScheduledExecution
 from tests.testapp.jobs import RecordJob
@@ -101,3 +103,14 @@ def test_a_refused_enqueue_is_an_error_and_leaves_the_callers_transaction_usable
             enqueue([job], "default")
         kept = RecordJob.perform_later("after the error")
     assert list(Job.objects.values_list("pk", flat=True)) == [kept.id]
+
+
+def test_json_rows_carries_each_objects_columns_and_position():
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    jobs = [Job(pk=index, queue_name=f"q{index}", finished_at=now if index else None, return_value={"n": index})
+            for index in range(2)]
+    fields = [Job._meta.get_field(name) for name in ("id", "queue_name", "finished_at", "return_value")]
+    rows = json.loads(json_rows(fields, jobs, connection))
+    assert [row["position"] for row in rows] == [0, 1]
+    assert rows[0]["finished_at"] is None and rows[1]["finished_at"].startswith("2026-12-01")
+    assert [row["return_value"] for row in rows] == [{"n": 0}, {"n": 1}]

@@ -6,6 +6,8 @@ row locks). The lifecycle calls only these methods, so a transition is written o
 out the best way each database allows.
 """
 
+import collections
+
 from django.db import connections
 from django.db.models import F
 from django.utils import timezone
@@ -292,6 +294,38 @@ class Operations:
         sql = (f"SELECT s.{self.quote('key')}, s.value FROM {self.table(Semaphore)} s "
                f"WHERE s.{self.quote('key')} IN ({placeholders}) ORDER BY s.{self.quote('key')} {self.lock_clause(False)}")
         return dict(self._fetch(sql, list(keys)))
+
+    def pass_slots(self, ending, now):
+        """Give back the slots of ended jobs and let in as many jobs blocked on their keys as now
+        fit; ``ending`` is (key, jobs ended, limit, new expiry) in key order. Returns the keys
+        that have no semaphore (it expired meanwhile), for the caller to handle.
+
+        The same as giving each slot back and then releasing blocked jobs one by one: the keys'
+        semaphores are locked in key order (two batches cannot deadlock), the blocked jobs that
+        fit are locked with SKIP LOCKED (one another process is moving is left to it) and moved
+        to ready, and each semaphore is set to what is left.
+        """
+        values = self.lock_semaphores([key for key, *_ in ending])
+        # A slot given back never lifts a key above its limit; an unblocked job's override may
+        # have left it below zero, and then nobody waiting gets in until it is positive again.
+        free = {key: max(min(values[key] + count, limit), values[key]) for key, count, limit, _ in ending
+                if key in values}
+        handed = self.lock_blocked([(key, free[key]) for key, *_ in ending if free.get(key, 0) > 0])
+        per_key = collections.Counter(key for *_, key in handed)
+        changes = collections.defaultdict(list)
+        for key, _, _, expires_at in ending:
+            if key in values:
+                changes[free[key] - per_key[key] - values[key], expires_at].append(key)
+        for (delta, expires_at), keys in sorted(changes.items()):
+            self.update_semaphores(keys, delta, now, expires_at)
+        self.move_to_ready(handed, now)
+        return [key for key, *_ in ending if key not in values]
+
+    def move_to_ready(self, blocked, now):
+        """Move locked (job id, queue, priority, key) blocked rows to ready."""
+        if blocked:
+            self.delete_by_pk(BlockedExecution, [job_id for job_id, *_ in blocked])
+            self.insert_ready([(job_id, queue, priority) for job_id, queue, priority, _ in blocked], now)
 
     def update_semaphores(self, keys, delta, now, expires_at):
         """Change the free slots of the locked semaphores of ``keys`` by ``delta`` and extend their expiry."""

@@ -6,6 +6,7 @@ four or five. Statement texts do not grow with the batch: many rows travel as on
 """
 
 import functools
+import json
 
 from django.db import connections, models, transaction
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils import timezone
 from quebec import conf
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL
-from quebec.db.rows import json_rows, value_converter
+from quebec.db.rows import value_converter
 from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore
 
 # How the one-statement enqueue fills each column of a new job: from the job's values, or with
@@ -158,6 +159,41 @@ class Operations(BaseOperations):
             ) b"""
         return self._fetch(sql, [[key for key, _ in key_counts], [count for _, count in key_counts]])
 
+    def pass_slots(self, ending, now):
+        """The general path's five statements as one (see ``Operations.pass_slots``)."""
+        semaphores, blocked, ready = self.table(Semaphore), self.table(BlockedExecution), self.table(ReadyExecution)
+        sql = f"""WITH ending AS (
+                SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::timestamptz[]) AS e(key, n, lim, expires_at)
+            ), sem AS (
+                SELECT s.id, s.key, e.expires_at, GREATEST(LEAST(s.value + e.n, e.lim), s.value) AS free
+                FROM {semaphores} s JOIN ending e ON e.key = s.key ORDER BY s.key FOR UPDATE OF s
+            ), handed AS (
+                SELECT b.job_id, b.queue_name, b.priority, sem.key FROM sem CROSS JOIN LATERAL (
+                    SELECT job_id, queue_name, priority FROM {blocked} WHERE concurrency_key = sem.key
+                    ORDER BY priority, job_id LIMIT GREATEST(sem.free, 0) FOR UPDATE SKIP LOCKED
+                ) b
+            ), left_over AS (
+                SELECT sem.id, sem.expires_at, sem.free - count(handed.job_id) AS value
+                FROM sem LEFT JOIN handed ON handed.key = sem.key GROUP BY sem.id, sem.expires_at, sem.free
+            ), updated AS (
+                UPDATE {semaphores} s SET value = left_over.value, updated_at = %s, expires_at = left_over.expires_at
+                FROM left_over WHERE s.id = left_over.id
+            ), unblocked AS (
+                DELETE FROM {blocked} WHERE job_id = ANY(ARRAY(SELECT job_id FROM handed))
+            ), made_ready AS (
+                INSERT INTO {ready} (job_id, queue_name, priority, created_at)
+                SELECT job_id, queue_name, priority, %s FROM handed
+            )
+            SELECT EXISTS (SELECT 1 FROM handed),
+                ARRAY(SELECT e.key FROM ending e WHERE NOT EXISTS (SELECT 1 FROM sem WHERE sem.key = e.key) ORDER BY e.key)"""
+        db_now = self._datetime(now)
+        params = [[key for key, *_ in ending], [count for _, count, _, _ in ending], [limit for _, _, limit, _ in ending],
+                  [self._datetime(expires_at) for *_, expires_at in ending], db_now, db_now]
+        [(any_ready, missing)] = self._fetch(sql, params)
+        if any_ready:
+            self.notify_ready()
+        return missing
+
     def lock_semaphores(self, keys):
         sql = f"SELECT key, value FROM {self.table(Semaphore)} WHERE key = ANY(%s) ORDER BY key FOR UPDATE"
         return dict(self._fetch(sql, [list(keys)]))
@@ -177,6 +213,26 @@ class _Notify:
     def __call__(self):
         with connections[self.using].cursor() as cursor:
             cursor.execute(f"NOTIFY {READY_CHANNEL}")
+
+
+def json_rows(fields, objects, connection):
+    """``objects``' values of ``fields`` as one JSON document, a list of objects keyed by column
+    plus their ``position`` (read back with ``json_rows_sql``). One string to
+    send however many rows there are: json.dumps is far quicker than quoting each value of an
+    array, and JSON columns go in as they are, not encoded twice."""
+    rows = []
+    for position, obj in enumerate(objects):
+        row = {"position": position}
+        for field in fields:
+            value = getattr(obj, field.attname)
+            if value is not None and isinstance(field, models.UUIDField):
+                value = str(value)
+            elif value is not None and isinstance(field, models.DateTimeField):
+                value = field.get_db_prep_save(value, connection).isoformat()
+            row[field.column] = value
+        rows.append(row)
+    encoders = {field.encoder for field in fields if isinstance(field, models.JSONField)} - {None}
+    return json.dumps(rows, cls=encoders.pop() if encoders else None)
 
 
 def json_rows_sql(fields, connection):

@@ -1,6 +1,4 @@
-"""Building rows without the ORM's per-row work: positional models, converted values, JSON batches."""
-
-import json
+"""Building rows without the ORM's per-row work: positional models, converted values."""
 
 from django.db import models
 
@@ -31,26 +29,6 @@ def value_converter(field, connection):
             return field.get_db_prep_save(value, connection)
 
     return convert
-
-
-def json_rows(fields, objects, connection):
-    """``objects``' values of ``fields`` as one JSON document, a list of objects keyed by column
-    plus their ``position`` (PostgreSQL reads it back with ``jsonb_to_recordset``). One string to
-    send however many rows there are: json.dumps is far quicker than quoting each value of an
-    array, and JSON columns go in as they are, not encoded twice."""
-    rows = []
-    for position, obj in enumerate(objects):
-        row = {"position": position}
-        for field in fields:
-            value = getattr(obj, field.attname)
-            if value is not None and isinstance(field, models.UUIDField):
-                value = str(value)
-            elif value is not None and isinstance(field, models.DateTimeField):
-                value = field.get_db_prep_save(value, connection).isoformat()
-            row[field.column] = value
-        rows.append(row)
-    encoders = {field.encoder for field in fields if isinstance(field, models.JSONField)} - {None}
-    return json.dumps(rows, cls=encoders.pop() if encoders else None)
 
 
 def chunks(values, size):

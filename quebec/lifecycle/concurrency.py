@@ -15,7 +15,7 @@ from quebec import conf
 from quebec.concurrency import QUEUE_KEY, RATE_KEY, ConcurrencyConflict, Limit, seconds
 from quebec.db import operations
 from quebec.lifecycle.participants import Participant, register
-from quebec.models import BlockedExecution, RateLimitStart, Semaphore
+from quebec.models import RateLimitStart, Semaphore
 from quebec.registry import UnknownJobClass, find_job_class
 
 
@@ -73,23 +73,14 @@ class ConcurrencyKeys(Participant):
             return
         limits = {job.concurrency_key: limit_for(job) for job in jobs if job.concurrency_key}
         ops = operations(using)
-        values = ops.lock_semaphores(sorted(ending))
-        # A slot given back never lifts a key above its limit; an unblocked job's override may
-        # have left it below zero, and then nobody waiting gets in until it is positive again.
-        free = {key: max(min(values[key] + count, limits[key].limit), values[key]) for key, count in ending.items()
-                if key in values}
-        handed = ops.lock_blocked([(key, free[key]) for key in sorted(free) if free[key] > 0])
-        handed += _let_in_without_semaphore(sorted(set(ending) - set(values)), ending, limits, using)
-        handed_per_key = collections.Counter(key for *_, key in handed)
         now = timezone.now()
-        changes = collections.defaultdict(list)
-        for key in free:
-            changes[free[key] - handed_per_key[key] - values[key], limits[key].duration].append(key)
-        for (delta, duration), keys in sorted(changes.items()):
-            ops.update_semaphores(sorted(keys), delta, now, now + timedelta(seconds=duration))
-        if handed:
-            ops.delete_by_pk(BlockedExecution, [job_id for job_id, *_ in handed])
-            ops.insert_ready([(job_id, queue, priority) for job_id, queue, priority, _ in handed], now)
+        missing = ops.pass_slots(
+            [(key, count, limits[key].limit, now + timedelta(seconds=limits[key].duration))
+             for key, count in sorted(ending.items())],
+            now,
+        )
+        if missing:
+            _let_in_without_semaphore(missing, ending, limits, using, now)
 
 
 def force_slots(jobs, using):
@@ -101,17 +92,18 @@ def force_slots(jobs, using):
             semaphores.force(job.concurrency_key, limit.limit, limit.duration)
 
 
-def _let_in_without_semaphore(keys, ending, limits, using):
+def _let_in_without_semaphore(keys, ending, limits, using, now):
     """Keys whose semaphore expired meanwhile: each blocked job takes a slot the usual way,
     which creates the row again."""
+    ops = operations(using)
     semaphores = Semaphore.objects.using(using)
     let_in = []
     for key in keys:
-        for row in operations(using).lock_blocked([(key, ending[key])]):
+        for row in ops.lock_blocked([(key, ending[key])]):
             if not semaphores.wait(key, limits[key].limit, limits[key].duration):
                 break
             let_in.append(row)
-    return let_in
+    ops.move_to_ready(let_in, now)
 
 
 class QueueLimits(Participant):
