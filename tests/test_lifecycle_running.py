@@ -225,3 +225,18 @@ def test_finish_and_claim_with_nothing_to_claim_still_records(process):
     recorded, claimed = running.end_and_claim("default", [run(job)], process.pk, True, ["*"], 0)
     assert [run.job.pk for run in recorded] == [job.pk] and claimed == []
     assert Job.objects.with_status().get(pk=job.pk).status == "finished"
+
+
+def test_a_slot_passed_on_keeps_its_semaphore_from_expiring(process):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    handles = quebec.perform_all_later(PairsJob.build("kept-alive") for _ in range(3))
+    jobs = running.claim("default", ["*"], 2, process.pk)
+    soon = timezone.now() + timedelta(seconds=5)  # under half of PairsJob's 60 s to live
+    Semaphore.objects.filter(key="PairsJob/kept-alive").update(expires_at=soon)
+    finish_all([run(job) for job in jobs], process)
+    assert handles[2].status == "ready"
+    semaphore = Semaphore.objects.get(key="PairsJob/kept-alive")
+    assert semaphore.value == 1 and semaphore.expires_at > timezone.now() + timedelta(seconds=50)

@@ -165,7 +165,8 @@ class Operations(BaseOperations):
         sql = f"""WITH ending AS (
                 SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::timestamptz[]) AS e(key, n, lim, expires_at)
             ), sem AS (
-                SELECT s.id, s.key, e.expires_at, GREATEST(LEAST(s.value + e.n, e.lim), s.value) AS free
+                SELECT s.id, s.key, s.value, s.expires_at AS expired_at, e.expires_at,
+                    GREATEST(LEAST(s.value + e.n, e.lim), s.value) AS free
                 FROM {semaphores} s JOIN ending e ON e.key = s.key ORDER BY s.key FOR UPDATE OF s
             ), handed AS (
                 SELECT b.job_id, b.queue_name, b.priority, sem.key FROM sem CROSS JOIN LATERAL (
@@ -173,11 +174,16 @@ class Operations(BaseOperations):
                     ORDER BY priority, job_id LIMIT GREATEST(sem.free, 0) FOR UPDATE SKIP LOCKED
                 ) b
             ), left_over AS (
-                SELECT sem.id, sem.expires_at, sem.free - count(handed.job_id) AS value
-                FROM sem LEFT JOIN handed ON handed.key = sem.key GROUP BY sem.id, sem.expires_at, sem.free
+                SELECT sem.id, sem.expires_at, sem.free - count(handed.job_id) AS value,
+                    -- Unchanged but for its expiry: rewritten only once half its time to live is gone,
+                    -- so a key whose slot passes from job to job is not rewritten for every job.
+                    sem.free - count(handed.job_id) = sem.value
+                        AND sem.expired_at > %s + (sem.expires_at - %s) / 2 AS unchanged
+                FROM sem LEFT JOIN handed ON handed.key = sem.key
+                GROUP BY sem.id, sem.value, sem.expired_at, sem.expires_at, sem.free
             ), updated AS (
                 UPDATE {semaphores} s SET value = left_over.value, updated_at = %s, expires_at = left_over.expires_at
-                FROM left_over WHERE s.id = left_over.id
+                FROM left_over WHERE s.id = left_over.id AND NOT left_over.unchanged
             ), unblocked AS (
                 DELETE FROM {blocked} WHERE job_id = ANY(ARRAY(SELECT job_id FROM handed))
             ), made_ready AS (
@@ -188,7 +194,7 @@ class Operations(BaseOperations):
                 ARRAY(SELECT e.key FROM ending e WHERE NOT EXISTS (SELECT 1 FROM sem WHERE sem.key = e.key) ORDER BY e.key)"""
         db_now = self._datetime(now)
         params = [[key for key, *_ in ending], [count for _, count, _, _ in ending], [limit for _, _, limit, _ in ending],
-                  [self._datetime(expires_at) for *_, expires_at in ending], db_now, db_now]
+                  [self._datetime(expires_at) for *_, expires_at in ending], db_now, db_now, db_now, db_now]
         [(any_ready, missing)] = self._fetch(sql, params)
         if any_ready:
             self.notify_ready()
