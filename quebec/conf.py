@@ -154,6 +154,7 @@ SETTINGS = {
     "worker_memory_recycle_confirmations": (3, _positive_int),
     "worker_memory_check_interval": (5.0, parse_duration),
     "enqueue_after_commit": (False, _bool),
+    "max_arguments_bytes": (1024 * 1024, _positive_int),
     "recurring": ({}, _mapping),
     "on_process_death": ("fail", _death_policy),
 }
@@ -217,6 +218,7 @@ class Config:
     worker_memory_recycle_confirmations: int = 3
     worker_memory_check_interval: float = 5.0
     enqueue_after_commit: bool = False
+    max_arguments_bytes: int = 1024 * 1024
     recurring: dict = dataclasses.field(default_factory=dict)
     on_process_death: str = "fail"
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from quebec import conf
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
+from quebec.storable import check_jobs
 from quebec.errors import AbortEnqueue
 
 logger = logging.getLogger("quebec.enqueue")
@@ -201,6 +202,9 @@ def perform_all_later(pending_jobs):
     for pending in pending_jobs:
         if not isinstance(pending, PendingJob):
             raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
+    # Refused before any callback runs or any transaction (or commit hook) is touched.
+    for using, group in _by_database((pending, None) for pending in pending_jobs).items():
+        check_jobs([pending for pending, _ in group], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
     accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
     for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
@@ -254,6 +258,7 @@ def _write_after_commit(pairs, using):
 def enqueue_now(pending_jobs, using):
     """Write built jobs into ``using`` inside the caller's transaction, whatever their classes say
     about enqueueing after commit; returns their handles."""
+    check_jobs(pending_jobs, using)
     pairs = [(pending, JobHandle(using=using)) for pending in pending_jobs]
     accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
     if accepted:

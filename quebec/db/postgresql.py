@@ -263,9 +263,10 @@ def _enqueue_sql(using, rows, notify, keyed):
     constants = ", ".join(same.values())
     if rows == "one":
         # Character columns cast to text: a cast to varchar(n) would cut a longer value short
-        # instead of letting the INSERT refuse it.
+        # instead of letting the INSERT refuse it. The parentheses matter: parameters are
+        # inlined, and -2147483648::integer would cast 2147483648 before negating it.
         casts = ["text" if isinstance(field, models.CharField) else field.db_type(connection) for field in fields]
-        select = f"SELECT {', '.join(f'%s::{cast}' for cast in casts)}, {constants}"
+        select = f"SELECT {', '.join(f'(%s)::{cast}' for cast in casts)}, {constants}"
     else:
         names = ", ".join(f"v.{quote(field.column)}" for field in fields)
         select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"

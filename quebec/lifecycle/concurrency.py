@@ -17,6 +17,7 @@ from quebec.db import operations
 from quebec.lifecycle.participants import Participant, register
 from quebec.models import RateLimitStart, Semaphore
 from quebec.registry import UnknownJobClass, find_job_class
+from quebec.storable import check_key, nul_refused_by
 
 
 def limit_for(job):
@@ -167,6 +168,7 @@ def rate_limit_delay(job, args, kwargs, using):
     if not job_class.rate_limit_max:
         return None
     bucket = f"{job_class.__qualname__}/{job.rate_limit_key(*args, **kwargs)}"
+    check_key("rate limit bucket", bucket, job_class.__qualname__, nul_refused_by(using))
     until = RateLimitStart.objects.using(using).admit(
         bucket, job_class.rate_limit_max, seconds(job_class.rate_limit_duration), timezone.now(), RATE_KEY.format(bucket)
     )
