@@ -46,3 +46,17 @@ def check_database(app_configs=None, databases=None, **kwargs):
             )
         ]
     return []
+
+
+@checks.register()
+def check_job_discovery(app_configs=None, **kwargs):
+    """Jobs modules autodiscovery could not import: refused by quebec_run, and reported here as
+    a warning, since an error would stop migrate and runserver too."""
+    return [
+        checks.Warning(
+            f"Quebec could not register the jobs of {problem}",
+            hint="Fix that module; until then quebec_run refuses to start, since its jobs could not run.",
+            id="quebec.W010",
+        )
+        for problem in default.discovery_problems
+    ]

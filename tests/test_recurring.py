@@ -98,7 +98,7 @@ def test_a_run_is_enqueued_once_whoever_asks():
     execution = task.enqueue(run_at)
     assert execution is not None and task.enqueue(run_at) is None
     job = Job.objects.get()
-    assert (job.class_name, job.queue_name, job.priority, job.arguments["args"]) == ("RecordJob", "cron", 3, ["x"])
+    assert (job.class_name, job.queue_name, job.priority, job.arguments["args"]) == (RECORD, "cron", 3, ["x"])
     assert RecurringExecution.objects.get().job_id == job.pk
 
 
