@@ -54,7 +54,7 @@ def check_job_discovery(app_configs=None, **kwargs):
     a warning, since an error would stop migrate and runserver too."""
     return [
         checks.Warning(
-            f"Quebec could not register the jobs of {problem}",
+            f"Quebec could not import {problem}",
             hint="Fix that module; until then quebec_run refuses to start, since its jobs could not run.",
             id="quebec.W010",
         )

@@ -180,8 +180,8 @@ class Quebec:
         problems = [*default.discovery_problems, *(self.discovery_problems if self is not default else [])]
         if problems:
             raise ConfigError(
-                "job discovery failed, so the jobs of these modules cannot run: " + "; ".join(problems)
-                + " (manage.py check lists them as quebec.W010)"
+                f"autodiscovery could not import {'; '.join(problems)}; the jobs there could not run, so "
+                "Quebec does not start until that is fixed (manage.py check reports it as quebec.W010)"
             )
 
 
@@ -189,7 +189,7 @@ def _describe_problem(module, error):
     # The innermost frame of the user's code says where; importlib's own frames say nothing.
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not frame.filename.startswith("<")]
     at = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    return f"{module} failed to import: {type(error).__name__}: {error}{at}"
+    return f"{module}: {type(error).__name__}: {error}{at}"
 
 
 def lookup(class_name, registries):
@@ -207,8 +207,9 @@ def lookup(class_name, registries):
         return next(cls for cls in candidates if cls.job_name() == same_name[0])
     if same_name:
         raise AmbiguousJobClass(
-            f"ambiguous job class {class_name!r}: the row names a class by its bare name, and it could be "
-            f"{' or '.join(same_name)}; enqueue the job again so that it stores the dotted path"
+            f"ambiguous job class {class_name!r}: the row names a class by its bare name (as rows did before "
+            f"they stored dotted paths), and it could be {' or '.join(same_name)}; rename one of them while "
+            "such rows remain"
         )
     moved = sorted(cls.job_name() for cls in candidates if cls.__qualname__ == class_name.rpartition(".")[2])
     hint = f"; registered classes of that name: {', '.join(moved)} (was the class moved?)" if moved else ""

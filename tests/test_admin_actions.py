@@ -198,7 +198,7 @@ def test_run_now_of_a_task_whose_class_is_gone_reports_the_error(admin_client):
     RecurringTask.objects.create(key="broken", schedule="every hour", class_name="tests.testapp.jobs.Gone")
     task = RecurringTask.objects.get()
     response = bulk(admin_client, "/admin/quebec/recurringtask/", "run_now", [task.pk], confirm=True)
-    assert "Broken: Module &quot;tests.testapp.jobs&quot; does not define" in response.content.decode()
+    assert "Broken: unknown job class &#x27;tests.testapp.jobs.Gone&#x27;" in response.content.decode()
     assert not Job.objects.exists()
 
 

@@ -3,11 +3,19 @@ import textwrap
 import uuid
 
 import pytest
+from demo.jobs import EmailJob
+from django.tasks import task_backends
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.urls import reverse
 
 import quebec
+from quebec.models import FailedExecution, Job
 from quebec.registry import AmbiguousJobClass, UnknownJobClass
+from tests.conftest import finished, wait_until
 from tests.otherapp import jobs as otherapp_jobs
 from tests.testapp import jobs as testapp_jobs
+from tests.testapp.jobs import RecordJob
+from tests.testapp.models import JobRun
 
 
 @pytest.fixture
@@ -95,7 +103,8 @@ def test_discover_jobs_in_separate_calls_registers_same_named_classes_under_thei
     qc.discover_jobs(first)
     qc.discover_jobs(second)
     assert qc.resolve(f"{first}.mail.MailJob") is not qc.resolve(f"{second}.mail.MailJob")
-    with pytest.raises(AmbiguousJobClass, match=rf"{first}\.mail\.MailJob or {second}\.mail\.MailJob"):
+    paths = " or ".join(sorted(f"{package}.mail.MailJob" for package in (first, second)))
+    with pytest.raises(AmbiguousJobClass, match=paths.replace(".", r"\.")):
         qc.resolve("MailJob")
 
 
@@ -158,4 +167,57 @@ def test_resolving_a_path_never_imports_it():
     for name in ("tests.testapp.trap.TrapJob", "os.system", "tests.testapp.trap"):
         with pytest.raises(UnknownJobClass, match=rf"unknown job class '{name}'"):
             quebec.default.resolve(name)
+    assert "tests.testapp.trap" not in sys.modules
+
+
+# Nothing is imported because a row names it: a worker, the dashboard and get_result() alike.
+
+
+def store_as(handle, class_name):
+    """Make a queued job's row name ``class_name``, as anyone who can write to the table could."""
+    Job.objects.filter(pk=handle.id).update(class_name=class_name)
+    return handle
+
+
+@pytest.mark.subprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_registered_classes_only_and_names_what_it_cannot_run(quebec_run, tmp_path):
+    marker = tmp_path / "trap-imported"
+    trap = store_as(RecordJob.perform_later("trap"), "tests.testapp.trap.TrapJob")
+    stranded = store_as(RecordJob.perform_later("stranded"), "tests.testapp.jobs.RenamedAwayJob")
+    ambiguous = store_as(RecordJob.perform_later("ambiguous"), "EmailJob")
+    legacy = store_as(RecordJob.perform_later("legacy"), "RecordJob")  # a row from before dotted paths
+    demo_email = EmailJob.perform_later("ada@example.com", "Welcome")
+    other_email = otherapp_jobs.EmailJob.perform_later("bob@example.com")
+    assert (demo_email.class_name, other_email.class_name) == ("demo.jobs.EmailJob", "tests.otherapp.jobs.EmailJob")
+
+    process = quebec_run("--only", "worker", env={"TRAP_MARKER": str(marker), "QUEBEC_WORKER_POLLING_INTERVAL": "0.05"})
+    handles = (trap, stranded, ambiguous, legacy, demo_email, other_email)
+    wait_until(lambda: all(finished(handle) for handle in handles), message="every job to end")
+    assert process.stop() == 0
+
+    assert not marker.exists(), marker.read_text()
+    assert [handle.status for handle in handles] == ["failed", "failed", "failed", "finished", "finished", "finished"]
+    failures = {failure.job_id: failure for failure in FailedExecution.objects.all()}
+    assert failures[trap.id].exception_class == "quebec.registry.UnknownJobClass"
+    assert "unknown job class 'tests.testapp.trap.TrapJob'" in failures[trap.id].message
+    assert "unknown job class 'tests.testapp.jobs.RenamedAwayJob'" in failures[stranded.id].message
+    assert failures[ambiguous.id].exception_class == "quebec.registry.AmbiguousJobClass"
+    assert "demo.jobs.EmailJob or tests.otherapp.jobs.EmailJob" in failures[ambiguous.id].message
+    assert set(JobRun.objects.values_list("label", flat=True)) == {"legacy", "otherapp.EmailJob"}
+
+
+def test_the_job_page_shows_a_row_naming_an_unimported_module_without_importing_it(admin_client):
+    assert "tests.testapp.trap" not in sys.modules
+    handle = store_as(RecordJob.perform_later("trap"), "tests.testapp.trap.TrapJob")
+    response = admin_client.get(reverse("admin:quebec_job_change", args=[handle.id]))
+    assert response.status_code == 200 and "tests.testapp.trap.TrapJob" in response.content.decode()
+    assert "tests.testapp.trap" not in sys.modules
+
+
+def test_get_result_of_a_row_naming_an_unimported_module_does_not_import_it(db):
+    assert "tests.testapp.trap" not in sys.modules
+    handle = store_as(RecordJob.perform_later("trap"), "tests.testapp.trap.TrapJob")
+    with pytest.raises(TaskResultDoesNotExist, match="unknown job class 'tests.testapp.trap.TrapJob'"):
+        task_backends["default"].get_result(str(handle.id))
     assert "tests.testapp.trap" not in sys.modules
