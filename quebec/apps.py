@@ -14,7 +14,7 @@ class QuebecConfig(AppConfig):
 
         # Like admin.py: each installed app's jobs module is imported once Django is ready, and
         # its tasks module too when Quebec runs django.tasks, so that workers know every task.
-        default.autodiscover(("jobs", "tasks") if _runs_django_tasks() else ("jobs",))
+        default.autodiscover(tasks=_runs_django_tasks())
 
 
 def _runs_django_tasks():

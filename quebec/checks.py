@@ -50,9 +50,9 @@ def check_database(app_configs=None, databases=None, **kwargs):
 
 @checks.register()
 def check_job_discovery(app_configs=None, **kwargs):
-    """Jobs modules autodiscovery could not import: refused by quebec_run, and reported here as
-    a warning, since an error would stop migrate and runserver too."""
-    return [
+    """Jobs and tasks modules autodiscovery could not import. A warning, not an error, since an
+    error would stop migrate and runserver too; quebec_run refuses to start over a jobs module."""
+    jobs = [
         checks.Warning(
             f"Quebec could not import {problem}",
             hint="Fix that module; until then quebec_run refuses to start, since its jobs could not run.",
@@ -60,3 +60,12 @@ def check_job_discovery(app_configs=None, **kwargs):
         )
         for problem in default.discovery_problems
     ]
+    tasks = [
+        checks.Warning(
+            f"Quebec could not import {problem}; the django.tasks tasks there cannot run",
+            hint="Fix that module if it defines tasks for Quebec's backend.",
+            id="quebec.W011",
+        )
+        for problem in default.task_discovery_problems
+    ]
+    return jobs + tasks

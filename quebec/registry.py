@@ -56,6 +56,7 @@ class Quebec:
         self.using = using
         self.jobs = {}  # dotted path -> job class
         self.discovery_problems = []  # jobs modules autodiscovery could not import, as messages
+        self.task_discovery_problems = []  # the same for tasks modules
         self.hooks = {name: [] for name in self.HOOKS}
         _instances.append(self)
 
@@ -155,23 +156,31 @@ class Quebec:
             self.register_job(job_class)
         return list(found.values())
 
-    def autodiscover(self, module_names=("jobs",)):
-        """Import every installed app's ``jobs`` module or package and register its job classes.
+    def autodiscover(self, tasks=False):
+        """Import every installed app's ``jobs`` module or package and register its job classes;
+        with ``tasks``, import each ``tasks`` module too, which registers its django.tasks tasks.
 
         Classes of the same name in different apps are all registered, under their dotted paths.
-        A module that fails to import is recorded in ``discovery_problems`` instead of raised, so
-        that ``migrate``, ``check`` and every other command still run: ``check`` reports it and
-        ``quebec_run`` refuses to start. ``module_names`` adds others (such as ``tasks``) to import.
+        A module that fails to import is recorded instead of raised, so that ``migrate``,
+        ``check`` and every other command still run, and ``check`` reports it. A failed ``jobs``
+        module (in ``discovery_problems``) also stops ``quebec_run``; a failed ``tasks`` module
+        (in ``task_discovery_problems``) does not, since a tasks module may belong to another
+        queue (Celery's, say) and need what is not installed.
         """
+        self.task_discovery_problems = []
         for app_config in apps.get_app_configs():
-            for name in module_names:
-                if not module_has_submodule(app_config.module, name):
-                    continue
-                try:
-                    for job_class in _discover([f"{app_config.name}.{name}"], True, "raise"):
-                        self.register_job(job_class)
-                except Exception as error:
-                    self.discovery_problems.append(_describe_problem(f"{app_config.name}.{name}", error))
+            self._import_for_jobs(app_config, "jobs", self.discovery_problems)
+            if tasks:
+                self._import_for_jobs(app_config, "tasks", self.task_discovery_problems)
+
+    def _import_for_jobs(self, app_config, name, problems):
+        if not module_has_submodule(app_config.module, name):
+            return
+        try:
+            for job_class in _discover([f"{app_config.name}.{name}"], True, "raise"):
+                self.register_job(job_class)
+        except Exception as error:
+            problems.append(_describe_problem(f"{app_config.name}.{name}", error))
 
     def refuse_discovery_problems(self):
         """Raise ``ConfigError`` naming the jobs modules that failed at autodiscovery, if any."""
