@@ -113,16 +113,16 @@ def _job_class_path(value):
 
 
 def _command_path(value, static):
-    if not static:
-        path = value if isinstance(value, str) else _callable_path(value)
-        try:
-            find_command(path)
-        except UnknownCommand as error:
-            raise ValueError(f"{error}; decorate it with @quebec.command") from None
-        return path
-    if not callable(_import(value, "command")):
-        raise ValueError(f"command {value!r} is not callable")
-    return value
+    if static:
+        if not callable(_import(value, "command")):
+            raise ValueError(f"command {value!r} is not callable")
+        return value
+    path = _callable_path(value) if callable(value) else value
+    try:
+        find_command(path)
+    except UnknownCommand as error:
+        raise ValueError(f"{error}; decorate it with @quebec.command") from None
+    return path
 
 
 def _import(path, what):

@@ -167,13 +167,13 @@ class Quebec:
         (in ``task_discovery_problems``) does not, since a tasks module may belong to another
         queue (Celery's, say) and need what is not installed.
         """
-        self.task_discovery_problems = []
+        self.discovery_problems, self.task_discovery_problems = [], []
         for app_config in apps.get_app_configs():
-            self._import_for_jobs(app_config, "jobs", self.discovery_problems)
+            self._import_app_module(app_config, "jobs", self.discovery_problems)
             if tasks:
-                self._import_for_jobs(app_config, "tasks", self.task_discovery_problems)
+                self._import_app_module(app_config, "tasks", self.task_discovery_problems)
 
-    def _import_for_jobs(self, app_config, name, problems):
+    def _import_app_module(self, app_config, name, problems):
         if not module_has_submodule(app_config.module, name):
             return
         try:
