@@ -59,7 +59,8 @@ def test_rows_store_the_dotted_path_and_a_unique_bare_name_still_resolves():
 
 
 def test_a_bare_name_two_apps_share_is_ambiguous_naming_both():
-    with pytest.raises(AmbiguousJobClass, match=r"'EmailJob'.* demo\.jobs\.EmailJob or tests\.otherapp\.jobs\.EmailJob"):
+    both = r"demo\.jobs\.EmailJob or tests\.otherapp\.jobs\.EmailJob"
+    with pytest.raises(AmbiguousJobClass, match=rf"'EmailJob'.* {both}"):
         quebec.default.resolve("EmailJob")
 
 
