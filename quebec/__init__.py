@@ -3,13 +3,14 @@
 from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.base_class import BaseClass
-from quebec.recurring import schedule_recurring_task, unschedule_recurring_task
-from quebec.registry import Quebec, UnknownJobClass, default
+from quebec.recurring import UnknownCommand, command, schedule_recurring_task, unschedule_recurring_task
+from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
 from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError
 from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 
 __all__ = [
     "AbortEnqueue",
+    "AmbiguousJobClass",
     "BaseClass",
     "ConcurrencyConflict",
     "RateLimitConflict",
@@ -21,7 +22,9 @@ __all__ = [
     "Quebec",
     "RescueStrategy",
     "RetryStrategy",
+    "UnknownCommand",
     "UnknownJobClass",
+    "command",
     "default",
     "perform_all_later",
     "schedule_recurring_task",

@@ -6,6 +6,9 @@ A ``@task`` function becomes a job like any other: ``enqueue()`` writes a ``Job`
 caller's connection (inside the caller's transaction), Quebec's workers run it, and the
 dashboard shows it. Each task gets a generated ``BaseClass`` subclass, named by the task's
 module path, so retries, limits and timeouts work through the same machinery as for job classes.
+That class is registered when the task is defined (Django validates every ``Task`` with its
+backend as it is made), so workers find it without importing what a row names; Quebec's app
+imports each installed app's ``tasks`` module at start, as it does ``jobs``.
 
 Django orders tasks by ``priority`` from -100 to 100, larger first; Quebec runs smaller numbers
 first, so a task's priority is stored negated. A ``TaskResult``'s id is the job's id.
@@ -25,9 +28,8 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.utils import timezone
 from django.utils.json import normalize_json
-from django.utils.module_loading import import_string
 
-from quebec import queue_selectors
+from quebec import queue_selectors, registry
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
 from quebec.base_class import BaseClass
@@ -74,6 +76,10 @@ class TaskJob(BaseClass):
     """Runs one ``django.tasks`` task; ``job_class_for`` makes a subclass per task function."""
 
     task = None
+
+    @classmethod
+    def job_name(cls):
+        return cls.task.module_path
 
     def perform(self, *args, **kwargs):
         result = _started(self)
@@ -158,6 +164,7 @@ def job_class_for(task):
     except TypeError as error:
         raise InvalidTask(f"{task.module_path}: {error}") from None
     _job_classes[task.module_path] = job_class
+    registry.task_jobs[job_class.job_name()] = job_class
     return job_class
 
 
@@ -174,18 +181,6 @@ def _key_method(key):
     if callable(key):
         return lambda self, *args, **kwargs: key(*args, **kwargs)
     return lambda self, *args, **kwargs: key
-
-
-def job_class_for_path(path):
-    """The job class of the task at ``path`` (a stored ``Job.class_name``), or None if ``path``
-    does not name a task of a Quebec backend."""
-    try:
-        task = import_string(path)
-    except ImportError:
-        return None
-    if not isinstance(task, Task) or not isinstance(task.get_backend(), QuebecBackend):
-        return None
-    return job_class_for(task)
 
 
 class QuebecBackend(BaseTaskBackend):
@@ -277,12 +272,14 @@ class QuebecBackend(BaseTaskBackend):
         return result
 
     def _task(self, row, result_id):
+        # Only among the tasks this process has defined: a row never makes Quebec import code.
         try:
-            task = import_string(row["class_name"])
-        except ImportError:
-            task = None
-        if not isinstance(task, Task):
+            job_class = registry.find_job_class(row["class_name"])
+        except registry.UnknownJobClass as error:
+            raise TaskResultDoesNotExist(f"job {result_id}: {error}") from None
+        if not issubclass(job_class, TaskJob):
             raise TaskResultDoesNotExist(f"job {result_id} ({row['class_name']}) is not a task")
+        task = job_class.task
         # The options it was enqueued with; run_after is not kept apart from a retry's time.
         task = task.using(priority=max(-100, min(100, -row["priority"])), backend=self.alias)
         try:

@@ -84,8 +84,12 @@ class BaseClass:
 
     @classmethod
     def job_name(cls):
-        """The name stored in ``Job.class_name`` and looked up by workers."""
-        return cls.__qualname__
+        """The name stored in ``Job.class_name``: the dotted path workers look up among registered
+        classes. A class of a script (``__main__``) keeps its bare name, which another process
+        running the same jobs can match."""
+        if cls.__module__ == "__main__":
+            return cls.__qualname__
+        return f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
     def wants_enqueue_after_commit(cls):

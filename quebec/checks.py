@@ -46,3 +46,26 @@ def check_database(app_configs=None, databases=None, **kwargs):
             )
         ]
     return []
+
+
+@checks.register()
+def check_job_discovery(app_configs=None, **kwargs):
+    """Jobs and tasks modules autodiscovery could not import. A warning, not an error, since an
+    error would stop migrate and runserver too; quebec_run refuses to start over a jobs module."""
+    jobs = [
+        checks.Warning(
+            f"Quebec could not import {problem}",
+            hint="Fix that module; until then quebec_run refuses to start, since its jobs could not run.",
+            id="quebec.W010",
+        )
+        for problem in default.discovery_problems
+    ]
+    tasks = [
+        checks.Warning(
+            f"Quebec could not import {problem}; the django.tasks tasks there cannot run",
+            hint="Fix that module if it defines tasks for Quebec's backend.",
+            id="quebec.W011",
+        )
+        for problem in default.task_discovery_problems
+    ]
+    return jobs + tasks

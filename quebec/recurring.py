@@ -4,6 +4,10 @@ Static tasks come from ``recurring.yml`` (``QUEBEC_RECURRING_SCHEDULE``, ``./rec
 ``./config/recurring.yml``, flat or keyed by ``QUEBEC_ENV``) and ``QUEBEC["recurring"]``; the
 scheduler keeps the table in step with them. Dynamic tasks are added from code with
 ``schedule_recurring_task`` and kept until ``unschedule_recurring_task``.
+
+A task's ``command`` runs only a callable the application allowed: one registered with
+``@quebec.command``, or one the static configuration names. A row or a job argument naming any
+other callable fails, and nothing is imported for it.
 """
 
 import inspect
@@ -13,6 +17,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from quebec import conf
 from quebec.conf import ConfigError, find_file, read_yaml_section
 from quebec.db import write_transaction
 from quebec.enqueue import check_priority, enqueue_now
@@ -22,9 +27,52 @@ from quebec.serialization import deserialize_arguments, serialize_arguments
 FILE_LOOKUP = ("recurring.yml", "config/recurring.yml")
 TASK_KEYS = {"class", "command", "args", "kwargs", "schedule", "queue", "priority", "description", "catch_up"}
 
+_commands = {}  # dotted path -> callable registered with @quebec.command
 
-def task_fields(key, entry):
-    """The ``RecurringTask`` columns for one task definition; raises ValueError saying what is wrong."""
+
+class UnknownCommand(LookupError):
+    """A recurring ``command`` names a callable the application did not allow."""
+
+
+def command(function):
+    """Allow ``function`` as a recurring task's ``command``, under its dotted path; a decorator.
+
+    Define it in a module every process imports, such as an installed app's ``jobs`` module.
+    """
+    if not callable(function):
+        raise TypeError(f"quebec.command takes a callable, got {function!r}")
+    _commands[_callable_path(function)] = function
+    return function
+
+
+def _callable_path(function):
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def find_command(path):
+    """The callable a recurring ``command`` names; raises ``UnknownCommand`` for any other."""
+    if isinstance(path, str) and path in _commands:
+        return _commands[path]
+    if isinstance(path, str) and path in static_commands():
+        return import_string(path)  # named by the application's own configuration
+    raise UnknownCommand(
+        f"recurring command {path!r} is not allowed: it is neither registered with @quebec.command nor "
+        "named in the static recurring configuration (recurring.yml or QUEBEC['recurring']), and "
+        "Quebec runs no other callable a row or a job argument names"
+    )
+
+
+def static_commands():
+    """The ``command`` paths of the static recurring configuration."""
+    return {fields["command"] for fields in load_static_tasks(conf.get()).values() if fields["command"]}
+
+
+def task_fields(key, entry, static=True):
+    """The ``RecurringTask`` columns for one task definition; raises ValueError saying what is wrong.
+
+    A ``static`` definition comes from configuration, whose commands are allowed by being named
+    there; a dynamic one (from code, kept in the table) may only name an allowed command.
+    """
     if not isinstance(entry, dict):
         raise ValueError(f"must be a mapping with a schedule and a class or command, got {entry!r}")
     unknown = set(entry) - TASK_KEYS
@@ -46,7 +94,7 @@ def task_fields(key, entry):
     return {
         "schedule": schedule,
         "class_name": _job_class_path(entry["class"]) if "class" in entry else "",
-        "command": _command_path(entry["command"]) if "command" in entry else "",
+        "command": _command_path(entry["command"], static) if "command" in entry else "",
         "arguments": serialize_arguments(args, kwargs),
         "queue_name": entry.get("queue") or "",
         "priority": priority,
@@ -61,13 +109,20 @@ def _job_class_path(value):
     job_class = value if inspect.isclass(value) else _import(value, "class")
     if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):
         raise ValueError(f"class {value!r} is not a quebec.BaseClass subclass")
-    return f"{job_class.__module__}.{job_class.__qualname__}"
+    return job_class.job_name()
 
 
-def _command_path(value):
-    if not callable(_import(value, "command")):
-        raise ValueError(f"command {value!r} is not callable")
-    return value
+def _command_path(value, static):
+    if static:
+        if not callable(_import(value, "command")):
+            raise ValueError(f"command {value!r} is not callable")
+        return value
+    path = _callable_path(value) if callable(value) else value
+    try:
+        find_command(path)
+    except UnknownCommand as error:
+        raise ValueError(f"{error}; decorate it with @quebec.command") from None
+    return path
 
 
 def _import(path, what):
@@ -129,24 +184,30 @@ def enqueue_run(task, run_at):
 
 def build_job(task):
     from quebec.jobs import RecurringCommandJob
+    from quebec.registry import find_job_class
 
     args, kwargs = deserialize_arguments(task.arguments)
     options = {"queue": task.queue_name or None, "priority": task.priority}
     if task.command:
+        # Checked again when the job runs; the worker is where it matters.
         return RecurringCommandJob.set(**options).build(task.command, args, kwargs)
-    return import_string(task.class_name).set(**options).build(*args, **kwargs)
+    return find_job_class(task.class_name).set(**options).build(*args, **kwargs)
 
 
 def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args=(), kwargs=None, queue=None,
                             priority=None, description="", catch_up=False, using="default"):
-    """Add or change a task from code; it is kept across restarts until unscheduled."""
+    """Add or change a task from code; it is kept across restarts until unscheduled.
+
+    ``job_class`` is a class or its dotted path; ``command`` a callable registered with
+    ``@quebec.command`` (or named in the static configuration), or its dotted path.
+    """
     from quebec.models import RecurringTask
 
     entry = {"schedule": schedule, "args": list(args), "kwargs": kwargs or {}, "queue": queue, "priority": priority,
              "description": description, "catch_up": catch_up}
     entry.update({"class": job_class} if job_class is not None else {"command": command} if command else {})
     try:
-        fields = task_fields(key, entry)
+        fields = task_fields(key, entry, static=False)
     except (ValueError, TypeError) as error:
         raise ValueError(f"recurring task {key!r}: {error}") from None
     if RecurringTask.objects.using(using).filter(key=key, static=True).exists():

@@ -4,6 +4,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import traceback
 import warnings
 
 from django.apps import apps
@@ -17,12 +18,17 @@ class UnknownJobClass(LookupError):
     """A stored job names a class this process has not registered."""
 
 
+class AmbiguousJobClass(UnknownJobClass):
+    """A stored bare class name (from before rows stored dotted paths) fits several registered classes."""
+
+
 class Quebec:
     """A registry of job classes bound to one database alias.
 
     Registering a class binds it to this instance, so ``MyJob.perform_later(...)`` enqueues into
-    this instance's database; the latest registration wins. Workers find classes by their
-    ``__qualname__``, so two different classes may not share one.
+    this instance's database; the latest registration wins. Rows name a class by its dotted path
+    (``shop.jobs.EmailJob``) and workers look it up among registered classes only: nothing is
+    imported because a row names it, and two apps may each have an ``EmailJob``.
     """
 
     HOOKS = ("on_start", "on_stop", "on_worker_start", "on_worker_stop", "on_shutdown")
@@ -48,7 +54,9 @@ class Quebec:
                 "Quebec's settings go in settings.QUEBEC or queue.yml"
             )
         self.using = using
-        self.jobs = {}
+        self.jobs = {}  # dotted path -> job class
+        self.discovery_problems = []  # jobs modules autodiscovery could not import, as messages
+        self.task_discovery_problems = []  # the same for tasks modules
         self.hooks = {name: [] for name in self.HOOKS}
         _instances.append(self)
 
@@ -103,88 +111,138 @@ class Quebec:
 
         ``control_plane="HOST:PORT"`` also serves the dashboard; ``spawn`` picks components
         (default: all). With ``QUEBEC_SUPERVISOR=1`` a supervisor forks the processes that
-        queue.yml asks for instead. Raises ``quebec.conf.ConfigError`` for a bad configuration.
+        queue.yml asks for instead. Raises ``quebec.conf.ConfigError`` for a bad configuration or
+        a jobs module that autodiscovery could not import.
         """
         # Processes need Django's models, which this module (loaded with ``quebec``) must not.
         from quebec.processes.launcher import launch
 
+        self.refuse_discovery_problems()
         return launch(self, create_tables, control_plane, spawn, config_file, verbosity)
 
     def register_job(self, job_class):
-        """Register ``job_class`` and bind it to this instance; usable as a class decorator."""
+        """Register ``job_class`` under its dotted path and bind it to this instance; usable as a
+        class decorator. The same path registered again (a module reloaded) replaces the class."""
         from quebec.base_class import BaseClass
 
         if not (inspect.isclass(job_class) and issubclass(job_class, BaseClass)):
             raise TypeError(f"register_job takes a quebec.BaseClass subclass, got {job_class!r}")
-        name = job_class.job_name()
-        existing = self.jobs.get(name)
-        if existing is not None and existing is not job_class and not _same_definition(existing, job_class):
-            raise ValueError(
-                f"two job classes are named {name!r}: {existing.__module__}.{name} and "
-                f"{job_class.__module__}.{name}; workers find jobs by class name, so rename one"
-            )
-        self.jobs[name] = job_class
+        self.jobs[job_class.job_name()] = job_class
         job_class._quebec = self
         return job_class
 
     register_job_class = register_job
 
     def resolve(self, class_name):
-        """The registered class for a stored ``Job.class_name``."""
-        try:
-            return self.jobs[class_name]
-        except KeyError:
-            pass
-        # A django.tasks task is stored under its module path and found by importing it.
-        from quebec.backends import job_class_for_path
-
-        job_class = job_class_for_path(class_name) if "." in class_name else None
-        if job_class is not None:
-            return self.register_job(job_class)
-        raise UnknownJobClass(
-            f"unknown job class {class_name!r}: no registered job has that name in this worker "
-            f"(is it in an installed app's jobs module, or passed to discover_jobs()?)"
-        )
+        """The registered class a stored ``Job.class_name`` names; raises ``UnknownJobClass``."""
+        return lookup(class_name, [self.jobs, task_jobs])
 
     def discover_jobs(self, *packages, recursive=True, on_error="raise"):
         """Import each package (and its submodules) and register the job classes defined there.
 
         Only classes whose ``__module__`` lies under one of the packages are registered; classes
         that do not define ``perform`` themselves or through a subclass are taken as abstract bases.
+        Two classes of the same name found in one call raise ``ValueError``.
         ``on_error="warn"`` turns a failing submodule import into a ``RuntimeWarning``; the
         top-level packages always import strictly.
         """
         if on_error not in ("raise", "warn"):
             raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
         found = {}
-        for package in packages:
-            for module in _import_tree(package, recursive, on_error):
-                for job_class in _job_classes_in(module, packages):
-                    _check_unique(found, job_class)
-                    found[job_class.job_name()] = job_class
+        for job_class in _discover(packages, recursive, on_error):
+            _check_unique(found, job_class)
+            found[job_class.__qualname__] = job_class
         for job_class in found.values():
             self.register_job(job_class)
         return list(found.values())
 
-    def autodiscover(self):
-        """Register the jobs of every installed app's ``jobs`` module or package."""
+    def autodiscover(self, tasks=False):
+        """Import every installed app's ``jobs`` module or package and register its job classes;
+        with ``tasks``, import each ``tasks`` module too, which registers its django.tasks tasks.
+
+        Classes of the same name in different apps are all registered, under their dotted paths.
+        A module that fails to import is recorded instead of raised, so that ``migrate``,
+        ``check`` and every other command still run, and ``check`` reports it. A failed ``jobs``
+        module (in ``discovery_problems``) also stops ``quebec_run``; a failed ``tasks`` module
+        (in ``task_discovery_problems``) does not, since a tasks module may belong to another
+        queue (Celery's, say) and need what is not installed.
+        """
+        self.discovery_problems, self.task_discovery_problems = [], []
         for app_config in apps.get_app_configs():
-            if module_has_submodule(app_config.module, "jobs"):
-                self.discover_jobs(f"{app_config.name}.jobs")
+            self._import_app_module(app_config, "jobs", self.discovery_problems)
+            if tasks:
+                self._import_app_module(app_config, "tasks", self.task_discovery_problems)
+
+    def _import_app_module(self, app_config, name, problems):
+        if not module_has_submodule(app_config.module, name):
+            return
+        try:
+            for job_class in _discover([f"{app_config.name}.{name}"], True, "raise"):
+                self.register_job(job_class)
+        except Exception as error:
+            problems.append(_describe_problem(f"{app_config.name}.{name}", error))
+
+    def refuse_discovery_problems(self):
+        """Raise ``ConfigError`` naming the jobs modules that failed at autodiscovery, if any."""
+        from quebec.conf import ConfigError
+
+        problems = [*default.discovery_problems, *(self.discovery_problems if self is not default else [])]
+        if problems:
+            raise ConfigError(
+                f"autodiscovery could not import {'; '.join(problems)}; the jobs there could not run, so "
+                "Quebec does not start until that is fixed (manage.py check reports it as quebec.W010)"
+            )
 
 
-def _same_definition(first, second):
-    # The same class defined again (a module re-imported, e.g. by a reloader) replaces itself.
-    return first.__module__ == second.__module__ and first.__qualname__ == second.__qualname__
+def _describe_problem(module, error):
+    # The innermost frame of the user's code says where; importlib's own frames say nothing.
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not frame.filename.startswith("<")]
+    at = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return f"{module}: {type(error).__name__}: {error}{at}"
+
+
+def lookup(class_name, registries):
+    """The class ``class_name`` names in ``registries`` (dicts of dotted path -> class).
+
+    A dotted path must match exactly. A bare class name (stored before rows held dotted paths)
+    resolves when exactly one registered class has it. Nothing is ever imported.
+    """
+    for registry in registries:
+        if class_name in registry:
+            return registry[class_name]
+    candidates = {id(cls): cls for registry in registries for cls in registry.values()}.values()
+    same_name = sorted(cls.job_name() for cls in candidates if cls.__qualname__ == class_name)
+    if len(same_name) == 1:
+        return next(cls for cls in candidates if cls.job_name() == same_name[0])
+    if same_name:
+        raise AmbiguousJobClass(
+            f"ambiguous job class {class_name!r}: the row names a class by its bare name (as rows did before "
+            f"they stored dotted paths), and it could be {' or '.join(same_name)}; rename one of them while "
+            "such rows remain"
+        )
+    moved = sorted(cls.job_name() for cls in candidates if cls.__qualname__ == class_name.rpartition(".")[2])
+    hint = f"; registered classes of that name: {', '.join(moved)} (was the class moved?)" if moved else ""
+    raise UnknownJobClass(
+        f"unknown job class {class_name!r}: no job class registered in this process has that name{hint}. "
+        "Job classes are registered by autodiscovery (an installed app's jobs module), discover_jobs() "
+        "or register_job(), and django.tasks functions when their module is imported (an installed "
+        "app's tasks module); Quebec never imports a module because a row names it"
+    )
 
 
 def _check_unique(found, job_class):
-    other = found.get(job_class.job_name())
+    other = found.get(job_class.__qualname__)
     if other is not None and other is not job_class:
         raise ValueError(
-            f"discover_jobs found two job classes named {job_class.job_name()!r}: "
+            f"discover_jobs found two job classes named {job_class.__qualname__!r}: "
             f"{other.__module__} and {job_class.__module__}"
         )
+
+
+def _discover(packages, recursive, on_error):
+    for package in packages:
+        for module in _import_tree(package, recursive, on_error):
+            yield from _job_classes_in(module, packages)
 
 
 def _import_tree(package, recursive, on_error):
@@ -218,14 +276,15 @@ def _job_classes_in(module, packages):
 _instances = []  # every Quebec made in this process, the default first
 default = Quebec()
 
+# Job classes of django.tasks functions, registered by the Quebec backend as each task is
+# defined; they belong to no instance, since a task names its database through its backend.
+task_jobs = {}
+
 
 def find_job_class(class_name):
     """The job class stored as ``class_name`` in any instance of this process (limits are read
     from the class wherever it was registered)."""
-    for quebec in _instances:
-        if class_name in quebec.jobs:
-            return quebec.jobs[class_name]
-    return default.resolve(class_name)
+    return lookup(class_name, [*(quebec.jobs for quebec in _instances), task_jobs])
 
 
 def instance_for(job_class):

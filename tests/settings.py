@@ -5,7 +5,8 @@ from pathlib import Path
 from testproject.settings import *  # noqa: F403
 from testproject.settings import BASE_DIR, DATABASES, INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+# tests.otherapp has an EmailJob, as the demo app does: two apps may each define one.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp", "tests.otherapp"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: tests start real quebec_run processes that must see the same data.

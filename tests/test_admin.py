@@ -152,8 +152,8 @@ def test_filters_by_class_and_queue(admin_client):
         return len(admin_client.get(url, params).context["cl"].result_list)
 
     assert shown("/admin/quebec/readyexecution/", queue_name="mail") == 1
-    assert shown("/admin/quebec/readyexecution/", class_name="RecordJob") == 2
-    assert shown("/admin/quebec/readyexecution/", class_name="FailingJob") == 0
+    assert shown("/admin/quebec/readyexecution/", class_name="tests.testapp.jobs.RecordJob") == 2
+    assert shown("/admin/quebec/readyexecution/", class_name="tests.testapp.jobs.FailingJob") == 0
     assert shown("/admin/quebec/job/", status="failed", queue_name="mail") == 1
     assert shown("/admin/quebec/job/", status="ready") == 2
     choices = admin_client.get("/admin/quebec/readyexecution/").content.decode()

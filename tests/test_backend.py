@@ -266,3 +266,11 @@ def test_results_stay_readable_when_the_queue_was_overridden(settings):
     assert Job.objects.get(pk=int(result.id)).queue_name == "branch-x"
     fetched = tasks.add.get_result(result.id)
     assert fetched.status == TaskResultStatus.READY and fetched.task.queue_name == "default"
+
+
+def test_tasks_are_registered_as_they_are_defined_so_no_row_imports_them():
+    from quebec.registry import find_job_class
+
+    # tests.testapp.tasks is imported by autodiscovery, as every installed app's tasks module.
+    assert find_job_class("tests.testapp.tasks.add").task.func is tasks.add.func
+    assert find_job_class("demo.tasks.resize_image").task.module_path == "demo.tasks.resize_image"

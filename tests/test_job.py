@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_perform_later_writes_a_job_and_a_ready_execution():
     handle = RecordJob.perform_later("hello", value={"n": 1})
     job = Job.objects.get(pk=handle.id)
-    assert (job.class_name, job.queue_name, job.priority) == ("RecordJob", "default", 0)
+    assert (job.class_name, job.queue_name, job.priority) == ("tests.testapp.jobs.RecordJob", "default", 0)
     assert job.arguments == {"args": ["hello"], "kwargs": {"value": {"n": 1}}}
     ready = ReadyExecution.objects.get(job=job)
     assert (ready.queue_name, ready.priority) == ("default", 0)
@@ -138,7 +138,7 @@ def test_enqueue_after_commit_as_a_class_attribute():
     with transaction.atomic():
         AfterCommitJob.perform_later()
         RecordJob.perform_later()
-        assert list(Job.objects.values_list("class_name", flat=True)) == ["RecordJob"]
+        assert list(Job.objects.values_list("class_name", flat=True)) == ["tests.testapp.jobs.RecordJob"]
     assert Job.objects.count() == 2
 
 

@@ -31,7 +31,7 @@ def test_runs_jobs_then_stops_on_sigterm_leaving_no_claims(quebec_run):
     assert not ClaimedExecution.objects.exists()
     assert not Process.objects.exists()
     output = process.output()
-    assert "Received SIGTERM; shutting down" in output and "Performed RecordJob" in output
+    assert "Received SIGTERM; shutting down" in output and "Performed tests.testapp.jobs.RecordJob" in output
 
 
 def test_sigint_lets_a_running_job_finish_within_the_shutdown_timeout(quebec_run):

@@ -1,5 +1,6 @@
 """Recurring tasks: configuration, the tasks table, dynamic tasks and operations."""
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,9 +8,10 @@ from django.utils import timezone
 
 import quebec
 from quebec import conf, recurring
-from quebec.models import Job, RecurringExecution, RecurringTask
+from quebec.models import FailedExecution, Job, RecurringExecution, RecurringTask
 from quebec.processes.scheduler import Scheduler
-from tests.conftest import wait_until
+from quebec.serialization import serialize_arguments
+from tests.conftest import finished, wait_until
 from tests.testapp.models import JobRun
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +100,7 @@ def test_a_run_is_enqueued_once_whoever_asks():
     execution = task.enqueue(run_at)
     assert execution is not None and task.enqueue(run_at) is None
     job = Job.objects.get()
-    assert (job.class_name, job.queue_name, job.priority, job.arguments["args"]) == ("RecordJob", "cron", 3, ["x"])
+    assert (job.class_name, job.queue_name, job.priority, job.arguments["args"]) == (RECORD, "cron", 3, ["x"])
     assert RecurringExecution.objects.get().job_id == job.pk
 
 
@@ -155,3 +157,65 @@ def test_paused_tasks_are_skipped(transactional_db):
     task.resume()
     scheduler.poll()
     wait_until(lambda: scheduler.poll() is False and RecurringExecution.objects.exists(), timeout=5)
+
+
+# Commands: only callables the application allowed, never what a row or an argument names.
+
+
+def test_a_command_argument_naming_any_other_callable_fails_the_job_and_runs_nothing(start, tmp_path):
+    from quebec.jobs import RecurringCommandJob
+
+    marker = tmp_path / "ran"
+    handle = RecurringCommandJob.perform_later("os.system", [f"touch {marker}"], {})
+    start()
+    wait_until(lambda: finished(handle))
+    failure = FailedExecution.objects.get(job_id=handle.id)
+    assert (handle.status, failure.exception_class) == ("failed", "quebec.recurring.UnknownCommand")
+    assert "recurring command 'os.system' is not allowed" in failure.message
+    assert not marker.exists()
+
+
+@pytest.mark.subprocess
+def test_a_task_row_naming_an_unregistered_command_fails_each_run_and_runs_nothing(transactional_db, quebec_run,
+                                                                                   tmp_path):
+    marker = tmp_path / "ran"
+    RecurringTask.objects.create(key="planted", schedule="every second", command="os.system", static=False,
+                                 arguments=serialize_arguments([f"touch {marker}"], {}))
+    process = quebec_run(env={"QUEBEC_WORKER_POLLING_INTERVAL": "0.05"})
+    wait_until(lambda: FailedExecution.objects.count() >= 2, message="two runs of the planted task to fail")
+    assert process.stop() == 0
+    assert not marker.exists()
+    messages = set(FailedExecution.objects.values_list("message", flat=True))
+    assert len(messages) == 1 and "recurring command 'os.system' is not allowed" in messages.pop()
+
+
+def test_registered_and_configured_commands_run(start):
+    from quebec.jobs import RecurringCommandJob
+
+    registered = RecurringCommandJob.perform_later("tests.testapp.jobs.record_command", ["registered"], {})
+    configured = RecurringCommandJob.perform_later("tests.testapp.jobs.record_configured_command", ["configured"], {})
+    start(recurring={"nightly": {"command": "tests.testapp.jobs.record_configured_command", "args": ["nightly"],
+                                 "schedule": "every day at 3am"}})
+    wait_until(lambda: finished(registered, configured))
+    assert (registered.status, configured.status) == ("finished", "finished")
+    assert set(JobRun.objects.values_list("label", flat=True)) == {"registered", "configured"}
+
+
+def test_dynamic_tasks_take_only_allowed_commands():
+    from tests.testapp.jobs import record_command
+
+    task = quebec.schedule_recurring_task("by-function", command=record_command, schedule="@hourly")
+    assert task.command == "tests.testapp.jobs.record_command"
+    for command in ("os.system", "tests.testapp.jobs.record_configured_command"):
+        with pytest.raises(ValueError, match=rf"recurring task 'x': recurring command '{command}' is not allowed.*"
+                                             "decorate it with @quebec.command"):
+            quebec.schedule_recurring_task("x", command=command, schedule="@hourly")
+    assert not RecurringTask.objects.filter(key="x").exists()
+
+
+def test_a_task_row_naming_an_unregistered_class_is_refused_without_importing_it():
+    RecurringTask.objects.create(key="planted", schedule="@hourly", class_name="tests.testapp.trap.TrapJob")
+    with pytest.raises(quebec.UnknownJobClass, match="unknown job class 'tests.testapp.trap.TrapJob'"):
+        RecurringTask.objects.get().run_now()
+    assert "tests.testapp.trap" not in sys.modules
+    assert not Job.objects.exists()

@@ -172,7 +172,7 @@ def test_python_m_quebec_on_each_database(tmp_path, scripts, transactional_db):
     from quebec.models import Job
 
     (job,) = Job.objects.all()
-    assert job.class_name == "EmailJob" and job.finished_at is not None
+    assert job.class_name == "jobs.email_job.EmailJob" and job.finished_at is not None
 
 
 def test_python_m_quebec_says_what_is_missing(tmp_path):

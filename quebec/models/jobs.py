@@ -187,10 +187,12 @@ class BlockedExecution(Execution):
 
 class FailedExecutionQuerySet(models.QuerySet):
     def matching(self, class_name=None, queue_name=None, failed_after=None, failed_before=None, error=None):
-        """Failed jobs filtered by class, queue, time of failure and text of the error."""
+        """Failed jobs filtered by class (a dotted path, or the bare class name), queue, time of
+        failure and text of the error."""
         failed = self
         if class_name:
-            failed = failed.filter(job__class_name=class_name)
+            failed = failed.filter(models.Q(job__class_name=class_name)
+                                   | models.Q(job__class_name__endswith=f".{class_name}"))
         if queue_name:
             failed = failed.filter(job__queue_name=queue_name)
         if failed_after:

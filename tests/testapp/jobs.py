@@ -189,9 +189,15 @@ class SlowSyncJob(quebec.BaseClass):
         record(self, "sync-completed")
 
 
+@quebec.command
 def record_command(label, value=None):
-    """A plain callable for recurring tasks' ``command``."""
+    """A callable for recurring tasks' ``command``, registered as one."""
     JobRun.objects.create(label=label, value=value, pid=os.getpid())
+
+
+def record_configured_command(label):
+    """Not registered: a recurring ``command`` only when the static configuration names it."""
+    JobRun.objects.create(label=label, pid=os.getpid())
 
 
 _hoard = []
