@@ -156,6 +156,8 @@ SETTINGS = {
     "enqueue_after_commit": (False, _bool),
     "recurring": ({}, _mapping),
     "on_process_death": ("fail", _death_policy),
+    "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
+    "dashboard_debug": (False, _bool),
 }
 PROCESS_LISTS = ("workers", "dispatchers")
 
@@ -219,6 +221,8 @@ class Config:
     enqueue_after_commit: bool = False
     recurring: dict = dataclasses.field(default_factory=dict)
     on_process_death: str = "fail"
+    monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
+    dashboard_debug: bool = False
 
 
 def _unknown_key(key, source, known):

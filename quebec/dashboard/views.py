@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -37,6 +38,7 @@ TABS = (
     ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
 )
 FRAGMENTS = ("queues", "failures", "workers")
+STATE_KEYS = (*stats.WAITING_STATES, "finished")  # the tabs that show a count of jobs
 
 
 def can_view(user, model_name):
@@ -55,9 +57,16 @@ def tabs(request, active, counts):
     return shown
 
 
+def visible_states(user):
+    """The job states whose counts ``user`` may see: those of the state tables it may view."""
+    return {key for key, _label, model_name, _url, _query in TABS
+            if key in STATE_KEYS and can_view(user, model_name)}
+
+
 def page_context(request, active):
     """What every Quebec page shows around its content: the tabs and the live-refresh URL."""
-    counts = {state: stats.format_count(count) for state, count in stats.state_counts().items()}
+    counts = stats.state_counts(visible_states(request.user))
+    counts = {state: stats.format_count(count) for state, count in counts.items()}
     return {
         "quebec_tabs": tabs(request, active, counts),
         "quebec_counts": counts,
@@ -173,14 +182,21 @@ def _next_url(request, fallback):
 
 @never_cache
 def health(request):
-    """The health report as JSON: HTTP 200 when healthy, 503 when not (see quebec.dashboard.health)."""
+    """The health report as JSON: HTTP 200 when healthy, 503 when not (see quebec.dashboard.health).
+
+    Anyone gets ``{"healthy": ...}``; the details (queue names, sizes, processes, problems) go to
+    staff sessions and to callers sending ``Authorization: Bearer <QUEBEC monitoring_token>``.
+    """
     max_latency = request.GET.get("max_latency")
     try:
         max_latency = float(max_latency) if max_latency else None
     except ValueError:
         return HttpResponseBadRequest("max_latency must be a number of seconds")
     report = health_check.check(max_latency)
-    return JsonResponse(report.payload, status=200 if report.healthy else 503)
+    payload = report.payload if health_check.may_see_details(request) else {"healthy": report.healthy}
+    response = JsonResponse(payload, status=200 if report.healthy else 503)
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response
 
 
 def queues_page(request, model_admin):
