@@ -5,11 +5,12 @@ import datetime
 from datetime import timedelta
 
 from django.db.models import Count, Min
-from django.db.models.functions import Trunc
+from django.db.models.functions import Substr, Trunc
 from django.utils import timezone
 from django.utils.translation import pgettext
 
 from quebec import conf
+from quebec.dashboard.previews import JOB_PAYLOAD_FIELDS
 from quebec.models import (
     BlockedExecution,
     ClaimedExecution,
@@ -112,7 +113,10 @@ def queues(recent=1000):
 
 
 def latest_failures(limit=10):
-    return list(FailedExecution.objects.select_related("job").order_by("-created_at", "-pk")[:limit])
+    """The newest failures with their jobs, leaving out what can be large: payloads, backtraces."""
+    payload = (f"job__{field}" for field in JOB_PAYLOAD_FIELDS)
+    rows = FailedExecution.objects.select_related("job").defer("message", "backtrace", *payload)
+    return list(rows.annotate(message_head=Substr("message", 1, 121)).order_by("-created_at", "-pk")[:limit])
 
 
 def alive_since():

@@ -6,7 +6,7 @@ model's change permission, and goes through a model method.
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -16,10 +16,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from quebec.dashboard import health as health_check
-from quebec.dashboard import jobs, stats
+from quebec.dashboard import jobs, previews, stats
 from quebec.dashboard.lists import STATUS_LABELS
 from quebec.lifecycle import queueing
 from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
@@ -244,9 +244,38 @@ def job_detail(request, model_admin, object_id):
         "job": job,
         "state": state,
         "status_label": STATUS_LABELS.get(job.status, job.status),
-        "arguments": jobs.pretty_arguments(job),
+        **_payload_context(job),
         "attempts": jobs.attempts(job),
-        "return_value": None if job.return_value is None else jobs.pretty_json(job.return_value),
         "actions": actions,
     }
     return TemplateResponse(request, "quebec/job_detail.html", context)
+
+
+def _payload_context(job):
+    """The start of the arguments and return value (``previews.PAGE_CHARS`` each) and their sizes."""
+    arguments, arguments_cut = previews.pretty_head(job.arguments)
+    return_value, return_value_cut = (None, False) if job.return_value is None else previews.pretty_head(job.return_value)
+    return {
+        "arguments": arguments,
+        "arguments_cut": arguments_cut,
+        "arguments_size": previews.arguments_size(job.pk) if arguments_cut else None,
+        "arguments_url": reverse("admin:quebec_job_arguments", args=[job.pk]),
+        "return_value": return_value,
+        "return_value_cut": return_value_cut,
+        "page_limit": previews.PAGE_CHARS,
+    }
+
+
+@never_cache
+@require_safe
+def job_arguments(request, model_admin, object_id):
+    """A job's arguments whole, as the JSON the database holds, for those who may view the job."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    text = previews.arguments_text(object_id)
+    if text is None:
+        raise Http404(_("No job #%(id)s.") % {"id": object_id})
+    response = HttpResponse(text, content_type="application/json")
+    response["X-Content-Type-Options"] = "nosniff"  # never rendered as anything but JSON
+    response["Content-Disposition"] = f'inline; filename="job-{object_id}-arguments.json"'
+    return response
