@@ -1,5 +1,6 @@
 """``quebec_run --dashboard`` serves the project's admin from the worker process."""
 
+import json
 import re
 import socket
 import time
@@ -97,3 +98,14 @@ def test_a_bad_dashboard_address_is_refused(quebec_run):
     process = quebec_run("--dashboard", "localhost:http")
     assert process.wait() != 0
     assert "dashboard address must be HOST:PORT, got 'localhost:http'" in process.output()
+
+
+def test_health_over_http_gives_details_only_to_the_monitoring_token(quebec_run):
+    process, base = start_dashboard(quebec_run, env={"QUEBEC_MONITORING_TOKEN": "monitor-me"})
+    status, body, _ = get(f"{base}/quebec/health/")
+    assert status in (200, 503) and json.loads(body) == {"healthy": status == 200}
+    status, body, _ = get(f"{base}/quebec/health/", headers={"Authorization": "Bearer monitor-me"})
+    assert "Dispatcher" in json.loads(body)["processes"]["alive"]
+    _, body, _ = get(f"{base}/quebec/health/", headers={"Authorization": "Bearer monitor-you"})
+    assert set(json.loads(body)) == {"healthy"}
+    assert process.stop() == 0
