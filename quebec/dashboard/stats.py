@@ -116,7 +116,8 @@ def latest_failures(limit=10):
     """The newest failures with their jobs, leaving out what can be large: payloads, backtraces."""
     payload = (f"job__{field}" for field in JOB_PAYLOAD_FIELDS)
     rows = FailedExecution.objects.select_related("job").defer("message", "backtrace", *payload)
-    return list(rows.annotate(message_head=Substr("message", 1, 121)).order_by("-created_at", "-pk")[:limit])
+    head = Substr("message", 1, 121)  # the overview shows 120 characters of a message
+    return list(rows.annotate(message_head=head).order_by("-created_at", "-pk")[:limit])
 
 
 def alive_since():

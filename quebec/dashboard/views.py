@@ -254,7 +254,9 @@ def job_detail(request, model_admin, object_id):
 def _payload_context(job):
     """The start of the arguments and return value (``previews.PAGE_CHARS`` each) and their sizes."""
     arguments, arguments_cut = previews.pretty_head(job.arguments)
-    return_value, return_value_cut = (None, False) if job.return_value is None else previews.pretty_head(job.return_value)
+    return_value, return_value_cut = (None, False)
+    if job.return_value is not None:
+        return_value, return_value_cut = previews.pretty_head(job.return_value)
     return {
         "arguments": arguments,
         "arguments_cut": arguments_cut,
