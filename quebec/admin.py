@@ -6,9 +6,8 @@ discard, run now, cancel, pause, resume), as a CSRF-checked POST, for users hold
 admin's own add, edit and delete forms stay off.
 """
 
-import json
-
 from django.contrib import admin
+from django.db.models.functions import Substr
 from django.shortcuts import redirect
 from django.urls import path, re_path, reverse
 from django.utils.html import format_html
@@ -17,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from quebec import models
-from quebec.dashboard import bulk, lists, views
+from quebec.dashboard import bulk, lists, previews, views
 from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.lifecycle import queueing
@@ -33,6 +32,13 @@ class JobListAdmin(QuebecModelAdmin):
     text_fields = ("job__arguments",)
     search_fields = ("pk",)  # turns the search box on; get_search_results does the searching
     search_help_text = _('A job id, an active job id (UUID), or text in the arguments ("quoted" to search digits).')
+
+    job_path = "job__"  # how the list's rows reach their job
+
+    def get_queryset(self, request):
+        # A list shows the start of each job's arguments, cut by the database: a page of jobs
+        # with megabytes of arguments each never loads them.
+        return previews.with_argument_previews(super().get_queryset(request), self.job_path)
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -57,8 +63,7 @@ class JobListAdmin(QuebecModelAdmin):
 
     @admin.display(description=_("arguments"))
     def arguments_preview(self, obj):
-        job = obj if isinstance(obj, models.Job) else obj.job
-        return Truncator(json.dumps(job.arguments, ensure_ascii=False)).chars(80)
+        return previews.preview(obj.arguments_head)
 
 
 FILTERS = (lists.ClassNameFilter, lists.QueueFilter)
@@ -73,6 +78,7 @@ class JobAdmin(JobListAdmin):
     uuid_field = "active_job_id"
     text_fields = ("arguments",)
     ordering = ("-pk",)
+    job_path = ""
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_status()
@@ -89,13 +95,23 @@ class JobAdmin(JobListAdmin):
         return [
             path("live/", wrap(views.live), name="quebec_live"),
             path("throughput/", wrap(views.throughput), name="quebec_throughput"),
+            path("<int:object_id>/arguments.json", wrap(self.arguments_view), name="quebec_job_arguments"),
             re_path(rf"^(?P<object_id>\d+)/(?P<action>{'|'.join(views.JOB_ACTIONS)})/$", wrap(views.job_action),
                     name="quebec_job_action"),
             *super().get_urls(),
         ]
 
+    def get_object(self, request, object_id, from_field=None):
+        # The job page shows the payload the lists leave out: load it with the job, in one query.
+        if not str(object_id).isdigit() or int(object_id) > lists.MAX_ID:
+            return None
+        return models.Job.objects.with_status().filter(pk=object_id).first()
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return views.job_detail(request, self, object_id)
+
+    def arguments_view(self, request, object_id):
+        return views.job_arguments(request, self, object_id)
 
     @admin.display(description=_("status"))
     def status_label(self, obj):
@@ -187,9 +203,14 @@ class FailedExecutionAdmin(JobListAdmin):
     def failed_at(self, obj):
         return obj.created_at
 
+    def get_queryset(self, request):
+        # Like the arguments, a message is cut by the database, and the backtrace stays there.
+        head = Substr("message", 1, previews.PREVIEW_CHARS + 1)
+        return super().get_queryset(request).defer("message", "backtrace").annotate(message_head=head)
+
     @admin.display(description=_("message"))
     def short_message(self, obj):
-        return Truncator(obj.message).chars(80)
+        return Truncator(obj.message_head).chars(previews.PREVIEW_CHARS)
 
     @admin.action(description=_("Retry selected failed jobs"), permissions=["act"])
     def retry(self, request, queryset):

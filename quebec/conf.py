@@ -157,6 +157,8 @@ SETTINGS = {
     "max_arguments_bytes": (1024 * 1024, _positive_int),
     "recurring": ({}, _mapping),
     "on_process_death": ("fail", _death_policy),
+    "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
+    "dashboard_debug": (False, _bool),
 }
 PROCESS_LISTS = ("workers", "dispatchers")
 
@@ -221,6 +223,8 @@ class Config:
     max_arguments_bytes: int = 1024 * 1024
     recurring: dict = dataclasses.field(default_factory=dict)
     on_process_death: str = "fail"
+    monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
+    dashboard_debug: bool = False
 
 
 def _unknown_key(key, source, known):

@@ -5,12 +5,17 @@ the database, the admin (for the dashboard) and the ``quebec`` app. Quebec's own
 come from ``Quebec(...)``'s keyword arguments and ``QUEBEC_*`` environment variables.
 """
 
+import ipaddress
+import logging
 import os
 import secrets
+import socket
 import warnings
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("quebec.dashboard")
 
 # Query parameters the database drivers understand; others (sqlx's ``mode=rwc`` and the like,
 # from URLs written for the original Quebec) are dropped.
@@ -30,6 +35,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "quebec",
 ]
+
+
+# Django's own checks, as a new project has them: they apply to QUEBEC_DASHBOARD_PASSWORD.
+PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
+]
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::")
+_configured_here = False  # whether configure() set Django up (so its ALLOWED_HOSTS are ours)
 
 
 def django_is_configured():
@@ -74,7 +90,8 @@ def configure(url, quebec_settings):
         DEBUG=False,
         # Sessions of the dashboard's login; set QUEBEC_SECRET_KEY to keep them across restarts.
         SECRET_KEY=os.environ.get("QUEBEC_SECRET_KEY") or secrets.token_urlsafe(50),
-        ALLOWED_HOSTS=[host.strip() for host in os.environ.get("QUEBEC_ALLOWED_HOSTS", "*").split(",")],
+        # The dashboard narrows this to the host it binds (see allow_hosts_for).
+        ALLOWED_HOSTS=configured_hosts() or list(LOOPBACK_HOSTS),
         DATABASES={"default": database_settings(url)},
         INSTALLED_APPS=INSTALLED_APPS,
         MIDDLEWARE=[
@@ -97,11 +114,14 @@ def configure(url, quebec_settings):
             ]},
         }],
         STATIC_URL="/static/",
+        AUTH_PASSWORD_VALIDATORS=PASSWORD_VALIDATORS,
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         QUEBEC=quebec_settings,
     )
     django.setup()
+    global _configured_here
+    _configured_here = True
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # A SQLite file is the user's own scratch database: give it Quebec's tables at once, so
         # that jobs can be enqueued before run() (as the original Quebec's scripts do).
@@ -120,15 +140,71 @@ def create_tables():
         call_command("migrate", interactive=False, verbosity=0)
 
 
+def configured_hosts():
+    """The hosts named by QUEBEC_ALLOWED_HOSTS (comma-separated), if any."""
+    return [host.strip() for host in os.environ.get("QUEBEC_ALLOWED_HOSTS", "").split(",") if host.strip()]
+
+
+def hosts_for(host):
+    """The names a browser may use for a server bound to ``host``.
+
+    A loopback address or ``localhost`` also answers to the other loopback names. A wildcard
+    address (0.0.0.0, ::) answers on every interface: its names are this machine's host names
+    and addresses, and the loopback names. Names a proxy or DNS gives it need QUEBEC_ALLOWED_HOSTS.
+    """
+    if host in WILDCARD_ADDRESSES:
+        import psutil
+
+        addresses = [address.address.split("%")[0] for entries in psutil.net_if_addrs().values()
+                     for address in entries if address.family in (socket.AF_INET, socket.AF_INET6)]
+        names = [*LOOPBACK_HOSTS, socket.gethostname(), socket.getfqdn(), *addresses]
+    elif host == "localhost" or _is_loopback(host):
+        names = [*LOOPBACK_HOSTS, host]
+    else:
+        names = [host]
+    bracketed = [f"[{name}]" if ":" in name and not name.startswith("[") else name for name in names]
+    return list(dict.fromkeys(bracketed))
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allow_hosts_for(host):
+    """In standalone mode without QUEBEC_ALLOWED_HOSTS, accept only the names of the bound ``host``."""
+    if not _configured_here or configured_hosts():
+        return
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = hosts_for(host)
+    logger.info("Dashboard accepts the hosts %s; set QUEBEC_ALLOWED_HOSTS for others",
+                ", ".join(settings.ALLOWED_HOSTS))
+
+
 def ensure_dashboard_user():
-    """Create or update the dashboard's superuser from QUEBEC_DASHBOARD_USER/_PASSWORD, if set."""
+    """Create or update the dashboard's superuser from QUEBEC_DASHBOARD_USER/_PASSWORD, if set.
+
+    The password must pass the project's AUTH_PASSWORD_VALIDATORS (in standalone mode, Django's
+    defaults); a weak one stops the start with the validators' messages.
+    """
     username = os.environ.get("QUEBEC_DASHBOARD_USER")
     password = os.environ.get("QUEBEC_DASHBOARD_PASSWORD")
     if not username or not password:
         return None
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
 
-    user, _ = get_user_model().objects.get_or_create(username=username)
+    from quebec.conf import ConfigError
+
+    user = get_user_model().objects.filter(username=username).first() or get_user_model()(username=username)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ConfigError(f"QUEBEC_DASHBOARD_PASSWORD is refused: {' '.join(error.messages)}") from None
     user.is_staff = user.is_superuser = user.is_active = True
     user.set_password(password)
     user.save()

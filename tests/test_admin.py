@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils import translation
 
 from quebec.models import Job, Pause, Process, RecurringTask
 from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
+    HOSTILE_FIELDS,
     _whitenoise_without_collectstatic,
     failed_job,
+    hostile,
+    hostile_world,
     scheduled_job,
     staff_client,
 )
@@ -54,6 +58,24 @@ def test_every_page_renders_for_a_superuser(admin_client, some_jobs, url):
     body = response.content.decode()
     assert 'class="quebec-tabs"' in body
     assert HOSTILE not in body
+
+
+def test_every_text_the_dashboard_shows_is_escaped(admin_client, hostile_world):
+    pages = {url: admin_client.get(url) for url in PAGES}
+    for state, job_id in hostile_world.items():
+        pages[state] = admin_client.get(reverse("admin:quebec_job_change", args=[job_id]))
+    live = admin_client.get("/admin/quebec/job/live/", {"fragments": "queues,failures,workers"}).json()
+    bodies = {name: response.content.decode() for name, response in pages.items()}
+    bodies.update({f"live {name}": fragment for name, fragment in live["fragments"].items()})
+    assert all(response.status_code == 200 for response in pages.values())
+    for field, shown_on in HOSTILE_FIELDS.items():
+        for name, body in bodies.items():
+            assert hostile(field) not in body, f"{field} is not escaped on {name}"
+        for name in shown_on:  # where the field is shown, so that the check above means something
+            assert escape(hostile(field)) in bodies[name], f"{field} is not shown on {name}"
+    assert escape(hostile("process-name")) in bodies["live workers"]
+    assert escape(hostile("error-message")) in bodies["live failures"]
+    assert escape(hostile("queue")) in bodies["live queues"]
 
 
 @pytest.mark.parametrize("url", PAGES)

@@ -46,3 +46,71 @@ def _whitenoise_without_collectstatic(settings):
     """The test settings have DEBUG off and no collected static files, which WhiteNoise warns
     about (an error here); it serves them from the apps' directories, as in development."""
     settings.WHITENOISE_AUTOREFRESH = True
+
+
+def hostile(field):
+    """Markup that would run if the dashboard showed ``field`` unescaped; one per field, so that
+    a failure names the field."""
+    return f"<script>alert('{field}')</script>"
+
+
+# Every text a job, a process or a recurring task carries that the dashboard shows, with the
+# pages that show it. Marking any of them |safe in a template must break a test.
+HOSTILE_FIELDS = {
+    "class": ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "ready"],
+    "queue": ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "/admin/quebec/pause/", "ready"],
+    "argument": ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "ready"],
+    "concurrency-key": ["/admin/quebec/blockedexecution/", "blocked"],
+    "process-name": ["/admin/quebec/claimedexecution/", "/admin/quebec/process/", "/admin/quebec/", "claimed"],
+    "hostname": ["/admin/quebec/claimedexecution/", "/admin/quebec/process/", "/admin/quebec/", "claimed"],
+    "error-class": ["/admin/quebec/failedexecution/", "/admin/quebec/", "failed"],
+    "error-message": ["/admin/quebec/failedexecution/", "/admin/quebec/", "failed"],
+    "backtrace": ["failed"],
+    "task-key": ["/admin/quebec/recurringtask/", "ready"],
+    "task-class": ["/admin/quebec/recurringtask/"],
+    "task-command": ["/admin/quebec/recurringtask/"],
+    "task-schedule": ["/admin/quebec/recurringtask/"],
+    "task-description": ["/admin/quebec/recurringtask/"],
+}
+
+
+@pytest.fixture
+def hostile_world(db):
+    """A job in each state and two recurring tasks whose every shown text is hostile(field);
+    returns the job ids by state."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from quebec.models import (
+        BlockedExecution,
+        ClaimedExecution,
+        FailedExecution,
+        Job,
+        Process,
+        ReadyExecution,
+        RecurringExecution,
+        RecurringTask,
+    )
+
+    ready = RecordJob.perform_later(hostile("argument")).id
+    Job.objects.filter(pk=ready).update(class_name=hostile("class"), queue_name=hostile("queue"))
+    ReadyExecution.objects.filter(pk=ready).update(queue_name=hostile("queue"))
+    blocked = RecordJob.perform_later().id
+    ReadyExecution.objects.filter(pk=blocked).delete()
+    Job.objects.filter(pk=blocked).update(concurrency_key=hostile("concurrency-key"))
+    BlockedExecution.objects.create(job_id=blocked, queue_name="default", concurrency_key=hostile("concurrency-key"),
+                                    expires_at=timezone.now() + timedelta(minutes=5))
+    claimed = RecordJob.perform_later().id
+    ReadyExecution.objects.filter(pk=claimed).delete()
+    process = Process.objects.register("Worker", hostile("process-name"), {"queues": ["*"], "threads": 1})
+    Process.objects.filter(pk=process.pk).update(hostname=hostile("hostname"))
+    ClaimedExecution.objects.create(job_id=claimed, process=process)
+    failed = failed_job().id
+    FailedExecution.objects.filter(pk=failed).update(exception_class=hostile("error-class"),
+                                                     message=hostile("error-message"), backtrace=hostile("backtrace"))
+    RecurringTask.objects.create(key=hostile("task-key"), schedule=hostile("task-schedule"),
+                                 class_name=hostile("task-class"), description=hostile("task-description"))
+    RecurringTask.objects.create(key="by-command", schedule="every hour", command=hostile("task-command"))
+    RecurringExecution.objects.create(task_key=hostile("task-key"), run_at=timezone.now(), job_id=ready)
+    return {"ready": ready, "blocked": blocked, "claimed": claimed, "failed": failed}

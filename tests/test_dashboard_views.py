@@ -45,6 +45,17 @@ def test_live_endpoint_needs_a_staff_user_with_quebec_permissions(client, staff_
     assert staff_client("view_job").get(LIVE).status_code == 200
 
 
+def test_live_counts_only_the_states_the_user_may_view(staff_client):
+    failed_job()
+    RecordJob.perform_later()
+    assert staff_client("view_pause").get(LIVE).json()["counts"] == {}
+    assert staff_client("view_failedexecution").get(LIVE).json()["counts"] == {"failed": "1"}
+    counts = staff_client("view_readyexecution", "change_job").get(LIVE).json()["counts"]
+    assert counts == {"ready": "1", "finished": "0"}
+    assert set(staff_client(*VIEW_ALL).get(LIVE).json()["counts"]) == {
+        "ready", "scheduled", "claimed", "blocked", "failed", "finished"}
+
+
 def test_live_fragments_leave_out_what_the_user_may_not_see(staff_client):
     failed_job()
     data = staff_client("view_job", "view_pause").get(LIVE, {"fragments": "queues,failures"}).json()

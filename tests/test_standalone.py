@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 import quebec
-from quebec.standalone import database_settings
+from quebec.standalone import database_settings, hosts_for
 from tests.conftest import ROOT, database_url, wait_until
 
 # The script from the original Quebec's README, as its users have it.
@@ -154,7 +155,66 @@ def test_python_m_quebec_runs_a_jobs_package_with_a_dashboard_login(tmp_path, sc
     assert (tmp_path / "sent.txt").read_text() == "ada@example.com: Welcome\n"
     runner.wait_for("Dashboard at")
     assert "EmailJob" in dashboard_page(port, "ops", "s3cret-pass", "/admin/quebec/job/")
+    assert status_for_host(port, "evil.example") == 400  # ALLOWED_HOSTS is the bound host, not "*"
+    assert status_for_host(port, f"localhost:{port}") == 200
     assert runner.stop() == 0
+
+
+def status_for_host(port, host):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/login/", headers={"Host": host})
+    try:
+        return urllib.request.urlopen(request, timeout=5).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.subprocess
+def test_the_dashboard_allows_the_hosts_named_by_quebec_allowed_hosts(tmp_path, scripts):
+    for name, text in JOBS_PACKAGE.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    port = free_port()
+    env = plain_environment(DATABASE_URL="sqlite:///demo.db", QUEBEC_CONTROL_PLANE=f"127.0.0.1:{port}",
+                            QUEBEC_ALLOWED_HOSTS="jobs.example, ops.example")
+    runner = scripts([sys.executable, "-m", "quebec", "--only", "dispatcher", "jobs"], tmp_path, env)
+    runner.wait_for("Dashboard at")
+    wait_until(lambda: status_for_host(port, "jobs.example") == 200, message="the dashboard to answer")
+    assert status_for_host(port, "ops.example") == 200
+    assert status_for_host(port, f"127.0.0.1:{port}") == 400
+    assert runner.stop() == 0
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(("password", "message"), [
+    ("x", "This password is too short. It must contain at least 8 characters."),
+    ("password", "This password is too common."),
+    ("8731409265", "This password is entirely numeric."),
+])
+def test_a_weak_dashboard_password_is_refused(tmp_path, password, message):
+    for name, text in JOBS_PACKAGE.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    env = plain_environment(DATABASE_URL="sqlite:///demo.db", QUEBEC_CONTROL_PLANE=f"127.0.0.1:{free_port()}",
+                            QUEBEC_DASHBOARD_USER="ops", QUEBEC_DASHBOARD_PASSWORD=password)
+    result = subprocess.run([sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"QUEBEC_DASHBOARD_PASSWORD is refused: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_bound_host_names_the_allowed_hosts():
+    loopback = ["localhost", "127.0.0.1", "[::1]"]
+    assert hosts_for("127.0.0.1") == loopback
+    assert hosts_for("::1") == loopback
+    assert hosts_for("localhost") == loopback
+    assert hosts_for("127.0.0.2") == [*loopback, "127.0.0.2"]
+    assert hosts_for("192.0.2.7") == ["192.0.2.7"]
+    assert hosts_for("2001:db8::7") == ["[2001:db8::7]"]
+    assert hosts_for("jobs.example") == ["jobs.example"]
+    everywhere = hosts_for("0.0.0.0")
+    assert {*loopback, socket.gethostname()} <= set(everywhere) and "*" not in everywhere
+    assert hosts_for("::") == everywhere
 
 
 @pytest.mark.subprocess

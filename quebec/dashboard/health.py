@@ -6,10 +6,12 @@ Unhealthy means either of:
 """
 
 import dataclasses
+import hmac
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from quebec import conf
 from quebec.dashboard import stats
 from quebec.models import Process
 
@@ -57,3 +59,21 @@ def _process_counts():
         alive[kind] = alive.get(kind, 0) + 1
     dead = Process.objects.filter(last_heartbeat_at__lt=since).count()
     return {"alive": alive, "dead": dead}
+
+
+def may_see_details(request):
+    """Whether ``request`` may read the full report: a staff session, or the monitoring token."""
+    user = getattr(request, "user", None)  # a project may serve health/ without the auth middleware
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    return has_monitoring_token(request)
+
+
+def has_monitoring_token(request):
+    """``Authorization: Bearer <token>`` matching ``QUEBEC["monitoring_token"]``; never without one."""
+    token = conf.get().monitoring_token
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    # Constant time, so that response times do not reveal how much of a guess was right.
+    return hmac.compare_digest(given.strip().encode(), token.encode())

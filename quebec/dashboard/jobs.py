@@ -2,7 +2,6 @@
 
 import dataclasses
 import datetime
-import json
 
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_datetime
@@ -37,14 +36,6 @@ def describe(job):
         retries=retries(job),
         recurring=RecurringExecution.objects.filter(job_id=job.pk).first(),
     )
-
-
-def pretty_arguments(job):
-    return pretty_json(job.arguments)
-
-
-def pretty_json(value):
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 OUTCOME_LABELS = {

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.urls import path
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
@@ -36,8 +37,8 @@ class RecurringTaskAdmin(QuebecModelAdmin):
     tab = "recurring"
     list_title = _("Recurring tasks")
     count_text = ngettext_lazy("%(shown)s recurring task", "%(shown)s recurring tasks", "count")
-    list_display = ("key", "schedule", "in_words", "target", "queue", "next_run_at", "last_run_at",
-                    "last_status_label", "paused")
+    list_display = ("key", "short_description", "schedule", "in_words", "target", "queue", "next_run_at",
+                    "last_run_at", "last_status_label", "paused")
     search_fields = ("key", "class_name", "command", "description")
     ordering = ("key",)
     actions = ("run_now", "pause", "resume")
@@ -51,6 +52,10 @@ class RecurringTaskAdmin(QuebecModelAdmin):
             .annotate(last_run_at=Subquery(latest.values("run_at")[:1]), last_job_id=Subquery(latest.values("job_id")[:1]))
             .annotate(last_status=Subquery(last_status))
         )
+
+    @admin.display(description=_("description"))
+    def short_description(self, obj):
+        return Truncator(obj.description).chars(80) or "-"
 
     @admin.display(description=_("in words"))
     def in_words(self, obj):

@@ -5,11 +5,12 @@ import datetime
 from datetime import timedelta
 
 from django.db.models import Count, Min
-from django.db.models.functions import Trunc
+from django.db.models.functions import Substr, Trunc
 from django.utils import timezone
 from django.utils.translation import pgettext
 
 from quebec import conf
+from quebec.dashboard.previews import JOB_PAYLOAD_FIELDS
 from quebec.models import (
     BlockedExecution,
     ClaimedExecution,
@@ -48,11 +49,19 @@ def format_count(count, cap=COUNT_CAP):
     return f"{cap:,}+" if count > cap else f"{count:,}"
 
 
-def state_counts():
-    """Jobs in each waiting state, plus those finished in the last 24 hours; six queries."""
-    counts = {state: capped_count(model.objects.all()) for state, model in WAITING_STATES.items()}
-    since = timezone.now() - FINISHED_WINDOW
-    counts["finished"] = capped_count(Job.objects.filter(finished_at__gte=since, discarded_at__isnull=True))
+def state_counts(states=None):
+    """Jobs in each waiting state, plus those finished in the last 24 hours; one query per state.
+
+    ``states`` limits the counts to those names (the ones a user may see); all by default.
+    """
+    counts = {
+        state: capped_count(model.objects.all())
+        for state, model in WAITING_STATES.items()
+        if states is None or state in states
+    }
+    if states is None or "finished" in states:
+        since = timezone.now() - FINISHED_WINDOW
+        counts["finished"] = capped_count(Job.objects.filter(finished_at__gte=since, discarded_at__isnull=True))
     return counts
 
 
@@ -104,7 +113,11 @@ def queues(recent=1000):
 
 
 def latest_failures(limit=10):
-    return list(FailedExecution.objects.select_related("job").order_by("-created_at", "-pk")[:limit])
+    """The newest failures with their jobs, leaving out what can be large: payloads, backtraces."""
+    payload = (f"job__{field}" for field in JOB_PAYLOAD_FIELDS)
+    rows = FailedExecution.objects.select_related("job").defer("message", "backtrace", *payload)
+    head = Substr("message", 1, 121)  # the overview shows 120 characters of a message
+    return list(rows.annotate(message_head=head).order_by("-created_at", "-pk")[:limit])
 
 
 def alive_since():

@@ -6,19 +6,20 @@ model's change permission, and goes through a model method.
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from quebec.dashboard import health as health_check
-from quebec.dashboard import jobs, stats
+from quebec.dashboard import jobs, previews, stats
 from quebec.dashboard.lists import STATUS_LABELS
 from quebec.lifecycle import queueing
 from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
@@ -37,6 +38,7 @@ TABS = (
     ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
 )
 FRAGMENTS = ("queues", "failures", "workers")
+STATE_KEYS = (*stats.WAITING_STATES, "finished")  # the tabs that show a count of jobs
 
 
 def can_view(user, model_name):
@@ -55,9 +57,16 @@ def tabs(request, active, counts):
     return shown
 
 
+def visible_states(user):
+    """The job states whose counts ``user`` may see: those of the state tables it may view."""
+    return {key for key, _label, model_name, _url, _query in TABS
+            if key in STATE_KEYS and can_view(user, model_name)}
+
+
 def page_context(request, active):
     """What every Quebec page shows around its content: the tabs and the live-refresh URL."""
-    counts = {state: stats.format_count(count) for state, count in stats.state_counts().items()}
+    counts = stats.state_counts(visible_states(request.user))
+    counts = {state: stats.format_count(count) for state, count in counts.items()}
     return {
         "quebec_tabs": tabs(request, active, counts),
         "quebec_counts": counts,
@@ -173,14 +182,21 @@ def _next_url(request, fallback):
 
 @never_cache
 def health(request):
-    """The health report as JSON: HTTP 200 when healthy, 503 when not (see quebec.dashboard.health)."""
+    """The health report as JSON: HTTP 200 when healthy, 503 when not (see quebec.dashboard.health).
+
+    Anyone gets ``{"healthy": ...}``; the details (queue names, sizes, processes, problems) go to
+    staff sessions and to callers sending ``Authorization: Bearer <QUEBEC monitoring_token>``.
+    """
     max_latency = request.GET.get("max_latency")
     try:
         max_latency = float(max_latency) if max_latency else None
     except ValueError:
         return HttpResponseBadRequest("max_latency must be a number of seconds")
     report = health_check.check(max_latency)
-    return JsonResponse(report.payload, status=200 if report.healthy else 503)
+    payload = report.payload if health_check.may_see_details(request) else {"healthy": report.healthy}
+    response = JsonResponse(payload, status=200 if report.healthy else 503)
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response
 
 
 def queues_page(request, model_admin):
@@ -228,9 +244,40 @@ def job_detail(request, model_admin, object_id):
         "job": job,
         "state": state,
         "status_label": STATUS_LABELS.get(job.status, job.status),
-        "arguments": jobs.pretty_arguments(job),
+        **_payload_context(job),
         "attempts": jobs.attempts(job),
-        "return_value": None if job.return_value is None else jobs.pretty_json(job.return_value),
         "actions": actions,
     }
     return TemplateResponse(request, "quebec/job_detail.html", context)
+
+
+def _payload_context(job):
+    """The start of the arguments and return value (``previews.PAGE_CHARS`` each) and their sizes."""
+    arguments, arguments_cut = previews.pretty_head(job.arguments)
+    return_value, return_value_cut = (None, False)
+    if job.return_value is not None:
+        return_value, return_value_cut = previews.pretty_head(job.return_value)
+    return {
+        "arguments": arguments,
+        "arguments_cut": arguments_cut,
+        "arguments_size": previews.arguments_size(job.pk) if arguments_cut else None,
+        "arguments_url": reverse("admin:quebec_job_arguments", args=[job.pk]),
+        "return_value": return_value,
+        "return_value_cut": return_value_cut,
+        "page_limit": previews.PAGE_CHARS,
+    }
+
+
+@never_cache
+@require_safe
+def job_arguments(request, model_admin, object_id):
+    """A job's arguments whole, as the JSON the database holds, for those who may view the job."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    text = previews.arguments_text(object_id)
+    if text is None:
+        raise Http404(_("No job #%(id)s.") % {"id": object_id})
+    response = HttpResponse(text, content_type="application/json")
+    response["X-Content-Type-Options"] = "nosniff"  # never rendered as anything but JSON
+    response["Content-Disposition"] = f'inline; filename="job-{object_id}-arguments.json"'
+    return response
