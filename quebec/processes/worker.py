@@ -7,7 +7,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from quebec import execution, maintenance
-from quebec.db import close_broken_connections
+from quebec.db import close_broken_connections, hygiene
+from quebec.errors import TransactionLeftOpenError
 from quebec.lifecycle import outcome as outcomes, running
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
@@ -258,6 +259,8 @@ class Worker(Poller):
         running.start(job, self.name, self.using)
         started_at, started = timezone.now(), time.monotonic()
         instance, outcome = execution.run_stored(job, self.quebec)
+        if left_open := hygiene.reset_after_job():
+            outcome = left_transaction_open(job, left_open, outcome)
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
@@ -273,3 +276,15 @@ class Worker(Poller):
             patience=RECORD_PATIENCE,
         )
         self._warn_unrecorded([run], recorded)
+
+
+def left_transaction_open(job, aliases, outcome):
+    """The outcome of a run that left a transaction open: failed, whatever the job returned or
+    raised (its error is kept as the cause), since what it wrote in that transaction is gone."""
+    names = ", ".join(repr(alias) for alias in aliases)
+    error = TransactionLeftOpenError(
+        f"{job.class_name} left a transaction open on database connection {names}; the worker "
+        "rolled it back, and with it what the job wrote in it (commit or roll back before returning)"
+    )
+    error.__cause__ = outcome.error
+    return outcomes.Outcome(outcomes.FAILED, error=error)
