@@ -194,12 +194,24 @@ class Supervisor:
         escalated = immediate
         while any(slot.pid for slot in self.slots):
             self._reap_stopping()
-            if not escalated and time.monotonic() > deadline - KILL_GRACE:
+            if not escalated and (self._told_to_hurry() or time.monotonic() > deadline - KILL_GRACE):
                 self._signal_children(signal.SIGQUIT)
                 escalated = True
+                deadline = min(deadline, time.monotonic() + KILL_GRACE)
             if time.monotonic() > deadline:
                 self._signal_children(signal.SIGKILL)
             time.sleep(0.05)
+
+    def _told_to_hurry(self):
+        """Whether a signal received during a graceful stop asks to stop now: SIGQUIT, or a
+        second SIGTERM/SIGINT (pressing Ctrl-C again means "now")."""
+        hurry = False
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGQUIT or signum in GRACEFUL_SIGNALS:
+                logger.warning("Received %s while stopping; stopping the children now", signal.Signals(signum).name)
+                hurry = True
+        return hurry
 
     def _reap_stopping(self):
         for slot in self.slots:

@@ -72,6 +72,11 @@ class Worker(Poller):
             logger.info("%s going quiet: no new jobs will be claimed", self.name)
         self.quiet = True
 
+    def stop(self, timeout=None):
+        super().stop(timeout)
+        if timeout == 0 and self.pool is not None:
+            self.pool.stop_waiting()  # a shutdown already waiting for running jobs gives up now
+
     def drained(self):
         return self.pool is not None and self.pool.in_flight() == 0 and self.outbox.empty()
 
