@@ -32,6 +32,11 @@ MAX_BACKOFF = 60.0
 KILL_GRACE = 5.0  # seconds between SIGQUIT and SIGKILL for children that will not stop
 
 
+def exit_description(code):
+    """How a child exited, from ``os.waitstatus_to_exitcode``: "signal SIGKILL" or "code 1"."""
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+
+
 @dataclasses.dataclass
 class Slot:
     """One child to keep running: its component and the settings it runs with."""
@@ -168,7 +173,7 @@ class Supervisor:
     def _child_exited(self, slot, pid, status):
         slot.pid = None
         code = os.waitstatus_to_exitcode(status)
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+        how = exit_description(code)
         self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {how}")
         if code == EXIT_RECYCLE:
             logger.info("%s process %d recycled itself; forking a fresh one", slot.kind, pid)
@@ -221,7 +226,8 @@ class Supervisor:
             if pid:
                 code = os.waitstatus_to_exitcode(status)
                 if code != 0:
-                    self._guarded(self._handle_jobs_of, pid, f"{slot.kind} process {pid} exited with {code} while stopping")
+                    reason = f"{slot.kind} process {pid} exited with {exit_description(code)} while stopping"
+                    self._guarded(self._handle_jobs_of, pid, reason)
                 slot.pid = None
 
     def _signal_children(self, signum, kinds=None):
