@@ -10,8 +10,12 @@ Django opens a fresh one on next use.
 """
 
 import logging
+import threading
+import time
 
 from django.db import connections
+
+from quebec.db.connection import close_broken_connections
 
 logger = logging.getLogger("quebec.worker")
 
@@ -29,6 +33,20 @@ _pg_reset_sql = {}  # time zone name -> PG_RESET followed by the SET TIME ZONE f
 # MySQL has no @@in_transaction: there, only a transaction left by turning autocommit off is seen.
 MARIADB_CHECK = "SELECT @@in_transaction, RELEASE_ALL_LOCKS()"
 MYSQL_CHECK = "SELECT 0, RELEASE_ALL_LOCKS()"
+# How long after a reset, itself a round trip, a thread's connections count as alive without a
+# ping before the next job. In a drain a thread takes its next job at once, so the reset is the
+# one round trip per job the ping used to be; a thread that waited longer pings, so that a
+# session the server dropped meanwhile (a restart) is replaced before the job, not during it.
+FRESH_FOR = 0.05
+
+_checked = threading.local()
+
+
+def ping_before_job():
+    """Close this thread's connections the server dropped while it waited, unless the reset
+    after the previous job talked to the database less than FRESH_FOR seconds ago."""
+    if time.monotonic() >= getattr(_checked, "until", 0.0):
+        close_broken_connections(ping=True)
 
 
 def reset_after_job():
@@ -45,6 +63,7 @@ def reset_after_job():
             logger.warning("Closing database connection %r: its state after a job is unknown", connection.alias,
                            exc_info=True)
             discard(connection)
+    _checked.until = time.monotonic() + FRESH_FOR
     return left_open
 
 

@@ -251,7 +251,7 @@ class Worker(Poller):
 
     def _perform(self, job):
         try:
-            close_broken_connections(ping=True)
+            hygiene.ping_before_job()
             self._perform_and_record(job)
         except Exception:
             # Only recording the outcome can get here; the claim stays until this process
