@@ -19,6 +19,11 @@ class ProcessPrunedError(Exception):
     """The worker process running the job stopped sending heartbeats and was presumed dead."""
 
 
+class TransactionLeftOpenError(Exception):
+    """The job returned with a transaction still open on a database connection; the worker
+    rolled it back, and with it what the job wrote in it."""
+
+
 def describe_error(error):
     """An error as stored: class path, message and full backtrace."""
     try:

@@ -2,10 +2,12 @@
 
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
 
+import psutil
 import pytest
 import yaml
 
@@ -26,46 +28,76 @@ def at_rest():
     return not Job.objects.with_status().filter(status__in=["ready", "claimed", "scheduled"]).exists()
 
 
-def kill_a_worker(rng):
-    pids = list(Process.objects.filter(kind="Worker").values_list("pid", flat=True))
-    if pids:
-        try:
-            os.kill(rng.choice(pids), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return 1
-    return 0
+def kill_a_worker(rng, supervisor_pid):
+    """SIGKILL one worker child of ``supervisor_pid``; returns its pid, or None if none was killed.
+
+    Only a process this test started is killed: the pid is opened as a pidfd, so the signal
+    reaches that very process (never one that reused its number), and only once the pidfd's
+    process is known to be a child of our supervisor. A process that exited meanwhile is no kill.
+    """
+    ours = Process.objects.filter(kind="Worker", supervisor__pid=supervisor_pid).values_list("pid", flat=True)
+    pids = list(ours)
+    if not pids:
+        return None
+    pid = rng.choice(pids)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        if psutil.Process(pid).ppid() != supervisor_pid:
+            return None
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return None
+    finally:
+        os.close(pidfd)
+    return pid
 
 
 def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path):
+    threads = 4
     config = tmp_path / "queue.yml"
     config.write_text(yaml.safe_dump({
-        "workers": [{"queues": "*", "threads": 4, "processes": 3, "polling_interval": 0.02}],
+        "workers": [{"queues": "*", "threads": threads, "processes": 3, "polling_interval": 0.02}],
         "dispatchers": [{"polling_interval": 0.2, "processes": 1}],
     }))
     supervisor = quebec_run("--config", str(config), "-v", "0", env={"QUEBEC_SUPERVISOR": "1"})
+    supervisor_pid = supervisor.popen.pid
     wait_until(lambda: Process.objects.filter(kind="Worker").count() == 3, timeout=30)
     handles = quebec.perform_all_later(ChaosWorkJob.build(index) for index in range(JOBS))
-    rng, kills = random.Random(), 0
+    rng, killed = random.Random(), []
     # A bounded number of kills: past a few crashes in a row the supervisor backs off before
     # forking again, and the queue must still drain once the killing stops.
-    while kills < MAX_KILLS and not at_rest():
+    while len(killed) < MAX_KILLS and not at_rest():
         time.sleep(rng.uniform(0.3, 0.9))
-        kills += kill_a_worker(rng) if not at_rest() else 0
+        if (pid := kill_a_worker(rng, supervisor_pid)) is not None:
+            killed.append(pid)
     wait_until(at_rest, timeout=300, interval=0.5, message="the queue to drain after the kills")
     assert supervisor.stop() == 0
-    assert kills >= 3, "the test should have killed workers while they worked"
+    assert len(killed) >= 3, "the test should have killed workers while they worked"
+    output = supervisor.output()
+    for pid in killed:  # each kill counted did happen, and the supervisor saw it
+        assert f"worker process {pid} exited with signal SIGKILL" in output, pid
 
     runs = Counter(JobRun.objects.values_list("job_id", flat=True))
     statuses = dict(Job.objects.with_status().values_list("pk", "status"))
-    failures = dict(FailedExecution.objects.values_list("job_id", "exception_class"))
+    failures = dict(FailedExecution.objects.values_list("job_id", "message"))
+    assert set(statuses) == {handle.id for handle in handles}, "a job was lost"
     assert max(runs.values()) == 1, "a job ran twice"
+    failed_by_kill = Counter()
     for handle in handles:
         status = statuses[handle.id]
         if status == "finished":
             assert runs[handle.id] == 1
-        else:
-            assert status == "failed" and failures[handle.id] == "quebec.errors.ProcessExitError", status
-    # At most each killed worker's claims: its 4 threads' jobs and, these jobs being short, the
-    # worker_claim_ahead per thread claimed ahead of them.
-    assert Counter(statuses.values())["failed"] <= kills * 4 * (1 + conf.get().worker_claim_ahead)
+            continue
+        assert status == "failed", status
+        # Every failure is one of our kills': the claims the killed worker held.
+        victim = re.fullmatch(r"worker process (\d+) exited with signal SIGKILL( while stopping)?", failures[handle.id])
+        assert victim and int(victim[1]) in killed, failures[handle.id]
+        failed_by_kill[int(victim[1])] += 1
+    # A worker holds at most a job per thread and, these jobs being short, worker_claim_ahead
+    # more per thread claimed ahead of them: what one kill can fail.
+    most_claims = threads * (1 + conf.get().worker_claim_ahead)
+    assert max(failed_by_kill.values(), default=0) <= most_claims, failed_by_kill
+    assert sum(failed_by_kill.values()) == Counter(statuses.values())["failed"]

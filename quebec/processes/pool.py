@@ -29,6 +29,7 @@ class Pool:
         self._on_expired = on_expired
         self._queue = queue.SimpleQueue()
         self._in_flight = 0
+        self._waiting_cut_short = False
         self._lock = threading.Condition()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True) for index in range(size)
@@ -72,9 +73,17 @@ class Pool:
         return [item for item, _, _ in cancelled]
 
     def drain(self, timeout):
-        """Wait until every posted item is done or ``timeout`` passes; True when drained."""
+        """Wait until every posted item is done, ``timeout`` passes or ``stop_waiting()`` is
+        called; True when drained."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+            self._lock.wait_for(lambda: self._in_flight == 0 or self._waiting_cut_short, timeout)
+            return self._in_flight == 0
+
+    def stop_waiting(self):
+        """End a ``drain()`` now, and any later one at once: the process is stopping immediately."""
+        with self._lock:
+            self._waiting_cut_short = True
+            self._lock.notify_all()
 
     def stop(self):
         """Let idle threads exit; a thread still running a job exits after it."""

@@ -168,9 +168,30 @@ class Runner:
         timeout = 0 if immediate else self.settings.shutdown_timeout
         for component in self.components:
             component.stop(timeout)
+        deadline = time.monotonic() + timeout + JOIN_MARGIN
+        while any(component.is_alive() for component in self.components) and time.monotonic() < deadline:
+            time.sleep(WATCH_INTERVAL)
+            if not immediate and self._told_to_hurry():
+                immediate = True
+                for component in self.components:
+                    component.stop(0)
+                deadline = min(deadline, time.monotonic() + JOIN_MARGIN)
         for component in self.components:
-            if not component.join(timeout + JOIN_MARGIN):
+            if component.is_alive():
                 logger.error("%r did not stop in time", component)
+
+    def _told_to_hurry(self):
+        """Whether a signal received during a graceful stop asks to stop now: SIGQUIT, or a
+        second SIGTERM/SIGINT (pressing Ctrl-C again means "now"). A fork-mode child takes
+        only SIGQUIT: a terminal's Ctrl-C reaches it besides the SIGTERM its supervisor passes
+        on, and the supervisor sends SIGQUIT when it is itself told twice."""
+        hurry = False
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGQUIT or (signum in GRACEFUL_SIGNALS and self.supervisor is None):
+                logger.warning("Received %s while stopping; stopping now", signal.Signals(signum).name)
+                hurry = True
+        return hurry
 
     def _install_signal_handlers(self):
         for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS):

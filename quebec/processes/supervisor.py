@@ -32,6 +32,11 @@ MAX_BACKOFF = 60.0
 KILL_GRACE = 5.0  # seconds between SIGQUIT and SIGKILL for children that will not stop
 
 
+def exit_description(code):
+    """How a child exited, from ``os.waitstatus_to_exitcode``: "signal SIGKILL" or "code 1"."""
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+
+
 @dataclasses.dataclass
 class Slot:
     """One child to keep running: its component and the settings it runs with."""
@@ -168,7 +173,7 @@ class Supervisor:
     def _child_exited(self, slot, pid, status):
         slot.pid = None
         code = os.waitstatus_to_exitcode(status)
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+        how = exit_description(code)
         self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {how}")
         if code == EXIT_RECYCLE:
             logger.info("%s process %d recycled itself; forking a fresh one", slot.kind, pid)
@@ -194,12 +199,24 @@ class Supervisor:
         escalated = immediate
         while any(slot.pid for slot in self.slots):
             self._reap_stopping()
-            if not escalated and time.monotonic() > deadline - KILL_GRACE:
+            if not escalated and (self._told_to_hurry() or time.monotonic() > deadline - KILL_GRACE):
                 self._signal_children(signal.SIGQUIT)
                 escalated = True
+                deadline = min(deadline, time.monotonic() + KILL_GRACE)
             if time.monotonic() > deadline:
                 self._signal_children(signal.SIGKILL)
             time.sleep(0.05)
+
+    def _told_to_hurry(self):
+        """Whether a signal received during a graceful stop asks to stop now: SIGQUIT, or a
+        second SIGTERM/SIGINT (pressing Ctrl-C again means "now")."""
+        hurry = False
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGQUIT or signum in GRACEFUL_SIGNALS:
+                logger.warning("Received %s while stopping; stopping the children now", signal.Signals(signum).name)
+                hurry = True
+        return hurry
 
     def _reap_stopping(self):
         for slot in self.slots:
@@ -209,7 +226,8 @@ class Supervisor:
             if pid:
                 code = os.waitstatus_to_exitcode(status)
                 if code != 0:
-                    self._guarded(self._handle_jobs_of, pid, f"{slot.kind} process {pid} exited with {code} while stopping")
+                    reason = f"{slot.kind} process {pid} exited with {exit_description(code)} while stopping"
+                    self._guarded(self._handle_jobs_of, pid, reason)
                 slot.pid = None
 
     def _signal_children(self, signum, kinds=None):

@@ -7,7 +7,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from quebec import execution, maintenance
-from quebec.db import close_broken_connections
+from quebec.db import close_broken_connections, hygiene
+from quebec.errors import TransactionLeftOpenError
 from quebec.lifecycle import outcome as outcomes, running
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
@@ -70,6 +71,11 @@ class Worker(Poller):
         if not self.quiet:
             logger.info("%s going quiet: no new jobs will be claimed", self.name)
         self.quiet = True
+
+    def stop(self, timeout=None):
+        super().stop(timeout)
+        if timeout == 0 and self.pool is not None:
+            self.pool.stop_waiting()  # a shutdown already waiting for running jobs gives up now
 
     def drained(self):
         return self.pool is not None and self.pool.in_flight() == 0 and self.outbox.empty()
@@ -245,7 +251,7 @@ class Worker(Poller):
 
     def _perform(self, job):
         try:
-            close_broken_connections(ping=True)
+            hygiene.ping_before_job()
             self._perform_and_record(job)
         except Exception:
             # Only recording the outcome can get here; the claim stays until this process
@@ -258,6 +264,8 @@ class Worker(Poller):
         running.start(job, self.name, self.using)
         started_at, started = timezone.now(), time.monotonic()
         instance, outcome = execution.run_stored(job, self.quebec)
+        if left_open := hygiene.reset_after_job():
+            outcome = left_transaction_open(job, left_open, outcome)
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)
@@ -273,3 +281,15 @@ class Worker(Poller):
             patience=RECORD_PATIENCE,
         )
         self._warn_unrecorded([run], recorded)
+
+
+def left_transaction_open(job, aliases, outcome):
+    """The outcome of a run that left a transaction open: failed, whatever the job returned or
+    raised (its error is kept as the cause), since what it wrote in that transaction is gone."""
+    names = ", ".join(repr(alias) for alias in aliases)
+    error = TransactionLeftOpenError(
+        f"{job.class_name} left a transaction open on database connection {names}; the worker "
+        "rolled it back, and with it what the job wrote in it (commit or roll back before returning)"
+    )
+    error.__cause__ = outcome.error
+    return outcomes.Outcome(outcomes.FAILED, error=error)

@@ -300,3 +300,89 @@ class RateLimitedDropJob(SpanJob):
 
 class LoneJob(SpanJob):
     exclusive = True
+
+
+# Connection hygiene: jobs that leave state on their thread's database connection.
+
+
+class LeaveTransactionOpenJob(quebec.BaseClass):
+    """Writes inside a transaction it never ends: a raw BEGIN, or autocommit turned off."""
+
+    def perform(self, how="begin"):
+        from django.db import connection, transaction
+
+        if how == "begin":
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+        else:
+            transaction.set_autocommit(False)
+        record(self, "inside the open transaction")
+
+
+class AdvisoryLockJob(quebec.BaseClass):
+    """Takes a PostgreSQL session advisory lock or a MariaDB named lock, then fails."""
+
+    def perform(self, key):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+            else:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", [f"quebec-test-{key}"])
+        raise ValueError("failing while holding a lock")
+
+
+class LeaveSessionStateJob(quebec.BaseClass):
+    """Changes a setting and creates a temporary table on its PostgreSQL session."""
+
+    def perform(self):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SET work_mem = '7777kB'")
+            cursor.execute("CREATE TEMPORARY TABLE quebec_leftover (x integer)")
+
+
+class ProbeSessionJob(quebec.BaseClass):
+    """Records what the session it runs on looks like."""
+
+    def perform(self):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('work_mem'), to_regclass('pg_temp.quebec_leftover') IS NOT NULL, "
+                           "current_setting('TimeZone')")
+            work_mem, temp_table, zone = cursor.fetchone()
+        record(self, "probe", {"work_mem": work_mem, "temp_table": temp_table, "time_zone": zone})
+
+
+class BreakConnectionJob(quebec.BaseClass):
+    """Leaves its connection unusable behind Django's back: closed by the driver, or its
+    PostgreSQL backend terminated."""
+
+    def perform(self, how="close"):
+        from django.db import connection
+
+        if how == "close":
+            connection.ensure_connection()
+            connection.connection.close()
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+class ConnectionIdJob(quebec.BaseClass):
+    """Records which database session it ran on."""
+
+    def perform(self):
+        from django.db import connection
+
+        sql = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}.get(connection.vendor)
+        if sql is None:
+            connection.ensure_connection()
+            record(self, "session", id(connection.connection))
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            record(self, "session", cursor.fetchone()[0])
