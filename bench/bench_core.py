@@ -87,13 +87,14 @@ def bench_bulk(n):
     return n / (time.perf_counter() - started)
 
 
-def start_worker(database_url, workdir):
-    """A ``quebec_run --only worker`` process with ``THREADS`` threads, logging to a file."""
+def start_worker(database_url, workdir, root=ROOT):
+    """A ``quebec_run --only worker`` process with ``THREADS`` threads, logging to a file; it runs
+    the Quebec of the checkout at ``root`` (this one by default)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
         "DATABASE_URL": database_url,
-        "PYTHONPATH": os.pathsep.join(PYTHON_PATH),
+        "PYTHONPATH": os.pathsep.join([str(root), str(root / "testproject")]),
         "QUEBEC_WORKER_THREADS": str(THREADS),
         "QUEBEC_PRESERVE_FINISHED_JOBS": "true",  # finished_at is what the drain rate is read from
     }
@@ -102,12 +103,16 @@ def start_worker(database_url, workdir):
         return subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_until_drained(process):
-    """Return once every job is finished; fail if the worker dies or time runs out."""
+def wait_until_drained(process, on_first_finish=None):
+    """Return once every job is finished; fail if the worker dies or time runs out.
+    ``on_first_finish()`` is called once the first job has finished (the worker is working)."""
     from quebec.models import Job
 
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while Job.objects.filter(finished_at__isnull=True).exists():
+        if on_first_finish is not None and Job.objects.filter(finished_at__isnull=False).exists():
+            on_first_finish()
+            on_first_finish = None
         if process.poll() is not None:
             raise RuntimeError(f"quebec_run exited early with code {process.returncode}")
         if time.monotonic() > deadline:
@@ -115,16 +120,21 @@ def wait_until_drained(process):
         time.sleep(0.05)
 
 
-def bench_drain(n, database_url, workdir):
-    """Run one worker process over the ``n`` ready jobs; returns the drain figures."""
+def bench_drain(n, database_url, workdir, root=ROOT):
+    """Run one worker process (of the checkout at ``root``) over the ``n`` ready jobs; returns
+    the drain figures, with the worker's CPU time per job from its first finish to its last."""
+    import psutil
     from django.db.models import Max, Min
 
     from quebec.models import Job
 
     started = time.monotonic()
-    process = start_worker(database_url, workdir)
+    process = start_worker(database_url, workdir, root)
+    worker = psutil.Process(process.pid)
+    cpu_at_start = []
     try:
-        wait_until_drained(process)
+        wait_until_drained(process, lambda: cpu_at_start.append(_cpu_seconds(worker)))
+        cpu = _cpu_seconds(worker) - (cpu_at_start or [0.0])[0]
         wall = time.monotonic() - started
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
@@ -135,7 +145,12 @@ def bench_drain(n, database_url, workdir):
     span = Job.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
     busy = (span["last"] - span["first"]).total_seconds()
     return {"drain": (n - 1) / busy, "drain_seconds": busy, "drain_wall": n / wall, "wall_seconds": wall,
-            "exit_code": exit_code}
+            "cpu_ms_per_job": cpu * 1000 / n, "exit_code": exit_code}
+
+
+def _cpu_seconds(process):
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def check_drained(n, result):
