@@ -39,7 +39,7 @@ def test_healthy_with_a_live_worker(client):
 
 
 def test_unhealthy_without_a_live_worker(client, settings_config):
-    settings_config(process_alive_threshold=60)
+    settings_config(process_alive_threshold=60, process_heartbeat_interval=20)
     worker(heartbeat_age=timedelta(minutes=5))
     response = client.get("/quebec/health/")
     assert response.status_code == 503
