@@ -3,10 +3,38 @@
 from django.core import checks
 from django.db import connections
 
-from quebec import conf, recurring
+from quebec import conf, recurring, settings_checks
 from quebec.registry import default
 
 SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
+
+
+@checks.register()
+def check_environment_variables(app_configs=None, **kwargs):
+    return [
+        checks.Warning(
+            message,
+            hint="Correct or unset it; the settings are the keys of QUEBEC, each also a QUEBEC_<KEY> variable.",
+            id="quebec.W010",
+        )
+        for message in settings_checks.unknown_environment_variables()
+    ]
+
+
+@checks.register()
+def check_environment_sections(app_configs=None, **kwargs):
+    try:
+        config_file = conf.find_config_file()
+    except conf.ConfigError:
+        config_file = None  # QUEBEC_CONFIG names no file: check_configuration reports it
+    return [
+        checks.Warning(
+            message,
+            hint="Set QUEBEC_ENV to one of its sections, or add a section for this environment.",
+            id="quebec.W011",
+        )
+        for message in settings_checks.missing_environment_sections(config_file)
+    ]
 
 
 @checks.register()
