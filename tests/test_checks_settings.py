@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_invalid_settings_are_errors(settings, quebec, expected):
 def test_manage_py_check_shows_warnings_and_fails_on_errors(tmp_path):
     (tmp_path / "recurring.yml").write_text("cleanup:\n  class: tests.testapp.jobs.RecordJob\n  schedul: '@daily'\n")
     env = {name: value for name, value in os.environ.items() if not name.startswith("QUEBEC_")}
-    env.update(DJANGO_SETTINGS_MODULE="tests.settings", QUEBEC_SHUTDOWN_TIMOUT="10",
+    env.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url(), QUEBEC_SHUTDOWN_TIMOUT="10",
                QUEBEC_RECURRING_SCHEDULE=str(tmp_path / "recurring.yml"),
                PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "testproject")]))
     result = subprocess.run([sys.executable, "-m", "django", "check"], cwd=ROOT, env=env, capture_output=True,

@@ -191,7 +191,8 @@ def test_a_slow_polling_worker_entry_raises_the_threshold_it_needs(tmp_path, mon
         ({"QUEBEC": {"worker_polling_interval": 0}}, "settings.QUEBEC: worker_polling_interval must be at least 0.01"),
         ({"env": ("QUEBEC_DISPATCHER_POLLING_INTERVAL", "0")},
          "environment variable QUEBEC_DISPATCHER_POLLING_INTERVAL: dispatcher_polling_interval must be at least 0.01"),
-        ({"yml": "workers:\n  - polling_interval: 0\n"}, "queue.yml: workers[0]: polling_interval must be at least 0.01"),
+        ({"yml": "workers:\n  - polling_interval: 0\n"},
+         "queue.yml: workers[0]: polling_interval must be at least 0.01"),
         ({"yml": "dispatchers:\n  - polling_interval: 1ms\n"},
          "queue.yml: dispatchers[0]: polling_interval must be at least 0.01 seconds (0 would poll without pause), "
          "got '1ms'"),
@@ -246,7 +247,8 @@ def test_zero_still_means_no_wait_where_it_has_a_meaning(settings):
     ("text", "expected"),
     [
         ("worker:\n  - threads: 2\n", "queue.yml: unknown key 'worker'; did you mean 'workers'?"),
-        ("queue_concurency:\n  reports: 2\n", "queue.yml: unknown key 'queue_concurency'; did you mean 'queue_concurrency'?"),
+        ("queue_concurency:\n  reports: 2\n",
+         "queue.yml: unknown key 'queue_concurency'; did you mean 'queue_concurrency'?"),
     ],
 )
 def test_a_misspelt_flat_file_is_not_taken_for_another_environment(tmp_path, text, expected):
@@ -261,7 +263,9 @@ def test_a_misspelt_recurring_option_names_the_task_the_option_and_a_correction(
     write_yaml(tmp_path / "recurring.yml", "cleanup:\n  class: tests.testapp.jobs.RecordJob\n  schedul: '@daily'\n")
     with pytest.raises(conf.ConfigError) as error:
         recurring.load_static_tasks(conf.load())
-    assert str(error.value) == "recurring.yml: recurring task 'cleanup': unknown option 'schedul'; did you mean 'schedule'?"
+    assert str(error.value) == (
+        "recurring.yml: recurring task 'cleanup': unknown option 'schedul'; did you mean 'schedule'?"
+    )
     (tmp_path / "recurring.yml").unlink()
     settings.QUEBEC = {"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}}
     with pytest.raises(conf.ConfigError, match=r"settings.QUEBEC\['recurring'\]: recurring task 'nightly': "

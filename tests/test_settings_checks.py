@@ -54,8 +54,8 @@ def test_quebec_run_refuses_an_alive_threshold_below_the_heartbeat(quebec_run):
     assert process.wait(timeout=60) == 1
     output = process.output()
     assert (
-        "(quebec.E001) Quebec's configuration is invalid: process_alive_threshold (30s, from environment variable QUEBEC_PROCESS_ALIVE_THRESHOLD) "
-        "must be at least 122s: twice process_heartbeat_interval (60s, from environment variable "
+        "(quebec.E001) Quebec's configuration is invalid: process_alive_threshold (30s, from environment "
+        "variable QUEBEC_PROCESS_ALIVE_THRESHOLD) must be at least 122s: twice process_heartbeat_interval (60s, from environment variable "
         "QUEBEC_PROCESS_HEARTBEAT_INTERVAL) plus the longest polling interval"
     ) in output
     assert "Traceback" not in output
