@@ -272,34 +272,40 @@ def _process_configs(values):
     )
 
 
-def _polling_intervals(values, origins):
-    """(seconds, name, origin) of every worker's and dispatcher's polling interval."""
+# The longest the scheduler sleeps between looks at its tasks (MAX_SLEEP in
+# processes/scheduler.py; a test keeps the two equal). It heartbeats only when it wakes.
+SCHEDULER_LONGEST_SLEEP = 5.0
+
+
+def _pauses_between_polls(values, origins):
+    """(seconds, description) of the longest pause of every kind of process between two polls."""
     for kind, flat in (("workers", "worker_polling_interval"), ("dispatchers", "dispatcher_polling_interval")):
         for index, entry in enumerate(values.get(kind) or [{}]):
             if "polling_interval" in entry:
-                yield entry["polling_interval"], f"{kind}[{index}].polling_interval", origins[kind]
+                name, seconds, origin = f"{kind}[{index}].polling_interval", entry["polling_interval"], origins[kind]
             else:
-                yield values[flat], flat, origins[flat]
+                name, seconds, origin = flat, values[flat], origins[flat]
+            yield seconds, f"{name}, {seconds:g}s, {origin}"
+    yield SCHEDULER_LONGEST_SLEEP, f"the scheduler's, {SCHEDULER_LONGEST_SLEEP:g}s"
 
 
 def _check_alive_threshold(values, origins):
     """Refuse an alive threshold that could get a live process pruned.
 
-    A process heartbeats between polls, so its beats are up to one heartbeat interval plus one
-    polling interval apart. The threshold must be at least twice that, so that a process whose
-    heartbeat is late or fails once (a slow or briefly unreachable database) is not presumed
-    dead, its running jobs failed with ProcessPrunedError and the process stopped.
+    A process heartbeats between polls, so its beats are up to one heartbeat interval plus its
+    longest pause between polls apart. The threshold must be at least twice that, so that a
+    process whose heartbeat is late or fails once (a slow or briefly unreachable database) is
+    not presumed dead, its running jobs failed with ProcessPrunedError and the process stopped.
     """
     heartbeat, threshold = values["process_heartbeat_interval"], values["process_alive_threshold"]
-    poll, poll_name, poll_origin = max(_polling_intervals(values, origins))
-    needed = 2 * (heartbeat + poll)
+    pause, pause_description = max(_pauses_between_polls(values, origins))
+    needed = 2 * (heartbeat + pause)
     if threshold < needed:
         raise ConfigError(
             f"process_alive_threshold ({threshold:g}s, {origins['process_alive_threshold']}) must be at least "
             f"{needed:g}s: twice process_heartbeat_interval ({heartbeat:g}s, {origins['process_heartbeat_interval']}) "
-            f"plus the longest polling interval ({poll_name}, {poll:g}s, {poll_origin}), so that one late or "
-            "failed heartbeat does not get a live process pruned. Raise process_alive_threshold or lower "
-            "process_heartbeat_interval."
+            f"plus the longest pause between polls ({pause_description}), so that one late or failed heartbeat "
+            "does not get a live process pruned. Raise process_alive_threshold or lower process_heartbeat_interval."
         )
 
 

@@ -57,7 +57,7 @@ def test_files_without_this_environment_are_warnings(tmp_path, monkeypatch):
     ("quebec", "expected"),
     [
         ({"process_alive_threshold": 30},
-         "process_alive_threshold (30s, from settings.QUEBEC) must be at least 122s: twice process_heartbeat_interval"),
+         "process_alive_threshold (30s, from settings.QUEBEC) must be at least 130s: twice process_heartbeat_interval"),
         ({"worker_polling_interval": 0}, "settings.QUEBEC: worker_polling_interval must be at least 0.01 seconds"),
         ({"shutdown_timeout": float("nan")}, "settings.QUEBEC: shutdown_timeout must be a finite number of seconds"),
         ({"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}},

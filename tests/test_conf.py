@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 
 from quebec import conf, recurring
+from quebec.processes import scheduler
 
 
 def write_yaml(path, text):
@@ -157,21 +158,30 @@ def test_an_alive_threshold_below_the_heartbeat_interval_is_refused(settings):
     with pytest.raises(conf.ConfigError) as error:
         conf.load()
     assert str(error.value).startswith(
-        "process_alive_threshold (30s, from settings.QUEBEC) must be at least 122s: twice "
-        "process_heartbeat_interval (60s, default) plus the longest polling interval "
-        "(dispatcher_polling_interval, 1s, default), so that one late or failed heartbeat"
+        "process_alive_threshold (30s, from settings.QUEBEC) must be at least 130s: twice "
+        "process_heartbeat_interval (60s, default) plus the longest pause between polls "
+        "(the scheduler's, 5s), so that one late or failed heartbeat"
     )
 
 
 def test_the_alive_threshold_leaves_room_for_one_missed_heartbeat(settings, monkeypatch):
     settings.QUEBEC = {"process_alive_threshold": 120}  # twice the heartbeat, but a beat comes between polls
-    with pytest.raises(conf.ConfigError, match="must be at least 122s"):
+    with pytest.raises(conf.ConfigError, match="must be at least 130s"):
         conf.load()
-    settings.QUEBEC = {"process_alive_threshold": 122}
-    assert conf.load().process_alive_threshold == 122
+    settings.QUEBEC = {"process_alive_threshold": 130}
+    assert conf.load().process_alive_threshold == 130
     monkeypatch.setenv("QUEBEC_PROCESS_HEARTBEAT_INTERVAL", "61")
     with pytest.raises(conf.ConfigError, match=r"heartbeat_interval \(61s, from environment variable QUEBEC_PROC"):
         conf.load()
+
+
+def test_the_scheduler_sleep_counts_as_a_pause_between_heartbeats(settings):
+    # With these, an idle scheduler (which wakes every 5 s) was pruned and quebec_run shut down.
+    settings.QUEBEC = {"process_heartbeat_interval": 0.5, "worker_polling_interval": 0.05,
+                       "dispatcher_polling_interval": 0.1, "process_alive_threshold": 2}
+    with pytest.raises(conf.ConfigError, match=r"must be at least 11s: .* \(the scheduler's, 5s\)"):
+        conf.load()
+    assert conf.SCHEDULER_LONGEST_SLEEP == scheduler.MAX_SLEEP
 
 
 def test_a_slow_polling_worker_entry_raises_the_threshold_it_needs(tmp_path, monkeypatch):

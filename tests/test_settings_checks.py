@@ -55,8 +55,8 @@ def test_quebec_run_refuses_an_alive_threshold_below_the_heartbeat(quebec_run):
     output = process.output()
     assert (
         "(quebec.E001) Quebec's configuration is invalid: process_alive_threshold (30s, from environment "
-        "variable QUEBEC_PROCESS_ALIVE_THRESHOLD) must be at least 122s: twice process_heartbeat_interval (60s, from environment variable "
-        "QUEBEC_PROCESS_HEARTBEAT_INTERVAL) plus the longest polling interval"
+        "variable QUEBEC_PROCESS_ALIVE_THRESHOLD) must be at least 130s: twice process_heartbeat_interval "
+        "(60s, from environment variable QUEBEC_PROCESS_HEARTBEAT_INTERVAL) plus the longest pause between polls"
     ) in output
     assert "Traceback" not in output
     assert not Process.objects.exists()
