@@ -3,10 +3,38 @@
 from django.core import checks
 from django.db import connections
 
-from quebec import conf, recurring
+from quebec import conf, recurring, settings_checks
 from quebec.registry import default
 
 SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
+
+
+@checks.register()
+def check_environment_variables(app_configs=None, **kwargs):
+    return [
+        checks.Warning(
+            message,
+            hint="Correct or unset it; the settings are the keys of QUEBEC, each also a QUEBEC_<KEY> variable.",
+            id="quebec.W010",
+        )
+        for message in settings_checks.unknown_environment_variables()
+    ]
+
+
+@checks.register()
+def check_environment_sections(app_configs=None, **kwargs):
+    try:
+        config_file = conf.find_config_file()
+    except conf.ConfigError:
+        config_file = None  # QUEBEC_CONFIG names no file: check_configuration reports it
+    return [
+        checks.Warning(
+            message,
+            hint="Set QUEBEC_ENV to one of its sections, or add a section for this environment.",
+            id="quebec.W011",
+        )
+        for message in settings_checks.missing_environment_sections(config_file)
+    ]
 
 
 @checks.register()
@@ -56,7 +84,7 @@ def check_job_discovery(app_configs=None, **kwargs):
         checks.Warning(
             f"Quebec could not import {problem}",
             hint="Fix that module; until then quebec_run refuses to start, since its jobs could not run.",
-            id="quebec.W010",
+            id="quebec.W012",
         )
         for problem in default.discovery_problems
     ]
@@ -64,7 +92,7 @@ def check_job_discovery(app_configs=None, **kwargs):
         checks.Warning(
             f"Quebec could not import {problem}; the django.tasks tasks there cannot run",
             hint="Fix that module if it defines tasks for Quebec's backend.",
-            id="quebec.W011",
+            id="quebec.W013",
         )
         for problem in default.task_discovery_problems
     ]

@@ -7,10 +7,7 @@ settings, ``queue.yml`` (``QUEBEC_CONFIG``, ``./queue.yml`` or ``./config/queue.
 
 import dataclasses
 import difflib
-import json
 import os
-import re
-from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -19,129 +16,40 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from quebec import queue_selectors
+from quebec.settings_values import (
+    _bool,
+    _death_policy,
+    _mapping,
+    _non_negative_int,
+    _optional_positive_int,
+    _override_queue,
+    _polling_interval,
+    _positive_duration,
+    _positive_int,
+    _queue_limits,
+    parse_duration,
+    parse_queues,
+    sanitize_queue_name,  # noqa: F401  (part of this module's interface)
+)
 
 CONFIG_LOOKUP = ("queue.yml", "config/queue.yml")
 ALIASES = {"experimental_queue_concurrency": "queue_concurrency"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_QUEUE_HOSTILE = re.compile(r"[^A-Za-z0-9_.~\-]")
 
 
 class ConfigError(ImproperlyConfigured):
     """A setting has a wrong name or value; the message names the key and where it came from."""
 
 
-# Value parsers: each takes the raw value and returns the clean one or raises ValueError
-# with the reason, which `_parse` wraps with the key and the source.
-
-
-def parse_duration(value):
-    """Seconds from a number, a timedelta or a string such as ``"5s"``, ``"2m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration (seconds, or a string like '5s', '2m', '1h')")
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match[1]) * _DURATION_UNITS[match[2]]
-    else:
-        raise ValueError("must be a duration (seconds, or a string like '5s', '2m', '1h')")
-    if seconds < 0:
-        raise ValueError("must not be negative")
-    return seconds
-
-
-def _int_at_least(value, minimum, description):
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"must be {description}")
-    return value
-
-
-def _positive_int(value):
-    return _int_at_least(value, 1, "a positive integer")
-
-
-def _non_negative_int(value):
-    return _int_at_least(value, 0, "a whole number, 0 or more")
-
-
-def _optional_positive_int(value):
-    return None if value in (None, "") else _positive_int(value)
-
-
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def sanitize_queue_name(name):
-    """Replace characters that do not belong in a URL with ``-``."""
-    return _QUEUE_HOSTILE.sub("-", name.strip())
-
-
-def _override_queue(value):
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValueError("must be a queue name")
-    return sanitize_queue_name(value)
-
-
-def _mapping(value):
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    if not isinstance(value, dict):
-        raise ValueError("must be a mapping")
-    return value
-
-
-def _queue_limits(value):
-    limits = _mapping(value)
-    for queue, limit in limits.items():
-        try:
-            _positive_int(limit)
-        except ValueError:
-            raise ValueError(f"limit for queue {queue!r} must be a positive integer") from None
-    return {str(queue): int(limit) for queue, limit in limits.items()}
-
-
-def _death_policy(value):
-    if value not in ("fail", "release"):
-        raise ValueError("must be 'fail' (record the job as failed, so retry_on can retry it) or 'release'")
-    return value
-
-
-def parse_queues(value):
-    """A tuple of queue selectors: ``"*"``, exact names and ``"prefix*"`` patterns."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",")]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError("must be a queue name, '*', 'prefix*', or a list of them")
-    for selector in value:
-        queue_selectors.check(selector)
-    return tuple(value)
-
-
 SETTINGS = {
     # key: (default, parser)
     "worker_threads": (3, _positive_int),
-    "worker_polling_interval": (0.1, parse_duration),
+    "worker_polling_interval": (0.1, _polling_interval),
     "worker_claim_ahead": (40, _non_negative_int),
-    "dispatcher_polling_interval": (1.0, parse_duration),
+    "dispatcher_polling_interval": (1.0, _polling_interval),
     "dispatcher_batch_size": (500, _positive_int),
-    "dispatcher_concurrency_maintenance_interval": (600.0, parse_duration),
-    "process_heartbeat_interval": (60.0, parse_duration),
-    "process_alive_threshold": (300.0, parse_duration),
+    "dispatcher_concurrency_maintenance_interval": (600.0, _positive_duration),
+    "process_heartbeat_interval": (60.0, _positive_duration),
+    "process_alive_threshold": (300.0, _positive_duration),
     "shutdown_timeout": (5.0, parse_duration),
     "preserve_finished_jobs": (True, _bool),
     "clear_finished_jobs_after": (86400.0, parse_duration),
@@ -152,7 +60,7 @@ SETTINGS = {
     "queue_concurrency": ({}, _queue_limits),
     "worker_max_rss_mb": (None, _optional_positive_int),
     "worker_memory_recycle_confirmations": (3, _positive_int),
-    "worker_memory_check_interval": (5.0, parse_duration),
+    "worker_memory_check_interval": (5.0, _positive_duration),
     "enqueue_after_commit": (False, _bool),
     "max_arguments_bytes": (1024 * 1024, _positive_int),
     "recurring": ({}, _mapping),
@@ -183,13 +91,13 @@ PROCESS_FIELDS = {
     "workers": {
         "queues": parse_queues,
         "threads": _positive_int,
-        "polling_interval": parse_duration,
+        "polling_interval": _polling_interval,
         "processes": _positive_int,
     },
     "dispatchers": {
-        "polling_interval": parse_duration,
+        "polling_interval": _polling_interval,
         "batch_size": _positive_int,
-        "concurrency_maintenance_interval": parse_duration,
+        "concurrency_maintenance_interval": _positive_duration,
         "processes": _positive_int,
     },
 }
@@ -240,8 +148,8 @@ def _parse(key, value, parser, source):
         raise ConfigError(f"{source}: {key} {error}, got {value!r}") from None
 
 
-def _merge_settings(values, raw, source):
-    """Validate the keys of one source and merge them into ``values``."""
+def _merge_settings(values, origins, raw, source):
+    """Validate the keys of one source and merge them into ``values``, noting where each came from."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping of setting names to values")
     for key, value in raw.items():
@@ -252,6 +160,7 @@ def _merge_settings(values, raw, source):
             values[key] = _parse(key, value, SETTINGS[key][1], source)
         else:
             raise _unknown_key(key, source, [*SETTINGS, *PROCESS_LISTS, *ALIASES])
+        origins[key] = f"from {source}"
 
 
 def _parse_process_list(kind, entries, source):
@@ -281,28 +190,42 @@ def find_file(explicit, lookup, what):
     return next((Path(name) for name in lookup if Path(name).is_file()), None)
 
 
-def read_yaml_section(path, is_flat, required):
-    """The part of a YAML file that applies here, and a description of where it came from.
+def current_environment():
+    return os.environ.get("QUEBEC_ENV", "development")
 
-    A flat file (``is_flat(document)``) applies whole; otherwise its section named by
-    ``QUEBEC_ENV`` (default development) does. A missing section is an error when ``required``.
-    """
+
+def _read_yaml(path):
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: must be a mapping at the top level")
+    return document
+
+
+def read_yaml_section(path, is_flat):
+    """The part of a YAML file that applies here, and a description of where it came from.
+
+    A flat file (``is_flat(document)``) applies whole; otherwise its section named by
+    ``QUEBEC_ENV`` (default development) does, and a file without that section gives nothing
+    (``missing_environment_section`` says so, as a warning).
+    """
+    document = _read_yaml(path)
     if not document or is_flat(document):
         return document, str(path)
-    environment = os.environ.get("QUEBEC_ENV", "development")
-    source = f"{path} (environment {environment!r})"
-    if environment not in document and required:
-        raise ConfigError(
-            f"{path}: has no section for environment {environment!r} "
-            f"(sections: {', '.join(map(str, document))}); set QUEBEC_ENV or add the section"
-        )
-    return document.get(environment) or {}, source
+    environment = current_environment()
+    return document.get(environment) or {}, f"{path} (environment {environment!r})"
+
+
+def missing_environment_section(path, is_flat):
+    """What to warn about when ``path`` is keyed by environments and lacks this one, else None."""
+    document = _read_yaml(path)
+    environment = current_environment()
+    if not document or is_flat(document) or environment in document:
+        return None
+    found = ", ".join(repr(str(name)) for name in document)
+    return f"{path} has no section for environment {environment!r} (QUEBEC_ENV); its sections are {found}"
 
 
 def find_config_file(path=None):
@@ -310,9 +233,18 @@ def find_config_file(path=None):
     return find_file(path or os.environ.get("QUEBEC_CONFIG"), CONFIG_LOOKUP, "queue config file")
 
 
-def _read_config_file(path):
-    known = {*SETTINGS, *PROCESS_LISTS, *ALIASES}
-    return read_yaml_section(path, lambda document: any(key in known for key in document), required=True)
+def is_flat_config(document):
+    """Whether a queue.yml document is settings, rather than sections keyed by environment.
+
+    It is keyed by environment only when every value is a mapping and no key is, or looks like a
+    misspelling of, a setting: a flat file with a misspelt key then fails naming the key instead
+    of passing for another environment's section.
+    """
+    known = [*SETTINGS, *PROCESS_LISTS, *ALIASES]
+    return any(
+        not isinstance(value, dict | None) or difflib.get_close_matches(str(key), known, n=1)
+        for key, value in document.items()
+    )
 
 
 def _environment_settings():
@@ -346,26 +278,66 @@ def _process_configs(values):
     )
 
 
+# The longest the scheduler sleeps between looks at its tasks (MAX_SLEEP in
+# processes/scheduler.py; a test keeps the two equal). It heartbeats only when it wakes.
+SCHEDULER_LONGEST_SLEEP = 5.0
+
+
+def _pauses_between_polls(values, origins):
+    """(seconds, description) of the longest pause of every kind of process between two polls."""
+    for kind, flat in (("workers", "worker_polling_interval"), ("dispatchers", "dispatcher_polling_interval")):
+        for index, entry in enumerate(values.get(kind) or [{}]):
+            if "polling_interval" in entry:
+                name, seconds, origin = f"{kind}[{index}].polling_interval", entry["polling_interval"], origins[kind]
+            else:
+                name, seconds, origin = flat, values[flat], origins[flat]
+            yield seconds, f"{name}, {seconds:g}s, {origin}"
+    yield SCHEDULER_LONGEST_SLEEP, f"the scheduler's, {SCHEDULER_LONGEST_SLEEP:g}s"
+
+
+def _check_alive_threshold(values, origins):
+    """Refuse an alive threshold that could get a live process pruned.
+
+    A process heartbeats between polls, so its beats are up to one heartbeat interval plus its
+    longest pause between polls apart. The threshold must be at least twice that, so that a
+    process whose heartbeat is late or fails once (a slow or briefly unreachable database) is
+    not presumed dead, its running jobs failed with ProcessPrunedError and the process stopped.
+    """
+    heartbeat, threshold = values["process_heartbeat_interval"], values["process_alive_threshold"]
+    pause, pause_description = max(_pauses_between_polls(values, origins))
+    needed = 2 * (heartbeat + pause)
+    if threshold < needed:
+        raise ConfigError(
+            f"process_alive_threshold ({threshold:g}s, {origins['process_alive_threshold']}) must be at least "
+            f"{needed:g}s: twice process_heartbeat_interval ({heartbeat:g}s, {origins['process_heartbeat_interval']}) "
+            f"plus the longest pause between polls ({pause_description}), so that one late or failed heartbeat "
+            "does not get a live process pruned. Raise process_alive_threshold or lower process_heartbeat_interval."
+        )
+
+
 def load(config_file=None):
     """Build the config from every source, validating each; raises ``ConfigError``."""
     from django.conf import settings
 
     values = {key: default for key, (default, _) in SETTINGS.items()}
-    _merge_settings(values, getattr(settings, "QUEBEC", {}) or {}, "settings.QUEBEC")
+    origins = dict.fromkeys([*SETTINGS, *PROCESS_LISTS], "default")
+    _merge_settings(values, origins, getattr(settings, "QUEBEC", {}) or {}, "settings.QUEBEC")
     path = find_config_file(config_file)
     if path is not None:
-        document, source = _read_config_file(path)
-        _merge_settings(values, document, source)
+        document, source = read_yaml_section(path, is_flat_config)
+        _merge_settings(values, origins, document, source)
     env = _environment_settings()
-    for key, value in env.items():
-        key = ALIASES.get(key, key)
-        values[key] = _parse(key, value, SETTINGS[key][1], f"environment variable QUEBEC_{key.upper()}")
-    # The environment wins over queue.yml, for every worker entry.
+    for name, value in env.items():
+        key = ALIASES.get(name, name)
+        source = f"environment variable QUEBEC_{name.upper()}"
+        values[key] = _parse(key, value, SETTINGS[key][1], source)
+        origins[key] = f"from {source}"
+    # The environment wins over queue.yml, for every worker entry: the entries take the flat value.
     for entry in values.get("workers") or []:
-        if "worker_threads" in env:
-            entry["threads"] = values["worker_threads"]
-        if "worker_polling_interval" in env:
-            entry["polling_interval"] = values["worker_polling_interval"]
+        for flat, field in (("worker_threads", "threads"), ("worker_polling_interval", "polling_interval")):
+            if flat in env:
+                entry.pop(field, None)
+    _check_alive_threshold(values, origins)
     workers, dispatchers = _process_configs(values)
     values.pop("workers", None)
     values.pop("dispatchers", None)

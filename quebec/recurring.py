@@ -10,6 +10,7 @@ A task's ``command`` runs only a callable the application allowed: one registere
 other callable fails, and nothing is imported for it.
 """
 
+import difflib
 import inspect
 import os
 
@@ -75,9 +76,9 @@ def task_fields(key, entry, static=True):
     """
     if not isinstance(entry, dict):
         raise ValueError(f"must be a mapping with a schedule and a class or command, got {entry!r}")
-    unknown = set(entry) - TASK_KEYS
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(TASK_KEYS))}")
+    for option in entry:
+        if option not in TASK_KEYS:
+            raise ValueError(_unknown_option(option))
     if ("class" in entry) == ("command" in entry):
         raise ValueError("needs exactly one of 'class' (a job class) or 'command' (a callable)")
     schedule = entry.get("schedule")
@@ -101,6 +102,12 @@ def task_fields(key, entry, static=True):
         "description": entry.get("description") or "",
         "catch_up": bool(entry.get("catch_up", False)),
     }
+
+
+def _unknown_option(option):
+    close = difflib.get_close_matches(str(option), TASK_KEYS, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(sorted(TASK_KEYS))}"
+    return f"unknown option {option!r}; {hint}"
 
 
 def _job_class_path(value):
@@ -140,6 +147,8 @@ def load_static_tasks(config):
         sources.append(_read_file(path))
     tasks = {}
     for source, entries in sources:
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{source}: must be a mapping of task keys to tasks, got {entries!r}")
         for key, entry in entries.items():
             try:
                 tasks[str(key)] = task_fields(key, entry)
@@ -152,13 +161,22 @@ def find_schedule_file():
     return find_file(os.environ.get("QUEBEC_RECURRING_SCHEDULE"), FILE_LOOKUP, "recurring schedule file")
 
 
-def _read_file(path):
-    # Flat when its entries are tasks; a file with no section for this environment has no
-    # tasks here (development need not run production's cron).
-    def is_flat(document):
-        return any(isinstance(entry, dict) and "schedule" in entry for entry in document.values())
+def is_flat_schedule(document):
+    """Whether a recurring.yml document is tasks, rather than sections keyed by environment.
 
-    document, source = read_yaml_section(path, is_flat, required=False)
+    Sections hold tasks, which are mappings; a task's own options are mostly not. So a task with
+    a misspelt option (``schedul:``) is still read as a task and fails naming the option.
+    """
+    return not all(
+        isinstance(section, dict | None) and all(isinstance(task, dict | None) for task in (section or {}).values())
+        for section in document.values()
+    )
+
+
+def _read_file(path):
+    # A file with no section for this environment has no tasks here (development need not run
+    # production's cron); the configuration checks warn about it.
+    document, source = read_yaml_section(path, is_flat_schedule)
     return source, document
 
 

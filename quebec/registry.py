@@ -190,7 +190,7 @@ class Quebec:
         if problems:
             raise ConfigError(
                 f"autodiscovery could not import {'; '.join(problems)}; the jobs there could not run, so "
-                "Quebec does not start until that is fixed (manage.py check reports it as quebec.W010)"
+                "Quebec does not start until that is fixed (manage.py check reports it as quebec.W012)"
             )
 
 

@@ -207,7 +207,7 @@ def test_counts_are_capped_instead_of_counting_every_row(admin_client, monkeypat
 
 
 def test_processes_page_shows_metadata_and_liveness(admin_client, settings_config):
-    settings_config(process_alive_threshold=60)
+    settings_config(process_alive_threshold=60, process_heartbeat_interval=20)
     Process.objects.register("Worker", "fresh-worker", {"queues": ["a", "b"], "threads": 7, "rss_mb": 88})
     Process.objects.register("Worker", "stale-worker", {"queues": ["*"], "threads": 1})
     Process.objects.filter(name="stale-worker").update(last_heartbeat_at="2020-01-01T00:00:00Z")

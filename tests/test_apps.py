@@ -30,17 +30,17 @@ def test_two_apps_each_with_an_email_job_run_every_command():
     for command in (["check"], ["migrate", "--check"], ["migrate"]):
         code, output = manage(*command)
         assert code == 0, output
-        assert "quebec.W010" not in output
+        assert "quebec.W012" not in output
 
 
 def test_a_broken_jobs_module_is_reported_by_check_and_stops_only_quebec_run():
     code, output = manage("check", settings="tests.settings_brokenjobs")
     assert code == 0, output
-    assert "quebec.W010" in output
+    assert "quebec.W012" in output
     assert "Quebec could not import tests.brokenapp.jobs: ImportError: cannot import name 'NoSuchModel'" in output
     assert f"{os.path.join('tests', 'brokenapp', 'jobs.py')}, line 4" in output
     # A tasks module that needs another queue's library is reported too.
-    assert "quebec.W011" in output and "tests.celeryapp.tasks: ModuleNotFoundError" in output
+    assert "quebec.W013" in output and "tests.celeryapp.tasks: ModuleNotFoundError" in output
     code, output = manage("migrate", settings="tests.settings_brokenjobs")
     assert code == 0, output
     code, output = manage("quebec_run", settings="tests.settings_brokenjobs")
@@ -51,7 +51,7 @@ def test_a_broken_jobs_module_is_reported_by_check_and_stops_only_quebec_run():
 
 def test_a_tasks_module_that_fails_to_import_is_reported_but_quebec_run_starts(quebec_run):
     code, output = manage("check", settings="tests.settings_celerytasks")
-    assert code == 0 and "quebec.W011" in output and "quebec.W010" not in output, output
+    assert code == 0 and "quebec.W013" in output and "quebec.W012" not in output, output
     process = quebec_run("--only", "worker", env={"DJANGO_SETTINGS_MODULE": "tests.settings_celerytasks"})
     process.wait_for_output("Quebec running")
     assert process.stop() == 0

@@ -2,7 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from quebec import conf
+from quebec import conf, recurring
+from quebec.processes import scheduler
 
 
 def write_yaml(path, text):
@@ -116,13 +117,18 @@ def test_bad_environment_variable_is_named(monkeypatch):
         conf.load()
 
 
-def test_invalid_yaml_and_missing_environment(tmp_path, monkeypatch):
-    path = write_yaml(tmp_path / "queue.yml", "workers: [\n")
+def test_invalid_yaml_is_an_error(tmp_path):
+    write_yaml(tmp_path / "queue.yml", "workers: [\n")
     with pytest.raises(conf.ConfigError, match="queue.yml: invalid YAML"):
         conf.load()
-    write_yaml(path, "production:\n  worker_threads: 2\n")
-    with pytest.raises(conf.ConfigError, match="no section for environment 'development'"):
-        conf.load()
+
+
+def test_a_file_without_this_environment_gives_the_defaults(tmp_path):
+    # Not an error (manage.py check and quebec_run warn, see test_settings_checks), so that a
+    # production-only queue.yml does not stop `migrate` on a development machine.
+    write_yaml(tmp_path / "queue.yml", "production:\n  worker_threads: 2\nstaging:\n  worker_threads: 4\n")
+    config = conf.load()
+    assert config.worker_threads == 3 and config.config_file == "queue.yml"
 
 
 def test_missing_explicit_file(tmp_path):
@@ -142,3 +148,144 @@ def test_config_is_rebuilt_when_settings_change(settings):
     assert conf.get().worker_threads == 2
     settings.QUEBEC = {"worker_threads": 5}
     assert conf.get().worker_threads == 5
+
+
+# Cross-checked and bounded values (a misconfiguration must not prune live workers or spin a CPU).
+
+
+def test_an_alive_threshold_below_the_heartbeat_interval_is_refused(settings):
+    settings.QUEBEC = {"process_alive_threshold": 30}
+    with pytest.raises(conf.ConfigError) as error:
+        conf.load()
+    assert str(error.value).startswith(
+        "process_alive_threshold (30s, from settings.QUEBEC) must be at least 130s: twice "
+        "process_heartbeat_interval (60s, default) plus the longest pause between polls "
+        "(the scheduler's, 5s), so that one late or failed heartbeat"
+    )
+
+
+def test_the_alive_threshold_leaves_room_for_one_missed_heartbeat(settings, monkeypatch):
+    settings.QUEBEC = {"process_alive_threshold": 120}  # twice the heartbeat, but a beat comes between polls
+    with pytest.raises(conf.ConfigError, match="must be at least 130s"):
+        conf.load()
+    settings.QUEBEC = {"process_alive_threshold": 130}
+    assert conf.load().process_alive_threshold == 130
+    monkeypatch.setenv("QUEBEC_PROCESS_HEARTBEAT_INTERVAL", "61")
+    with pytest.raises(conf.ConfigError, match=r"heartbeat_interval \(61s, from environment variable QUEBEC_PROC"):
+        conf.load()
+
+
+def test_the_scheduler_sleep_counts_as_a_pause_between_heartbeats(settings):
+    # With these, an idle scheduler (which wakes every 5 s) was pruned and quebec_run shut down.
+    settings.QUEBEC = {"process_heartbeat_interval": 0.5, "worker_polling_interval": 0.05,
+                       "dispatcher_polling_interval": 0.1, "process_alive_threshold": 2}
+    with pytest.raises(conf.ConfigError, match=r"must be at least 11s: .* \(the scheduler's, 5s\)"):
+        conf.load()
+    assert conf.SCHEDULER_LONGEST_SLEEP == scheduler.MAX_SLEEP
+
+
+def test_a_slow_polling_worker_entry_raises_the_threshold_it_needs(tmp_path, monkeypatch):
+    write_yaml(tmp_path / "queue.yml", "workers:\n  - threads: 2\n  - polling_interval: 100s\n")
+    with pytest.raises(conf.ConfigError) as error:
+        conf.load()
+    assert "process_alive_threshold (300s, default) must be at least 320s" in str(error.value)
+    assert "(workers[1].polling_interval, 100s, from queue.yml)" in str(error.value)
+    # The environment's polling interval replaces every entry's, and the check follows it.
+    monkeypatch.setenv("QUEBEC_WORKER_POLLING_INTERVAL", "0.5")
+    assert [worker.polling_interval for worker in conf.load().workers] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"QUEBEC": {"worker_polling_interval": 0}}, "settings.QUEBEC: worker_polling_interval must be at least 0.01"),
+        ({"env": ("QUEBEC_DISPATCHER_POLLING_INTERVAL", "0")},
+         "environment variable QUEBEC_DISPATCHER_POLLING_INTERVAL: dispatcher_polling_interval must be at least 0.01"),
+        ({"yml": "workers:\n  - polling_interval: 0\n"},
+         "queue.yml: workers[0]: polling_interval must be at least 0.01"),
+        ({"yml": "dispatchers:\n  - polling_interval: 1ms\n"},
+         "queue.yml: dispatchers[0]: polling_interval must be at least 0.01 seconds (0 would poll without pause), "
+         "got '1ms'"),
+    ],
+)
+def test_polling_intervals_must_leave_the_cpu_idle(settings, tmp_path, monkeypatch, source, expected):
+    settings.QUEBEC = source.get("QUEBEC", {})
+    if "env" in source:
+        monkeypatch.setenv(*source["env"])
+    if "yml" in source:
+        write_yaml(tmp_path / "queue.yml", source["yml"])
+    with pytest.raises(conf.ConfigError) as error:
+        conf.load()
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("quebec", "expected"),
+    [
+        ({"shutdown_timeout": float("nan")}, "shutdown_timeout must be a finite number of seconds, got nan"),
+        ({"shutdown_timeout": float("inf")}, "shutdown_timeout must be a finite number of seconds, got inf"),
+        ({"clear_finished_jobs_after": -1}, "clear_finished_jobs_after must not be negative, got -1"),
+        ({"process_heartbeat_interval": 0}, "process_heartbeat_interval must be more than 0 seconds, got 0"),
+        ({"worker_memory_check_interval": "0s"}, "worker_memory_check_interval must be more than 0 seconds"),
+        ({"dispatcher_concurrency_maintenance_interval": 1e300},
+         "dispatcher_concurrency_maintenance_interval must be at most"),
+    ],
+)
+def test_durations_are_finite_and_in_range(settings, quebec, expected):
+    settings.QUEBEC = quebec
+    with pytest.raises(conf.ConfigError, match="settings.QUEBEC: ") as error:
+        conf.load()
+    assert expected in str(error.value)
+
+
+def test_infinite_and_missing_numbers_from_yaml_are_refused(tmp_path):
+    write_yaml(tmp_path / "queue.yml", "shutdown_timeout: .inf\n")
+    with pytest.raises(conf.ConfigError, match="queue.yml: shutdown_timeout must be a finite number of seconds"):
+        conf.load()
+    write_yaml(tmp_path / "queue.yml", "dispatchers:\n  - polling_interval: .nan\n")
+    with pytest.raises(conf.ConfigError, match=r"dispatchers\[0\]: polling_interval must be a finite number"):
+        conf.load()
+
+
+def test_zero_still_means_no_wait_where_it_has_a_meaning(settings):
+    settings.QUEBEC = {"shutdown_timeout": 0, "clear_finished_jobs_after": 0}
+    config = conf.load()
+    assert config.shutdown_timeout == 0 and config.clear_finished_jobs_after == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("worker:\n  - threads: 2\n", "queue.yml: unknown key 'worker'; did you mean 'workers'?"),
+        ("queue_concurency:\n  reports: 2\n",
+         "queue.yml: unknown key 'queue_concurency'; did you mean 'queue_concurrency'?"),
+    ],
+)
+def test_a_misspelt_flat_file_is_not_taken_for_another_environment(tmp_path, text, expected):
+    write_yaml(tmp_path / "queue.yml", text)
+    with pytest.raises(conf.ConfigError) as error:
+        conf.load()
+    assert str(error.value) == expected
+
+
+def test_a_misspelt_recurring_option_names_the_task_the_option_and_a_correction(settings, tmp_path):
+    # One task whose schedule key is misspelt: the file is still read as tasks, not environments.
+    write_yaml(tmp_path / "recurring.yml", "cleanup:\n  class: tests.testapp.jobs.RecordJob\n  schedul: '@daily'\n")
+    with pytest.raises(conf.ConfigError) as error:
+        recurring.load_static_tasks(conf.load())
+    assert str(error.value) == (
+        "recurring.yml: recurring task 'cleanup': unknown option 'schedul'; did you mean 'schedule'?"
+    )
+    (tmp_path / "recurring.yml").unlink()
+    settings.QUEBEC = {"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}}
+    with pytest.raises(conf.ConfigError, match=r"settings.QUEBEC\['recurring'\]: recurring task 'nightly': "
+                                              r"unknown option 'clas'; did you mean 'class'\?"):
+        recurring.load_static_tasks(conf.load())
+
+
+def test_a_recurring_section_that_is_not_a_mapping_is_named(tmp_path, monkeypatch):
+    write_yaml(tmp_path / "recurring.yml", "production:\n  cleanup: {class: x, schedule: '@daily'}\ndevelopment:\n")
+    assert recurring.load_static_tasks(conf.load()) == {}
+    monkeypatch.setenv("QUEBEC_ENV", "production")
+    with pytest.raises(conf.ConfigError, match="recurring task 'cleanup': class 'x' cannot be imported"):
+        recurring.load_static_tasks(conf.load())

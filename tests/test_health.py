@@ -39,7 +39,7 @@ def test_healthy_with_a_live_worker(admin_client):
 
 
 def test_unhealthy_without_a_live_worker(admin_client, settings_config):
-    settings_config(process_alive_threshold=60)
+    settings_config(process_alive_threshold=60, process_heartbeat_interval=20)
     worker(heartbeat_age=timedelta(minutes=5))
     response = admin_client.get("/quebec/health/")
     assert response.status_code == 503
@@ -74,7 +74,7 @@ def test_anonymous_callers_learn_only_whether_quebec_is_healthy(client, settings
     assert "Authorization" in response["Vary"]
     response = client.get("/quebec/health/", {"max_latency": "60"})
     assert response.status_code == 503 and response.json() == {"healthy": False}
-    settings_config(process_alive_threshold=60)
+    settings_config(process_alive_threshold=60, process_heartbeat_interval=20)
     Process.objects.update(last_heartbeat_at=timezone.now() - timedelta(minutes=5))
     response = client.get("/quebec/health/")
     assert response.status_code == 503 and response.json() == {"healthy": False}

@@ -74,7 +74,7 @@ def test_killed_child_fails_its_job_with_process_exit_error(quebec_run, tmp_path
 
 @pytest.mark.parametrize(("policy", "expected"), [("fail", "failed"), ("release", "finished")])
 def test_a_dead_standalone_worker_is_pruned(quebec_run, policy, expected):
-    env = {**FAST, "QUEBEC_PROCESS_ALIVE_THRESHOLD": "2", "QUEBEC_ON_PROCESS_DEATH": policy}
+    env = {**FAST, "QUEBEC_PROCESS_ALIVE_THRESHOLD": "11", "QUEBEC_ON_PROCESS_DEATH": policy}
     victim = quebec_run("--only", "worker", env=env)
     handle = SleepJob.perform_later(1, label="ran")
     wait_until(lambda: handle.status == "claimed")

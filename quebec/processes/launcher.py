@@ -3,7 +3,7 @@
 import logging
 import os
 
-from quebec import conf, recurring, standalone
+from quebec import conf, recurring, settings_checks, standalone
 from quebec.logger import configure as configure_logging
 from quebec.processes.dashboard import parse_address
 from quebec.processes.runner import COMPONENTS, Runner
@@ -33,6 +33,7 @@ def launch(quebec, create_tables=False, control_plane=None, spawn=None, config_f
     static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
     conf.use(settings)
     configure_logging(verbosity)
+    settings_checks.log_warnings(settings)
     if control_plane and standalone.ensure_dashboard_user():
         logger.info("Dashboard user %s is ready", os.environ["QUEBEC_DASHBOARD_USER"])
     if fork_mode():
