@@ -5,7 +5,7 @@ from quebec.enqueue import JobHandle, perform_all_later
 from quebec.base_class import BaseClass
 from quebec.recurring import UnknownCommand, command, schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
-from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError
+from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError, TransactionLeftOpenError
 from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Quebec",
     "RescueStrategy",
     "RetryStrategy",
+    "TransactionLeftOpenError",
     "UnknownCommand",
     "UnknownJobClass",
     "command",
