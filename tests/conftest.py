@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from django.db import connection
+from django.db import connections
 
 import quebec
 from quebec import conf
@@ -16,10 +16,10 @@ from quebec.processes.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url():
+def database_url(alias="default"):
     """A DATABASE_URL for the test database this session created, for child processes."""
-    settings = connection.settings_dict
-    vendor = connection.vendor
+    settings = connections[alias].settings_dict
+    vendor = connections[alias].vendor
     if vendor == "sqlite":
         return f"sqlite:///{settings['NAME']}"
     scheme = {"postgresql": "postgres", "mysql": "mysql"}[vendor]
@@ -27,6 +27,13 @@ def database_url():
     password = f":{quote(settings['PASSWORD'])}" if settings["PASSWORD"] else ""
     port = f":{settings['PORT']}" if settings["PORT"] else ""
     return f"{scheme}://{user}{password}@{settings['HOST'] or 'localhost'}{port}/{settings['NAME']}"
+
+
+def second_database_url():
+    """The "second" test database's URL once this session created it (a test asked for it), else
+    the first's: a child process reaches every alias (Django's model checks do), so both must exist."""
+    created = Path(connections["second"].settings_dict["NAME"]).name.startswith("test_")
+    return database_url("second" if created else "default")
 
 
 class QuebecProcess:
@@ -37,6 +44,7 @@ class QuebecProcess:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
+            "QUEBEC_TEST_SECOND_DATABASE_URL": second_database_url(),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
