@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connections
+from django.test.utils import setup_databases, teardown_databases
 
 import quebec
 from quebec import conf
@@ -29,11 +30,19 @@ def database_url(alias="default"):
     return f"{scheme}://{user}{password}@{settings['HOST'] or 'localhost'}{port}/{settings['NAME']}"
 
 
-def second_database_url():
-    """The "second" test database's URL once this session created it (a test asked for it), else
-    the first's: a child process reaches every alias (Django's model checks do), so both must exist."""
-    created = Path(connections["second"].settings_dict["NAME"]).name.startswith("test_")
-    return database_url("second" if created else "default")
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test databases pytest-django creates, and the second one whichever tests run: a child
+    process (quebec_run, manage.py check) reaches every alias, since Django's model checks ask
+    each database what it supports."""
+    if Path(connections["second"].settings_dict["NAME"]).name.startswith("test_"):
+        yield  # a test of several databases asked for it: pytest-django made it
+        return
+    with django_db_blocker.unblock():
+        created = setup_databases(verbosity=0, interactive=False, aliases={"second"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(created, verbosity=0)
 
 
 class QuebecProcess:
@@ -44,7 +53,7 @@ class QuebecProcess:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
-            "QUEBEC_TEST_SECOND_DATABASE_URL": second_database_url(),
+            "QUEBEC_TEST_SECOND_DATABASE_URL": database_url("second"),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),

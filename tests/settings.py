@@ -36,6 +36,8 @@ for _database in DATABASES.values():
         _name = Path(_database["NAME"])
         _name = _name if _name.is_absolute() else BASE_DIR.parent / "tests" / _name
         _database["TEST"] = {"NAME": str(_name.with_name(f"test_{_name.stem}.sqlite3"))}
+# Created on its own when no test of several databases runs (tests/conftest.py: django_db_setup).
+DATABASES["second"]["TEST"] = {**DATABASES["second"].get("TEST", {}), "DEPENDENCIES": []}
 
 QUEBEC = {}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
