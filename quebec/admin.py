@@ -9,14 +9,14 @@ admin's own add, edit and delete forms stay off.
 from django.contrib import admin
 from django.db.models.functions import Substr
 from django.shortcuts import redirect
-from django.urls import path, re_path, reverse
+from django.urls import path, re_path
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from quebec import models
-from quebec.dashboard import bulk, lists, previews, views
+from quebec.dashboard import bulk, databases, lists, previews, views
 from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.lifecycle import queueing
@@ -51,7 +51,7 @@ class JobListAdmin(QuebecModelAdmin):
 
     @admin.display(description=_("job"), ordering="pk")
     def job_link(self, obj):
-        return format_html('<a href="{}">#{}</a>', reverse("admin:quebec_job_change", args=[obj.pk]), obj.pk)
+        return format_html('<a href="{}">#{}</a>', databases.reverse("admin:quebec_job_change", args=[obj.pk]), obj.pk)
 
     @admin.display(description=_("class"), ordering="job__class_name")
     def job_class(self, obj):

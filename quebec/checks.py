@@ -1,9 +1,10 @@
 """System checks: configuration and database support, each with a hint naming what to change."""
 
+from django.conf import settings
 from django.core import checks
 from django.db import connections
 
-from quebec import conf, recurring, settings_checks
+from quebec import conf, recurring, registry, settings_checks
 from quebec.registry import default
 
 SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
@@ -52,23 +53,42 @@ def check_configuration(app_configs=None, **kwargs):
     return []
 
 
+@checks.register()
+def check_database_aliases(app_configs=None, **kwargs):
+    return [
+        checks.Error(
+            f"A Quebec instance uses the database alias {alias!r}, which is not in settings.DATABASES.",
+            hint=f"Add {alias!r} to DATABASES, or pass an alias it has to quebec.Quebec(using=...).",
+            id="quebec.E006",
+        )
+        for alias in registry.aliases()
+        if alias not in settings.DATABASES
+    ]
+
+
 @checks.register(checks.Tags.database)
 def check_database(app_configs=None, databases=None, **kwargs):
-    if databases is None or default.using not in databases:
-        return []
-    connection = connections[default.using]
+    """Every alias a Quebec instance uses (``manage.py check --database ALIAS``) must be one
+    Quebec supports."""
+    aliases = [alias for alias in registry.aliases() if alias in settings.DATABASES]
+    return [problem for alias in aliases if alias in (databases or ()) for problem in _database_problems(alias)]
+
+
+def _database_problems(alias):
+    connection = connections[alias]
     if connection.vendor not in SUPPORTED_VENDORS:
         return [
             checks.Error(
-                f"Quebec does not support the {connection.vendor!r} database backend.",
-                hint="Use PostgreSQL, MySQL/MariaDB or SQLite for the database Quebec uses.",
+                f"Quebec does not support the {connection.vendor!r} database backend (database {alias!r}).",
+                hint="Use PostgreSQL, MySQL/MariaDB or SQLite for the databases Quebec uses.",
                 id="quebec.E002",
             )
         ]
     if not connection.features.has_select_for_update_skip_locked and connection.vendor != "sqlite":
         return [
             checks.Warning(
-                "This database server has no SELECT ... FOR UPDATE SKIP LOCKED; workers will wait on each other.",
+                f"The database server of {alias!r} has no SELECT ... FOR UPDATE SKIP LOCKED; workers will wait "
+                "on each other.",
                 hint="Upgrade to PostgreSQL 9.5+, MySQL 8+ or MariaDB 10.6+, or set QUEBEC['use_skip_locked'] = False.",
                 id="quebec.W001",
             )

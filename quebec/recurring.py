@@ -213,11 +213,13 @@ def build_job(task):
 
 
 def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args=(), kwargs=None, queue=None,
-                            priority=None, description="", catch_up=False, using="default"):
+                            priority=None, description="", catch_up=False, using=None):
     """Add or change a task from code; it is kept across restarts until unscheduled.
 
     ``job_class`` is a class or its dotted path; ``command`` a callable registered with
-    ``@quebec.command`` (or named in the static configuration), or its dotted path.
+    ``@quebec.command`` (or named in the static configuration), or its dotted path. ``using``:
+    the database alias whose scheduler runs it (default: that of ``quebec.routing.use()``, else
+    the default database).
     """
     from quebec.models import RecurringTask
 
@@ -228,10 +230,10 @@ def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args
         fields = task_fields(key, entry, static=False)
     except (ValueError, TypeError) as error:
         raise ValueError(f"recurring task {key!r}: {error}") from None
-    if RecurringTask.objects.using(using).filter(key=key, static=True).exists():
+    if RecurringTask.objects.db_manager(using).filter(key=key, static=True).exists():
         raise ValueError(f"recurring task {key!r} comes from configuration; change it there")
     defaults = {**fields, "static": False, "updated_at": timezone.now()}
-    task, _ = RecurringTask.objects.using(using).update_or_create(key=key, defaults=defaults)
+    task, _ = RecurringTask.objects.db_manager(using).update_or_create(key=key, defaults=defaults)
     _wake_local_schedulers()
     return task
 
@@ -243,12 +245,12 @@ def _wake_local_schedulers():
     Scheduler.wake_all()
 
 
-def unschedule_recurring_task(key, using="default"):
+def unschedule_recurring_task(key, using=None):
     """Remove a task added with ``schedule_recurring_task``; returns whether there was one."""
     from quebec.models import RecurringTask
 
-    if RecurringTask.objects.using(using).filter(key=key, static=True).exists():
+    if RecurringTask.objects.db_manager(using).filter(key=key, static=True).exists():
         raise ValueError(f"recurring task {key!r} comes from configuration; remove it there")
-    removed = RecurringTask.objects.using(using).filter(key=key, static=False).delete()[0] > 0
+    removed = RecurringTask.objects.db_manager(using).filter(key=key, static=False).delete()[0] > 0
     _wake_local_schedulers()
     return removed

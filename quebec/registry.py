@@ -26,7 +26,11 @@ class Quebec:
     """A registry of job classes bound to one database alias.
 
     Registering a class binds it to this instance, so ``MyJob.perform_later(...)`` enqueues into
-    this instance's database; the latest registration wins. Rows name a class by its dotted path
+    this instance's database; between explicit registrations (``register_job``,
+    ``discover_jobs``) the latest wins. Autodiscovery registers every class of an app's ``jobs``
+    module with the default instance, so that its workers know them all, but binds only the
+    classes no instance has bound: ``@Quebec(using="jobs").register_job`` in a ``jobs`` module
+    keeps the class on ``"jobs"``. Rows name a class by its dotted path
     (``shop.jobs.EmailJob``) and workers look it up among registered classes only: nothing is
     imported because a row names it, and two apps may each have an ``EmailJob``.
     """
@@ -133,6 +137,14 @@ class Quebec:
 
     register_job_class = register_job
 
+    def _adopt(self, job_class):
+        # Autodiscovery imports the module, whose own @qc.register_job has just bound the class
+        # to its database: rebinding it here would send its jobs to the wrong one. ``vars``,
+        # not ``getattr``: a subclass of a bound class is not bound by that.
+        self.jobs[job_class.job_name()] = job_class
+        if vars(job_class).get("_quebec") is None:
+            job_class._quebec = self
+
     def resolve(self, class_name):
         """The registered class a stored ``Job.class_name`` names; raises ``UnknownJobClass``."""
         return lookup(class_name, [self.jobs, task_jobs])
@@ -178,7 +190,7 @@ class Quebec:
             return
         try:
             for job_class in _discover([f"{app_config.name}.{name}"], True, "raise"):
-                self.register_job(job_class)
+                self._adopt(job_class)
         except Exception as error:
             problems.append(_describe_problem(f"{app_config.name}.{name}", error))
 
@@ -285,6 +297,30 @@ def find_job_class(class_name):
     """The job class stored as ``class_name`` in any instance of this process (limits are read
     from the class wherever it was registered)."""
     return lookup(class_name, [*(quebec.jobs for quebec in _instances), task_jobs])
+
+
+def for_database(alias):
+    """The instance that runs the jobs of database ``alias`` (``quebec_run --database``).
+
+    The default instance for its own alias. For another alias, an instance on that alias that
+    knows every class the default instance knows (autodiscovery registered them all there) and
+    those registered on instances of that alias, and runs the lifecycle hooks of both.
+    """
+    if alias == default.using:
+        return default
+    sources = [default, *(quebec for quebec in _instances if quebec.using == alias)]
+    runner = Quebec(using=alias)
+    for source in sources:
+        runner.jobs.update(source.jobs)
+        for name, hooks in source.hooks.items():
+            runner.hooks[name] += hooks
+    _instances.remove(runner)  # a view of the others, not an instance of its own
+    return runner
+
+
+def aliases():
+    """The database aliases Quebec's instances use, the default instance's first."""
+    return list(dict.fromkeys(quebec.using for quebec in _instances))
 
 
 def instance_for(job_class):

@@ -7,7 +7,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from django.db import connection
+from django.db import connections
+from django.test.utils import setup_databases, teardown_databases
 
 import quebec
 from quebec import conf
@@ -16,10 +17,10 @@ from quebec.processes.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url():
+def database_url(alias="default"):
     """A DATABASE_URL for the test database this session created, for child processes."""
-    settings = connection.settings_dict
-    vendor = connection.vendor
+    settings = connections[alias].settings_dict
+    vendor = connections[alias].vendor
     if vendor == "sqlite":
         return f"sqlite:///{settings['NAME']}"
     scheme = {"postgresql": "postgres", "mysql": "mysql"}[vendor]
@@ -27,6 +28,21 @@ def database_url():
     password = f":{quote(settings['PASSWORD'])}" if settings["PASSWORD"] else ""
     port = f":{settings['PORT']}" if settings["PORT"] else ""
     return f"{scheme}://{user}{password}@{settings['HOST'] or 'localhost'}{port}/{settings['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test databases pytest-django creates, and the second one whichever tests run: a child
+    process (quebec_run, manage.py check) reaches every alias, since Django's model checks ask
+    each database what it supports."""
+    if Path(connections["second"].settings_dict["NAME"]).name.startswith("test_"):
+        yield  # a test of several databases asked for it: pytest-django made it
+        return
+    with django_db_blocker.unblock():
+        created = setup_databases(verbosity=0, interactive=False, aliases={"second"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(created, verbosity=0)
 
 
 class QuebecProcess:
@@ -37,6 +53,7 @@ class QuebecProcess:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
+            "QUEBEC_TEST_SECOND_DATABASE_URL": database_url("second"),
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),

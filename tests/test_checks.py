@@ -1,7 +1,8 @@
 import pytest
 from django.core import checks
 
-pytestmark = pytest.mark.django_db
+# Django's model checks ask every configured database what it supports, the second one too.
+pytestmark = pytest.mark.django_db(databases=["default", "second"])
 
 
 def quebec_messages():

@@ -11,7 +11,8 @@ from django.core.management.base import SystemCheckError
 
 from tests.conftest import ROOT, database_url
 
-pytestmark = pytest.mark.django_db
+# Django's model checks ask every configured database what it supports, the second one too.
+pytestmark = pytest.mark.django_db(databases=["default", "second"])
 
 
 def check_output():

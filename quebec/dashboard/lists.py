@@ -10,7 +10,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from quebec import conf
-from quebec.dashboard import stats
+from quebec.dashboard import databases, stats
 from quebec.models import EXECUTION_STATES, JobStatus
 from quebec.registry import default
 
@@ -33,6 +33,13 @@ class CappedPaginator(Paginator):
 
 class CappedChangeList(ChangeList):
     """A change list that says "10,000+" rather than counting every row."""
+
+    def get_filters_params(self, params=None):
+        # ?database= chooses the database (quebec.dashboard.databases), not a filter; it stays
+        # in self.params, so the list's own links keep it.
+        lookup_params = super().get_filters_params(params)
+        lookup_params.pop(databases.PARAM, None)
+        return lookup_params
 
     def get_results(self, request):
         super().get_results(request)

@@ -12,7 +12,7 @@ from django.utils.translation import ngettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from quebec.dashboard import lists, views
+from quebec.dashboard import databases, lists, views
 
 
 class QuebecModelAdmin(admin.ModelAdmin):
@@ -54,6 +54,14 @@ class QuebecModelAdmin(admin.ModelAdmin):
     @property
     def rows_url_name(self):
         return f"{self.opts.app_label}_{self.opts.model_name}_rows"
+
+    @property
+    def urls(self):
+        # Every page and action of the list, the subclasses' own included, on the chosen database.
+        patterns = self.get_urls()
+        for pattern in patterns:
+            pattern.callback = databases.routed(pattern.callback)
+        return patterns
 
     def get_urls(self):
         if not self.live_rows:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from quebec.dashboard import views
+from quebec.dashboard import databases, views
 
 app_name = "quebec"
-urlpatterns = [path("health/", views.health, name="health")]
+urlpatterns = [path("health/", databases.routed(views.health), name="health")]

@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonRespo
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import reverse as plain_reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -19,7 +19,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from quebec.dashboard import health as health_check
-from quebec.dashboard import jobs, previews, stats
+from quebec import routing
+from quebec.dashboard import databases, jobs, previews, stats
+from quebec.dashboard.databases import reverse
 from quebec.dashboard.lists import STATUS_LABELS
 from quebec.lifecycle import queueing
 from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
@@ -51,7 +53,7 @@ def tabs(request, active, counts):
     for key, label, model_name, url_name, query in TABS:
         if model_name and not can_view(request.user, model_name):
             continue
-        url = reverse(url_name, kwargs={"app_label": "quebec"} if key == "overview" else None) + query
+        url = databases.link(plain_reverse(url_name, kwargs={"app_label": "quebec"} if key == "overview" else None) + query)
         hint = _("last 24 hours") if key == "finished" else None
         shown.append({"key": key, "label": label, "url": url, "active": key == active, "count": counts.get(key), "hint": hint})
     return shown
@@ -71,6 +73,9 @@ def page_context(request, active):
         "quebec_tabs": tabs(request, active, counts),
         "quebec_counts": counts,
         "quebec_live_url": reverse("admin:quebec_live"),
+        "quebec_databases": databases.choices(),
+        "quebec_database": routing.current(),
+        "quebec_database_param": databases.PARAM,
     }
 
 

@@ -39,7 +39,7 @@ def unsubscribe(event, subscriber):
     _subscribers.get(event, []).remove(subscriber)
 
 
-def publish(event, using="default", **payload):
+def publish(event, using, **payload):
     """Deliver ``event`` once the current transaction of ``using`` commits (at once outside one)."""
     subscribers = _subscribers.get(event)
     if not subscribers:

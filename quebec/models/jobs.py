@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from quebec import queue_selectors
 from quebec.lifecycle.status import JobStatus
+from quebec.routing import QuebecManager
 
 
 class JobQuerySet(models.QuerySet):
@@ -61,7 +62,7 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
-    objects = JobQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(JobQuerySet)()
 
     class Meta:
         db_table = "quebec_jobs"
@@ -88,6 +89,8 @@ class Execution(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
+    objects = QuebecManager()
+
     class Meta:
         abstract = True
 
@@ -109,7 +112,7 @@ class ReadyExecution(Execution):
     queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
     priority = models.IntegerField(default=0, verbose_name=_("priority"))
 
-    objects = ReadyExecutionQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(ReadyExecutionQuerySet)()
 
     class Meta:
         db_table = "quebec_ready_executions"
@@ -134,7 +137,7 @@ class ScheduledExecution(Execution):
     # why it waits, when not just its schedule
     reason = models.CharField(max_length=255, blank=True, verbose_name=_("reason"))
 
-    objects = ScheduledExecutionQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(ScheduledExecutionQuerySet)()
 
     class Meta:
         db_table = "quebec_scheduled_executions"
@@ -228,7 +231,7 @@ class FailedExecution(Execution):
     backtrace = models.TextField(blank=True, verbose_name=_("backtrace"))
     attempt = models.PositiveIntegerField(default=0, verbose_name=_("attempt"))
 
-    objects = FailedExecutionQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(FailedExecutionQuerySet)()
 
     class Meta:
         db_table = "quebec_failed_executions"
@@ -262,6 +265,8 @@ class Pause(models.Model):
     queue_name = models.CharField(max_length=255, unique=True, verbose_name=_("queue name"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
+    objects = QuebecManager()
+
     class Meta:
         db_table = "quebec_pauses"
         verbose_name = _("pause")
@@ -270,12 +275,14 @@ class Pause(models.Model):
     def __str__(self):
         return self.queue_name
 
+    # Without ``using``, the alias of ``quebec.routing.use()`` (the dashboard's chosen database),
+    # else the router's.
     @classmethod
-    def pause(cls, queue_name, using="default"):
-        cls.objects.using(using).get_or_create(queue_name=queue_name)
+    def pause(cls, queue_name, using=None):
+        cls.objects.db_manager(using).get_or_create(queue_name=queue_name)
 
     @classmethod
-    def resume(cls, queue_name, using="default"):
-        cls.objects.using(using).filter(queue_name=queue_name).delete()
+    def resume(cls, queue_name, using=None):
+        cls.objects.db_manager(using).filter(queue_name=queue_name).delete()
 
 

@@ -7,6 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from quebec.db.connection import write_transaction
+from quebec.routing import QuebecManager
 
 
 class SemaphoreQuerySet(models.QuerySet):
@@ -74,7 +75,7 @@ class Semaphore(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = SemaphoreQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(SemaphoreQuerySet)()
 
     class Meta:
         db_table = "quebec_semaphores"
@@ -114,7 +115,7 @@ class RateLimitStart(models.Model):
     bucket = models.CharField(max_length=255)
     started_at = models.DateTimeField()
 
-    objects = RateLimitStartQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(RateLimitStartQuerySet)()
 
     class Meta:
         db_table = "quebec_rate_limit_starts"

@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from quebec.routing import QuebecManager
+
 
 class ProcessQuerySet(models.QuerySet):
     def register(self, kind, name, metadata=None, supervisor=None):
@@ -37,7 +39,7 @@ class Process(models.Model):
     last_heartbeat_at = models.DateTimeField(verbose_name=_("last heartbeat at"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
-    objects = ProcessQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(ProcessQuerySet)()
 
     class Meta:
         db_table = "quebec_processes"

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from quebec.db.connection import write_transaction
 from quebec.models.jobs import Job
+from quebec.routing import QuebecManager
 from quebec.schedule import parse
 
 
@@ -43,7 +44,7 @@ class RecurringTask(models.Model):
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
-    objects = RecurringTaskQuerySet.as_manager()
+    objects = QuebecManager.from_queryset(RecurringTaskQuerySet)()
 
     class Meta:
         db_table = "quebec_recurring_tasks"
@@ -97,6 +98,8 @@ class RecurringExecution(models.Model):
     # No database constraint: clearing finished jobs must not have to visit this table.
     job = models.OneToOneField(Job, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = QuebecManager()
 
     class Meta:
         db_table = "quebec_recurring_executions"

@@ -6,12 +6,30 @@ The admin renders its app index itself, with no hook for extra context; like the
 """
 
 from django import template
+from django.urls import reverse
 
-from quebec.dashboard import views
+from quebec import routing
+from quebec.dashboard import databases, views
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
 def quebec_overview(context):
-    return views.overview_context(context["request"])
+    request = context["request"]
+    with routing.use(databases.selected(request)):
+        return views.overview_context(request)
+
+
+@register.simple_tag(takes_context=True)
+def quebec_url(context, name, *args, **kwargs):
+    """``{% url %}`` for the dashboard's pages, carrying the page's ``?database=`` on."""
+    url = reverse(name, args=args, kwargs=kwargs)
+    return databases.link(url, databases.selected(context["request"]))
+
+
+@register.simple_tag(takes_context=True)
+def quebec_list_url(context, name, **filters):
+    """The list ``name`` filtered by ``filters`` (``queue_name=...``), on the page's database."""
+    url = reverse(name, query=filters)
+    return databases.link(url, databases.selected(context["request"]))

@@ -1,8 +1,10 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from quebec import routing
 from quebec.dashboard import health
+from quebec.registry import default
 
 
 class Command(BaseCommand):
@@ -19,9 +21,15 @@ class Command(BaseCommand):
             help="also fail when a queue that is not paused has a ready job older than this",
         )
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the full report as JSON")
+        parser.add_argument("--database", metavar="ALIAS", default=default.using, help="check this database alias")
 
-    def handle(self, *args, max_latency, as_json, **options):
-        report = health.check(max_latency)
+    def handle(self, *args, max_latency, as_json, database, **options):
+        try:
+            routing.check_alias(database, "quebec_health --database")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        with routing.use(database):
+            report = health.check(max_latency)
         if as_json:
             self.stdout.write(json.dumps(report.payload, indent=2, sort_keys=True))
         elif report.healthy:

@@ -2,10 +2,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from quebec import conf
+from quebec import conf, registry, routing
 from quebec.processes.dashboard import parse_address
 from quebec.processes.runner import COMPONENTS
-from quebec.registry import default
 
 
 class Command(BaseCommand):
@@ -19,16 +18,25 @@ class Command(BaseCommand):
         )
         parser.add_argument("--config", help="path of the queue.yml to read (default: QUEBEC_CONFIG, ./queue.yml)")
         parser.add_argument("--dashboard", metavar="HOST:PORT", help="also serve the admin dashboard here")
+        parser.add_argument(
+            "--database", metavar="ALIAS", default=registry.default.using,
+            help="run the jobs of this database alias: workers, dispatcher, scheduler and process rows all use it",
+        )
 
-    def handle(self, *args, only, config, dashboard, verbosity, **options):
+    def handle(self, *args, only, config, dashboard, database, verbosity, **options):
         components = self._components(only)
+        try:
+            routing.check_alias(database, "quebec_run --database")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         if dashboard:
             try:
                 parse_address(dashboard)
             except ValueError as error:
                 raise CommandError(str(error)) from None
         try:
-            exit_code = default.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity)
+            quebec = registry.for_database(database)
+            exit_code = quebec.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity)
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
         if exit_code:

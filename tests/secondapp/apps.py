@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SecondAppConfig(AppConfig):
+    name = "tests.secondapp"
+    label = "secondapp"
