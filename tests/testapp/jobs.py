@@ -432,7 +432,7 @@ class UniqueRaisingJob(UniqueSyncJob):
 
 
 class UniqueRetriedJob(UniqueSyncJob):
-    retry_on = [quebec.RetryStrategy(Flaky, wait=60, attempts=3)]
+    retry_on = [quebec.RetryStrategy((Flaky, quebec.ProcessPrunedError), wait=60, attempts=3)]
 
     def perform(self, account, **kwargs):
         raise Flaky(account)
