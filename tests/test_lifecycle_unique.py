@@ -3,10 +3,17 @@
 Every way a job ends or starts, and whether its key is given back: a route per test.
 """
 
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
 import time
 import uuid
 
 import pytest
+from django.db import connections
 
 import quebec
 from quebec import conf
@@ -15,6 +22,7 @@ from quebec.lifecycle import queueing, running
 from quebec.lifecycle.outcome import DISCARDED, FAILED, RETRY, Outcome
 from quebec.maintenance import remove_process
 from quebec.models import BlockedExecution, ClaimedExecution, FailedExecution, Job, Process, ReadyExecution, UniqueKey
+from tests.conftest import ROOT, database_url
 from tests.lifecycle_helpers import claim_job, end, finish
 from tests.testapp.jobs import (
     UniqueDroppedJob,
@@ -172,3 +180,70 @@ def test_unique_for_lets_the_next_enqueue_take_the_key_over(process):
     assert UniqueForAWhileJob.perform_later(1).id == successor.id
     finish(claimed(handle, process), process)
     assert holds(successor)  # the expired holder ending leaves its successor's key alone
+
+
+# Many enqueuers at once: the key's constraint, not a look beforehand, decides.
+
+KEYS = 50
+THREADS = 16
+PROCESSES = 4
+
+ENQUEUER = """
+import json, os, random, sys, time
+from pathlib import Path
+import django
+django.setup()
+import quebec
+from tests.testapp.jobs import UniqueSyncJob
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.001)
+builds = [UniqueSyncJob.build(key) for key in random.sample(range(%d), %d)]
+handles = quebec.perform_all_later(builds)
+print(json.dumps([[build.job.stored_unique_key, handle.id, handle.duplicate] for build, handle in zip(builds, handles)]))
+""" % (KEYS, KEYS)
+
+
+@pytest.mark.subprocess
+@pytest.mark.django_db(transaction=True)
+def test_sixteen_threads_and_four_processes_enqueueing_the_same_keys_write_each_once(tmp_path):
+    go = tmp_path / "go"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
+           "PYTHONPATH": f"{ROOT}:{ROOT / 'testproject'}"}
+    children = [subprocess.Popen([sys.executable, "-c", ENQUEUER, str(go)], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(PROCESSES)]
+    results, errors = [], []
+    barrier = threading.Barrier(THREADS + 1)
+
+    def enqueue_one_by_one():
+        try:
+            keys = random.sample(range(KEYS), KEYS)
+            barrier.wait()
+            for key in keys:
+                handle = UniqueSyncJob.perform_later(key)
+                results.append((f"UniqueSyncJob/{key}", handle.id, handle.duplicate))
+        except Exception as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=enqueue_one_by_one) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)  # the children import Django meanwhile and wait for the file
+    go.touch()
+    barrier.wait()
+    for thread in threads:
+        thread.join(120)
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        results += [tuple(row) for row in json.loads(out)]
+    assert not errors, errors
+
+    written = dict(Job.objects.values_list("unique_key", "pk"))
+    assert len(written) == KEYS and Job.objects.count() == KEYS
+    assert len(results) == (THREADS + PROCESSES) * KEYS
+    assert all(job_id == written[key] for key, job_id, _ in results), "a call was told of the wrong job"
+    assert sorted(key for key, _, duplicate in results if not duplicate) == sorted(written)
+    assert UniqueKey.objects.count() == KEYS
