@@ -238,9 +238,10 @@ def _accept(pairs, using=None):
     Whether a key is held is read here, before the callbacks, so that a duplicate runs none;
     the enqueue's transaction decides for good (``quebec.lifecycle.unique``). A build that loses
     a race between this read and that transaction has run ``before_enqueue`` but not
-    ``after_enqueue``, and is a duplicate all the same.
+    ``after_enqueue``, and is a duplicate all the same. Classes without a ``before_enqueue``
+    are left to the transaction alone: the read would change nothing for them.
     """
-    held = _holders(pairs, using)
+    held = _holders([pair for pair in pairs if _has_before_enqueue(pair[0])], using)
     taking = {}
     accepted = []
     for pending, handle in pairs:
@@ -253,6 +254,12 @@ def _accept(pairs, using=None):
             if where[1] is not None:
                 taking[where] = handle
     return accepted
+
+
+def _has_before_enqueue(pending):
+    from quebec.base_class import BaseClass
+
+    return type(pending.job).before_enqueue is not BaseClass.before_enqueue
 
 
 def _holders(pairs, using=None):
