@@ -25,7 +25,8 @@ PER_JOB_COLUMNS = (
     "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
     "scheduled_at",
 )
-KEYED_COLUMNS = ("concurrency_key", "unique_key", "finished_at", "discarded_at")
+KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
+UNIQUE_COLUMNS = ("unique_key",)
 SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
 
 
@@ -59,8 +60,9 @@ class Operations(BaseOperations):
         now = placement.now
         db_now = self._datetime(now, connection)
         notify = conf.get().use_listen_notify and bool(placement.ready)
-        keyed = any(job.concurrency_key or job.unique_key for job in jobs)
-        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))]
+        keyed = (*(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
+                 *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()))
+        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
         if len(jobs) == 1:
             sql = _enqueue_sql(self.using, "one", notify, keyed)
@@ -210,20 +212,24 @@ class Operations(BaseOperations):
             cursor.execute(sql, [delta, self._datetime(now), self._datetime(expires_at), list(keys)])
 
     def take_unique_keys(self, rows, now):
-        """All keys in one statement (arrays, whatever their number); the holders of the keys it
-        did not take are read by a second, whose snapshot sees the transactions it waited for."""
+        """All keys in one statement, sent as one JSON document whatever their number; the
+        holders of the keys it did not take are read by a second, whose snapshot sees the
+        transactions it waited for."""
         table = self.table(UniqueKey)
         sql = f"""INSERT INTO {table} (key, active_job_id, expires_at, created_at)
-            SELECT k.key, k.holder, k.expires_at, %s FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[])
-                AS k(key, holder, expires_at) ORDER BY k.key
+            SELECT k.key, k.holder, k.expires_at, %s
+                FROM jsonb_to_recordset(%s::jsonb) AS k(key text, holder uuid, expires_at timestamptz)
+                ORDER BY k.key
             ON CONFLICT (key) DO UPDATE SET active_job_id = excluded.active_job_id,
                 expires_at = excluded.expires_at, created_at = excluded.created_at
             WHERE {table}.expires_at < %s
             RETURNING key"""
         db_now = self._datetime(now)
-        params = [db_now, [key for key, _, _ in rows], [holder for _, holder, _ in rows],
-                  [self._datetime(expires_at) if expires_at else None for _, _, expires_at in rows], db_now]
-        taken = {key for key, in self._fetch(sql, params)}
+        document = json.dumps([
+            {"key": key, "holder": str(holder), "expires_at": expires_at and self._datetime(expires_at).isoformat()}
+            for key, holder, expires_at in rows
+        ])
+        taken = {key for key, in self._fetch(sql, [db_now, document, db_now])}
         holders = {key: holder for key, holder, _ in rows if key in taken}
         if len(taken) < len(rows):
             holders.update(self.unique_holders([key for key, _, _ in rows if key not in taken]))
@@ -287,13 +293,13 @@ def json_rows_sql(fields, connection):
 @functools.lru_cache(maxsize=16)
 def _enqueue_sql(using, rows, notify, keyed):
     """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
-    many ("many": one JSON document read by ``jsonb_to_recordset``), with ``KEYED_COLUMNS`` as
-    parameters when ``keyed``, else NULL."""
+    many ("many": one JSON document read by ``jsonb_to_recordset``), with the columns of
+    ``KEYED_COLUMNS`` and ``UNIQUE_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
-    per_job = (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))
-    same = {**SAME_FOR_EVERY_JOB, **({} if keyed else dict.fromkeys(KEYED_COLUMNS, "NULL"))}
+    per_job = (*PER_JOB_COLUMNS, *keyed)
+    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in (*KEYED_COLUMNS, *UNIQUE_COLUMNS) if name not in keyed}}
     fields = [meta.get_field(name) for name in per_job]
     constants = ", ".join(same.values())
     if rows == "one":

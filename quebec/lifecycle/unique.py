@@ -43,10 +43,10 @@ class UniqueKeys(Participant):
         if not first:
             return
         now = placement.now
-        rows = []
-        for key in sorted(first):
-            seconds = unique_seconds(first[key].job_class)
-            rows.append((key, first[key].active_job_id, None if seconds is None else now + timedelta(seconds=seconds)))
+        expiries = {job_class: None if seconds is None else now + timedelta(seconds=seconds)
+                    for job_class in {job.job_class for job in first.values()}
+                    for seconds in [unique_seconds(job_class)]}
+        rows = [(key, first[key].active_job_id, expiries[first[key].job_class]) for key in sorted(first)]
         holders = operations(using).take_unique_keys(rows, now)
         lost = {key: holder for key, holder in holders.items() if holder != first[key].active_job_id}
         written = _holder_rows(lost.values(), using)
