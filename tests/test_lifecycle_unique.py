@@ -22,7 +22,7 @@ from quebec.lifecycle import queueing, running
 from quebec.lifecycle.outcome import DISCARDED, FAILED, RETRY, Outcome
 from quebec.maintenance import remove_process
 from quebec.models import BlockedExecution, ClaimedExecution, FailedExecution, Job, Process, ReadyExecution, UniqueKey
-from tests.conftest import ROOT, database_url
+from tests.conftest import ROOT, database_url, finished, wait_until
 from tests.lifecycle_helpers import claim_job, end, finish
 from tests.testapp.jobs import (
     UniqueDroppedJob,
@@ -247,3 +247,12 @@ def test_sixteen_threads_and_four_processes_enqueueing_the_same_keys_write_each_
     assert all(job_id == written[key] for key, job_id, _ in results), "a call was told of the wrong job"
     assert sorted(key for key, _, duplicate in results if not duplicate) == sorted(written)
     assert UniqueKey.objects.count() == KEYS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_gives_the_key_back_when_the_job_finishes_or_starts(start):
+    finishing, starting = UniqueSyncJob.perform_later(1), UniqueUntilStartedJob.perform_later(2)
+    start()
+    wait_until(lambda: finished(finishing, starting), message="both jobs to finish")
+    assert not UniqueKey.objects.exists()
+    assert not UniqueSyncJob.perform_later(1).duplicate and not UniqueUntilStartedJob.perform_later(2).duplicate
