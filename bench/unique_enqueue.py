@@ -21,7 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_core import add_database_argument, database_url_or_sqlite, empty_quebec_tables, setup_django  # noqa: E402
+from bench.bench_core import (  # noqa: E402
+    add_database_argument,
+    database_url_or_sqlite,
+    empty_quebec_tables,
+    setup_django,
+)
 
 
 def enqueue(job_class, n, chunk):
@@ -31,7 +36,8 @@ def enqueue(job_class, n, chunk):
     chunk = chunk or n
     started = time.perf_counter()
     for first in range(0, n, chunk):
-        handles = quebec.perform_all_later([job_class.build(f"key-{index}") for index in range(first, min(first + chunk, n))])
+        indexes = range(first, min(first + chunk, n))
+        handles = quebec.perform_all_later([job_class.build(f"key-{index}") for index in indexes])
     return n / (time.perf_counter() - started), handles
 
 
@@ -64,8 +70,9 @@ def main():
     plain, unique = max(rates["plain"]), max(rates["unique"])
     print(f"Bulk enqueue of {args.jobs} jobs on {connection.vendor}, calls of {args.chunk or args.jobs}, "
           f"best of {args.rounds}:")
-    print(f"  without a unique key     {plain:8.0f} jobs/s   (rounds: {', '.join(f'{r:.0f}' for r in rates['plain'])})")
-    print(f"  unique, every key free   {unique:8.0f} jobs/s   (rounds: {', '.join(f'{r:.0f}' for r in rates['unique'])})")
+    rounds = {phase: ", ".join(f"{rate:.0f}" for rate in phase_rates) for phase, phase_rates in rates.items()}
+    print(f"  without a unique key     {plain:8.0f} jobs/s   (rounds: {rounds['plain']})")
+    print(f"  unique, every key free   {unique:8.0f} jobs/s   (rounds: {rounds['unique']})")
     print(f"  unique / plain           {unique / plain:8.2f}x")
     print(f"  all duplicates           {duplicates:8.0f} jobs/s")
     return 0
