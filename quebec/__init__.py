@@ -7,6 +7,7 @@ from quebec.recurring import UnknownCommand, command, schedule_recurring_task, u
 from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
 from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError, TransactionLeftOpenError
 from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.unique import DuplicateJob, UniqueConflict
 
 __all__ = [
     "AbortEnqueue",
@@ -15,6 +16,7 @@ __all__ = [
     "ConcurrencyConflict",
     "RateLimitConflict",
     "DiscardStrategy",
+    "DuplicateJob",
     "JobHandle",
     "JobTimeoutError",
     "ProcessExitError",
@@ -24,6 +26,7 @@ __all__ = [
     "RetryStrategy",
     "TransactionLeftOpenError",
     "UnknownCommand",
+    "UniqueConflict",
     "UnknownJobClass",
     "command",
     "default",

@@ -73,7 +73,7 @@ FILTERS = (lists.ClassNameFilter, lists.QueueFilter)
 class JobAdmin(JobListAdmin):
     list_display = ("job_link", "class_name", "queue_name", "priority", "status_label", "executions",
                     "created_at", "finished_at", "arguments_preview")
-    list_filter = (lists.StatusFilter, *FILTERS, "finished_at", "created_at")
+    list_filter = (lists.StatusFilter, *FILTERS, lists.UniqueKeyFilter, "finished_at", "created_at")
     job_fields = {"class_name": "class_name", "queue_name": "queue_name"}
     uuid_field = "active_job_id"
     text_fields = ("arguments",)

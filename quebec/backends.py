@@ -54,7 +54,9 @@ class QuebecTask(Task):
     """A ``Task`` that takes Quebec's job options as ``@task(...)`` keyword arguments.
 
     They mean what the ``BaseClass`` attributes of the same names mean; ``concurrency_key`` and
-    ``rate_limit_key`` are a string or a function of the task's arguments.
+    ``rate_limit_key`` are a string or a function of the task's arguments, and so is
+    ``unique_key``, which makes the task unique until it finishes unless ``unique_until`` says
+    ``"started"``.
     """
 
     retry_on: tuple = ()
@@ -70,6 +72,10 @@ class QuebecTask(Task):
     rate_limit_duration: object = None
     rate_limit_on_throttle: object = None
     exclusive: bool = False
+    unique_key: object = None
+    unique_until: str | None = None
+    unique_for: object = None
+    unique_on_conflict: object = None
 
 
 class TaskJob(BaseClass):
@@ -151,14 +157,17 @@ def job_class_for(task):
         if options.get(name):
             attributes[name] = list(options[name])
     for name in ("timeout", "concurrency_limit", "concurrency_duration", "concurrency_on_conflict",
-                 "rate_limit_max", "rate_limit_duration", "rate_limit_on_throttle", "exclusive"):
+                 "rate_limit_max", "rate_limit_duration", "rate_limit_on_throttle", "exclusive",
+                 "unique_until", "unique_for", "unique_on_conflict"):
         if options.get(name) is not None:
             attributes[name] = options[name]
-    for name in ("concurrency_key", "rate_limit_key"):
+    for name in ("concurrency_key", "rate_limit_key", "unique_key"):
         if options.get(name) is not None:
             attributes[name] = _key_method(options[name])
     if "concurrency_key" in attributes and "concurrency_limit" not in attributes:
         attributes["concurrency_limit"] = 1
+    if "unique_key" in attributes and "unique_until" not in attributes:
+        attributes["unique_until"] = "finished"
     try:
         job_class = type(task.func.__name__, (base,), attributes)
     except TypeError as error:
@@ -206,6 +215,9 @@ class QuebecBackend(BaseTaskBackend):
         args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         configured = job_class_for(task).set(queue=task.queue_name, priority=-task.priority, wait_until=task.run_after)
         (handle,) = enqueue_now([configured.build(*args, **kwargs)], self.using)
+        if handle.duplicate:
+            # Nothing was enqueued: the result is the holder's, and task_enqueued is not sent.
+            return self.get_result(str(handle.id))
         job = handle._job
         result = TaskResult(
             task=task,

@@ -7,6 +7,7 @@ from quebec import conf, execution
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, check_priority, perform_all_later
 from quebec.strategies import check_strategies
+from quebec.unique import UniqueConflict, check_unique, default_key
 
 
 class JobLogger(logging.LoggerAdapter):
@@ -42,6 +43,10 @@ class BaseClass:
     rate_limit_duration = None  # a timedelta of at least one second
     rate_limit_on_throttle = RateLimitConflict.Reschedule
     exclusive = False  # run alone in its worker process
+    # Unique jobs (see quebec.unique): setting unique_until makes a class unique.
+    unique_until = None  # "finished" or "started": when the key is given back
+    unique_for = None  # seconds or timedelta: the key is held at most this long
+    unique_on_conflict = UniqueConflict.Skip
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -50,6 +55,7 @@ class BaseClass:
         _check_positive(cls, "timeout", allow_none=True)
         _check_positive(cls, "concurrency_duration")
         _check_limits(cls)
+        check_unique(cls)
 
     def concurrency_key(self, *args, **kwargs):
         """Jobs with the same key share ``concurrency_limit`` slots; None means no limit."""
@@ -63,6 +69,22 @@ class BaseClass:
     def stored_concurrency_key(cls, job, args, kwargs):
         key = job.concurrency_key(*args, **kwargs)
         return None if key is None else f"{cls.concurrency_group or cls.__qualname__}/{key}"
+
+    def unique_key(self, *args, **kwargs):
+        """Jobs with the same key are never queued twice (with ``unique_until`` set); None means
+        this job is not unique. The default, the class name and the arguments, is given by
+        ``stored_unique_key``."""
+        return None
+
+    @classmethod
+    def stored_unique_key(cls, job, args, kwargs, arguments):
+        """``"ClassName/<key>"``, or None when the class (or this call) is not unique."""
+        if cls.unique_until is None:
+            return None
+        if cls.unique_key is BaseClass.unique_key:
+            return f"{cls.__qualname__}/{default_key(cls.__qualname__, arguments)}"
+        key = job.unique_key(*args, **kwargs)
+        return None if key is None else f"{cls.__qualname__}/{key}"
 
     def perform(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__qualname__} must define perform()")

@@ -14,6 +14,7 @@ from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.storable import check_jobs
 from quebec.errors import AbortEnqueue
+from quebec.unique import DuplicateJob, UniqueConflict
 
 logger = logging.getLogger("quebec.enqueue")
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
@@ -24,15 +25,27 @@ class JobHandle:
     """What ``perform_later`` returns: the job's identity, and its status read from the database."""
 
     def __init__(self, using="default"):
-        self._job = None
+        self._row = None
+        self._twin = None  # the handle of the same call whose job this one duplicates
         self._using = using
         self.aborted = False  # before_enqueue raised AbortEnqueue
         self.abort_reason = None
+        self.duplicate = False  # a unique job's key was held: nothing was written, this is the holder
 
     def __repr__(self):
         if self.aborted:
             return f"<JobHandle aborted: {self.abort_reason}>"
-        return f"<JobHandle {self.class_name} id={self.id} queue={self.queue_name!r}>"
+        duplicate = " duplicate" if self.duplicate else ""
+        return f"<JobHandle{duplicate} {self.class_name} id={self.id} queue={self.queue_name!r}>"
+
+    @property
+    def _job(self):
+        """The job's row: its own, or for a duplicate the holder's."""
+        return self._twin._job if self._row is None and self._twin is not None else self._row
+
+    @_job.setter
+    def _job(self, row):
+        self._row = row
 
     def __bool__(self):
         return not self.aborted
@@ -95,6 +108,7 @@ class ConfiguredJob:
         )
         job.scheduled_at = self._scheduled_at()
         job.stored_key = self.job_class.stored_concurrency_key(job, args, kwargs)
+        job.stored_unique_key = self.job_class.stored_unique_key(job, args, kwargs, arguments)
         return PendingJob(job, instance, arguments)
 
     def _queue_name(self, args, kwargs):
@@ -179,6 +193,7 @@ class PendingJob:
             attempts=[],
             return_value=None,
             concurrency_key=job.stored_key,
+            unique_key=job.stored_unique_key,
             scheduled_at=job.scheduled_at,
             finished_at=None,
             discarded_at=None,
@@ -195,7 +210,8 @@ def perform_all_later(pending_jobs):
     """Enqueue many built jobs, one transaction per database; returns their handles in order.
 
     Each job's ``before_enqueue`` runs first (``AbortEnqueue`` skips that job and marks its
-    handle ``aborted``), ``after_enqueue`` once it is written. Jobs whose class enqueues after
+    handle ``aborted``), ``after_enqueue`` once it is written. Neither runs for a unique job
+    whose key is held (see ``_accept``). Jobs whose class enqueues after
     commit are written when the surrounding transaction commits; their handles get an id then.
     """
     pending_jobs = list(pending_jobs)
@@ -206,13 +222,74 @@ def perform_all_later(pending_jobs):
     for using, group in _by_database((pending, None) for pending in pending_jobs).items():
         check_jobs([pending for pending, _ in group], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
-    accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
+    accepted = _accept(pairs)
     for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
         _write(group, using)
     for using, group in _by_database(pair for pair in accepted if pair[0].after_commit).items():
         # robust: a failure is logged and does not drop the transaction's other commit hooks.
         transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
     return [handle for _, handle in pairs]
+
+
+def _accept(pairs, using=None):
+    """The builds to write: ``before_enqueue`` runs for each, except unique jobs whose key is
+    held by a job already written or by an earlier build of this call, which become duplicates.
+
+    Whether a key is held is read here, before the callbacks, so that a duplicate runs none;
+    the enqueue's transaction decides for good (``quebec.lifecycle.unique``). A build that loses
+    a race between this read and that transaction has run ``before_enqueue`` but not
+    ``after_enqueue``, and is a duplicate all the same. Classes without a ``before_enqueue``
+    are left to the transaction alone: the read would change nothing for them.
+    """
+    held = _holders([pair for pair in pairs if _has_before_enqueue(pair[0])], using)
+    taking = {}
+    accepted = []
+    for pending, handle in pairs:
+        where = (using or pending.quebec.using, pending.job.stored_unique_key)
+        if where[1] is not None and (where in held or where in taking):
+            _duplicate(pending, handle, held.get(where), taking.get(where))
+            continue
+        if _before_enqueue(pending, handle):
+            accepted.append((pending, handle))
+            if where[1] is not None:
+                taking[where] = handle
+    return accepted
+
+
+def _has_before_enqueue(pending):
+    from quebec.base_class import BaseClass
+
+    return type(pending.job).before_enqueue is not BaseClass.before_enqueue
+
+
+def _holders(pairs, using=None):
+    """{(database, key): row of the job holding it} for the unique keys among ``pairs``."""
+    from quebec.db import operations
+    from quebec.models import Job
+
+    keys = {}
+    for pending, _ in pairs:
+        if pending.job.stored_unique_key is not None:
+            keys.setdefault(using or pending.quebec.using, set()).add(pending.job.stored_unique_key)
+    held = {}
+    for database, database_keys in keys.items():
+        holders = operations(database).unique_holders(sorted(database_keys), timezone.now())
+        if holders:
+            rows = Job.objects.using(database).filter(active_job_id__in=set(holders.values())).defer("arguments")
+            by_id = {row.active_job_id: row for row in rows}
+            held.update(((database, key), by_id[holder]) for key, holder in holders.items() if holder in by_id)
+    return held
+
+
+def _duplicate(pending, handle, holder, twin):
+    job_class = type(pending.job)
+    if job_class.unique_on_conflict == UniqueConflict.Raise:
+        key = pending.job.stored_unique_key
+        where = f"job #{holder.pk}" if holder is not None else "an earlier job of the same call"
+        raise DuplicateJob(f"{job_class.__qualname__}: unique key {key!r} is held by {where}",
+                           key=key, job_id=getattr(holder, "pk", None))
+    handle.duplicate = True
+    handle._job, handle._twin = holder, twin
 
 
 def _before_enqueue(pending, handle):
@@ -237,12 +314,18 @@ def _write(pairs, using):
     from quebec.lifecycle.queueing import enqueue
 
     models = [pending.to_model() for pending, _ in pairs]
-    enqueue(models, using)
+    skipped = enqueue(models, using).skipped
+    written = []
     for model, (pending, handle) in zip(models, pairs, strict=True):
+        if id(model) in skipped:  # a unique job another took the key of meanwhile
+            handle.duplicate = True
+            handle._job = skipped[id(model)]
+            continue
         handle._job = model
         pending.job.id = model.pk
         pending.job.enqueued_at = model.created_at
-    for pending, _ in pairs:
+        written.append(pending)
+    for pending in written:
         pending.job.after_enqueue()
 
 
@@ -260,7 +343,7 @@ def enqueue_now(pending_jobs, using):
     about enqueueing after commit; returns their handles."""
     check_jobs(pending_jobs, using)
     pairs = [(pending, JobHandle(using=using)) for pending in pending_jobs]
-    accepted = [(pending, handle) for pending, handle in pairs if _before_enqueue(pending, handle)]
+    accepted = _accept(pairs, using)
     if accepted:
         _write(accepted, using)
     return [handle for _, handle in pairs]

@@ -12,7 +12,7 @@ from django.db import connections
 
 from quebec import conf
 
-MAX_KEY_LENGTH = 255  # the length of Job.queue_name, class_name, concurrency_key and Semaphore.key
+MAX_KEY_LENGTH = 255  # the length of Job's queue_name, class_name, concurrency_key, unique_key and the keys' tables
 _PREVIEW = 60
 
 
@@ -27,6 +27,8 @@ def check_jobs(pending_jobs, using):
         check_key("class name", type(job).job_name(), owner, refuses_nul)
         if job.stored_key is not None:
             check_key("concurrency key", job.stored_key, owner, refuses_nul)
+        if job.stored_unique_key is not None:
+            check_key("unique key", job.stored_unique_key, owner, refuses_nul)
         _check_arguments(pending.arguments, owner, max_bytes, refuses_nul)
 
 

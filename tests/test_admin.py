@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils import translation
 
-from quebec.models import Job, Pause, Process, RecurringTask
+from quebec.lifecycle import queueing
+from quebec.models import Job, Pause, Process, ReadyExecution, RecurringTask
 from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
@@ -22,7 +23,7 @@ from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     scheduled_job,
     staff_client,
 )
-from tests.testapp.jobs import ChaosJob, RecordJob, ReturnJob
+from tests.testapp.jobs import ChaosJob, RecordJob, ReturnJob, UniqueSyncJob
 
 pytestmark = pytest.mark.django_db
 
@@ -353,3 +354,19 @@ def test_compiled_translations_match_their_sources(language):
             assert compiled.pgettext(context, msgid) == translated, msgid
         else:
             assert compiled.gettext(msgid) == translated, msgid
+
+
+def test_a_unique_jobs_page_shows_its_key_whether_it_holds_it_and_links_the_jobs_sharing_it(admin_client):
+    first = UniqueSyncJob.perform_later("acme & co")
+    body = detail(admin_client, first)
+    assert "<code>UniqueSyncJob/acme &amp; co</code>" in body
+    assert '<span id="quebec-unique-key-state">held by this job</span>' in body
+    queueing.discard(ReadyExecution.objects.all())
+    second = UniqueSyncJob.perform_later("acme & co")
+    UniqueSyncJob.perform_later("other")
+    assert '<span id="quebec-unique-key-state">given back</span>' in detail(admin_client, first)
+    link = "/admin/quebec/job/?unique_key=UniqueSyncJob%2Facme%20%26%20co"
+    assert link in detail(admin_client, second)
+    listed = admin_client.get(link)
+    assert {job.pk for job in listed.context["cl"].result_list} == {first.id, second.id}
+    assert "quebec-unique-key-state" not in detail(admin_client, RecordJob.perform_later())

@@ -274,3 +274,25 @@ def test_tasks_are_registered_as_they_are_defined_so_no_row_imports_them():
     # tests.testapp.tasks is imported by autodiscovery, as every installed app's tasks module.
     assert find_job_class("tests.testapp.tasks.add").task.func is tasks.add.func
     assert find_job_class("demo.tasks.resize_image").task.module_path == "demo.tasks.resize_image"
+
+
+def test_a_unique_task_is_enqueued_once_and_its_duplicate_sends_no_signal():
+    sent = []
+
+    def receive(sender, task_result, **kwargs):
+        sent.append(task_result.id)
+
+    task_enqueued.connect(receive)
+    try:
+        first = tasks.sync_account.enqueue("acme")
+        again = tasks.sync_account.enqueue("acme")
+        other = tasks.sync_account.enqueue("globex")
+        by_arguments = [tasks.refresh_feed.enqueue("news"), tasks.refresh_feed.enqueue(feed="news"),
+                        tasks.refresh_feed.enqueue("news")]
+    finally:
+        task_enqueued.disconnect(receive)
+    assert again.id == first.id != other.id
+    assert again.status == TaskResultStatus.READY
+    assert by_arguments[0].id == by_arguments[2].id != by_arguments[1].id  # a keyword is another call
+    assert sent == [first.id, other.id, by_arguments[0].id, by_arguments[1].id]
+    assert Job.objects.get(pk=int(first.id)).unique_key == "tests.testapp.tasks.sync_account/acme"

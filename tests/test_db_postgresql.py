@@ -114,3 +114,10 @@ def test_json_rows_carries_each_objects_columns_and_position():
     assert [row["position"] for row in rows] == [0, 1]
     assert rows[0]["finished_at"] is None and rows[1]["finished_at"].startswith("2026-12-01")
     assert [row["return_value"] for row in rows] == [{"n": 0}, {"n": 1}]
+
+
+def test_the_unique_keys_table_has_its_primary_key_and_no_pattern_index():
+    # Every enqueue of a unique job writes this index; Django's LIKE index would double that.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'quebec_unique_keys'")
+        assert [name for name, in cursor.fetchall()] == ["quebec_unique_keys_pkey"]

@@ -9,7 +9,7 @@ import quebec
 from quebec.lifecycle import running
 from quebec.lifecycle.outcome import FINISHED, Outcome, Run
 from quebec.models import Job, Process
-from tests.testapp.jobs import PairsJob, RecordJob
+from tests.testapp.jobs import PairsJob, RecordJob, UniqueArgumentsJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,12 +18,15 @@ BATCH = 50
 # Statements per operation and database (BEGIN and COMMIT count where the driver sends them).
 BUDGETS = {
     "postgresql": {"enqueue one": 1, "enqueue a batch": 1, "claim": 1, "end and claim": 1,
-                   "end and claim, keyed": 5, "enqueue one, keyed": 8},
+                   "end and claim, keyed": 5, "enqueue one, keyed": 8,
+                   "enqueue a batch, unique": 4, "enqueue a duplicate": 5, "end and claim, unique": 4},
     # MySQL returns only the id of a single-row INSERT: a batch of jobs is an INSERT per job.
     "mysql": {"enqueue one": 4, "enqueue a batch": 4, "claim": 6, "end and claim": 9,
-              "end and claim, keyed": 10, "enqueue one, keyed": 9},
+              "end and claim, keyed": 10, "enqueue one, keyed": 9,
+              "enqueue a batch, unique": 5, "enqueue a duplicate": 4, "end and claim, unique": 7},
     "sqlite": {"enqueue one": 4, "enqueue a batch": 4, "claim": 7, "end and claim": 9,
-               "end and claim, keyed": 9, "enqueue one, keyed": 9},
+               "end and claim, keyed": 9, "enqueue one, keyed": 9,
+               "enqueue a batch, unique": 6, "enqueue a duplicate": 5, "end and claim, unique": 6},
 }
 
 
@@ -71,3 +74,18 @@ def test_end_a_batch_of_keyed_jobs(process):
     count = statements(lambda: running.end_and_claim("default", finished_runs(claimed), process.pk, True, ["*"], 0))
     assert Job.objects.finished().count() == BATCH
     assert count == BUDGETS[connection.vendor]["end and claim, keyed"]
+
+
+def test_unique_jobs(process):
+    # Taking the keys is one statement more (and the transaction, on PostgreSQL); a duplicate
+    # reads its holder; giving the keys back is one statement for the whole batch.
+    counts = {
+        "enqueue a batch, unique": statements(
+            lambda: quebec.perform_all_later(UniqueArgumentsJob.build(i) for i in range(BATCH))),
+        "enqueue a duplicate": statements(lambda: UniqueArgumentsJob.perform_later(0)),
+    }
+    claimed = running.claim("default", ["*"], BATCH, process.pk)
+    counts["end and claim, unique"] = statements(
+        lambda: running.end_and_claim("default", finished_runs(claimed), process.pk, True, ["*"], BATCH))
+    assert Job.objects.finished().count() == BATCH
+    assert counts == {name: BUDGETS[connection.vendor][name] for name in counts}

@@ -31,3 +31,19 @@ class KeyedNoopJob(quebec.BaseClass):
 
     def perform(self, key):
         pass
+
+
+class KeyNoopJob(quebec.BaseClass):
+    """Does nothing with one argument: the plain side of the unique enqueue benchmark."""
+
+    def perform(self, key):
+        pass
+
+
+class UniqueNoopJob(KeyNoopJob):
+    """The same, unique per key: what taking a unique key adds to an enqueue."""
+
+    unique_until = "finished"
+
+    def unique_key(self, key):
+        return key

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from quebec.dashboard import stats
-from quebec.models import EXECUTION_STATES, Pause, RecurringExecution
+from quebec.models import EXECUTION_STATES, Pause, RecurringExecution, UniqueKey
 from quebec.registry import UnknownJobClass, default
 
 
@@ -20,10 +20,12 @@ class JobState:
     execution: object = None  # the row of the state table that holds the job, if any
     retries: list = dataclasses.field(default_factory=list)  # (exceptions, attempts used, attempts allowed)
     recurring: object = None  # the recurring run that enqueued the job, if any
+    holds_unique_key: bool = False  # whether the job still holds its unique key (if it has one)
 
 
 def describe(job):
-    """The state of ``job`` (annotated with ``status``) and a sentence saying why; at most 3 queries."""
+    """The state of ``job`` (annotated with ``status``) and a sentence saying why; at most 3 queries,
+    and one more for a unique job."""
     model = EXECUTION_STATES.get(job.status)
     execution = None
     if model is not None:
@@ -35,6 +37,8 @@ def describe(job):
         execution=execution,
         retries=retries(job),
         recurring=RecurringExecution.objects.filter(job_id=job.pk).first(),
+        holds_unique_key=bool(job.unique_key) and UniqueKey.objects.held().filter(
+            key=job.unique_key, active_job_id=job.active_job_id).exists(),
     )
 
 

@@ -119,6 +119,20 @@ class QueueFilter(RecentValuesFilter):
         return [queue for worker in conf.get().workers for queue in worker.queues if "*" not in queue]
 
 
+class UniqueKeyFilter(admin.SimpleListFilter):
+    """Jobs enqueued with one unique key (``?unique_key=...``, linked from a job's page); shown
+    only while it filters, since keys are too many to list."""
+
+    title = _("unique key")
+    parameter_name = "unique_key"
+
+    def lookups(self, request, model_admin):
+        return [(self.value(), self.value())] if self.value() else []
+
+    def queryset(self, request, queryset):
+        return queryset.filter(unique_key=self.value()) if self.value() else queryset
+
+
 STATUS_LABELS = dict(JobStatus.choices)
 
 

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from quebec import queue_selectors
-from quebec.db.rows import new_row, value_converter
+from quebec.db.rows import chunks, new_row, value_converter
 from quebec.models import (
     BlockedExecution,
     ClaimedExecution,
@@ -23,6 +23,7 @@ from quebec.models import (
     ReadyExecution,
     ScheduledExecution,
     Semaphore,
+    UniqueKey,
 )
 
 # What the end of a run writes to its job's row, whatever the outcome.
@@ -332,3 +333,67 @@ class Operations:
         Semaphore.objects.using(self.using).filter(key__in=keys).update(
             value=F("value") + delta, updated_at=now, expires_at=expires_at
         )
+
+    # -- Unique keys ------------------------------------------------------------------------------
+
+    def take_unique_keys(self, rows, now):
+        """Take each (key, active job id, expires at) of ``rows`` (distinct keys, in key order)
+        that is free or held past its expiry; returns {key: active job id of its holder} for
+        every key, taken or not.
+
+        The key's primary key decides: of two transactions taking one key, the second waits for
+        the first and then finds the key held. Rows are written in key order, so two batches
+        cannot deadlock.
+        """
+        table, key = self.table(UniqueKey), self.quote("key")
+        convert = self._unique_converters()
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(rows, 500):
+                values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+                params = [value for row in chunk for value in self._unique_values(row, now, convert)]
+                cursor.execute(
+                    f"INSERT INTO {table} ({key}, active_job_id, expires_at, created_at) VALUES {values} "
+                    f"ON CONFLICT ({key}) DO UPDATE SET active_job_id = excluded.active_job_id, "
+                    f"expires_at = excluded.expires_at, created_at = excluded.created_at "
+                    f"WHERE {table}.expires_at < %s",
+                    [*params, self._datetime(now)],
+                )
+        return self.unique_holders([row[0] for row in rows])
+
+    def unique_holders(self, keys, now=None):
+        """{key: active job id} of the holders of ``keys``: all of them, or with ``now`` only
+        those not past their expiry. Without ``now`` the rows are locked: they were just written
+        or found taken, and must stay so until the enqueue commits."""
+        table, key = self.table(UniqueKey), self.quote("key")
+        to_uuid = UniqueKey._meta.get_field("active_job_id").to_python
+        holders = {}
+        for chunk in chunks(keys, 500):
+            sql = f"SELECT u.{key}, u.active_job_id FROM {table} u WHERE u.{key} IN ({', '.join(['%s'] * len(chunk))})"
+            params = list(chunk)
+            if now is None:
+                sql += f" {self.lock_clause(False)}"
+            else:
+                sql += " AND (u.expires_at IS NULL OR u.expires_at >= %s)"
+                params.append(self._datetime(now))
+            holders.update((row_key, to_uuid(holder)) for row_key, holder in self._fetch(sql, params))
+        return holders
+
+    def release_unique_keys(self, pairs):
+        """Give back the keys of (key, active job id) ``pairs``: each only if that job still holds
+        it (past ``unique_for`` another job may have taken it over)."""
+        if not pairs:
+            return
+        field = UniqueKey._meta.get_field("active_job_id")
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(sorted(pairs), 200):
+                condition = " OR ".join([f"({self.quote('key')} = %s AND active_job_id = %s)"] * len(chunk))
+                params = [value for key, holder in chunk for value in (key, field.get_db_prep_save(holder, self.connection))]
+                cursor.execute(f"DELETE FROM {self.table(UniqueKey)} WHERE {condition}", params)
+
+    def _unique_converters(self):
+        fields = UniqueKey._meta
+        return [value_converter(fields.get_field(name), self.connection) for name in ("active_job_id", "expires_at")]
+
+    def _unique_values(self, row, now, convert):
+        key, holder, expires_at = row
+        return key, convert[0](holder), convert[1](expires_at), self._datetime(now)

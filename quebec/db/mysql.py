@@ -9,7 +9,7 @@ unique index from a derived table of the keys.
 
 from quebec.db.base import Operations as BaseOperations
 from quebec.db.rows import chunks
-from quebec.models import BlockedExecution, ClaimedExecution, Semaphore
+from quebec.models import BlockedExecution, ClaimedExecution, Semaphore, UniqueKey
 
 # Keys per statement when rows are reached through a list of keys: bounds the statement's size.
 KEYS_PER_STATEMENT = 500
@@ -95,3 +95,30 @@ class Operations(BaseOperations):
                 join, params = keyed_join(chunk, self.table(Semaphore), self.quote("key"))
                 cursor.execute(f"UPDATE {join} SET t.value = t.value + %s, t.updated_at = %s, t.expires_at = %s",
                                [*params, delta, self._datetime(now), self._datetime(expires_at)])
+
+    def take_unique_keys(self, rows, now):
+        """ON DUPLICATE KEY UPDATE takes over only an expired key. Its assignments run left to
+        right, each seeing the ones before: ``expires_at``, which the others test, comes last.
+        MariaDB returns every row as it is after the statement, so each key's holder comes back
+        with it; MySQL has no RETURNING, and the holders are read by a second statement."""
+        table, key = self.table(UniqueKey), self.quote("key")
+        convert = self._unique_converters()
+        returning = self.connection.features.can_return_rows_from_bulk_insert
+        expired = "expires_at < %s"
+        to_uuid = UniqueKey._meta.get_field("active_job_id").to_python
+        holders = {}
+        for chunk in chunks(rows, KEYS_PER_STATEMENT):
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+            params = [value for row in chunk for value in self._unique_values(row, now, convert)]
+            db_now = self._datetime(now)
+            sql = (f"INSERT INTO {table} ({key}, active_job_id, expires_at, created_at) VALUES {values} "
+                   f"ON DUPLICATE KEY UPDATE active_job_id = IF({expired}, VALUES(active_job_id), active_job_id), "
+                   f"created_at = IF({expired}, VALUES(created_at), created_at), "
+                   f"expires_at = IF({expired}, VALUES(expires_at), expires_at)")
+            if returning:
+                found = self._fetch(f"{sql} RETURNING {key}, active_job_id", [*params, db_now, db_now, db_now])
+                holders.update((row_key, to_uuid(holder)) for row_key, holder in found)
+            else:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(sql, [*params, db_now, db_now, db_now])
+        return holders if returning else self.unique_holders([row[0] for row in rows])

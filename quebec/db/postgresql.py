@@ -15,17 +15,18 @@ from quebec import conf
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL
 from quebec.db.rows import value_converter
-from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore
+from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore, UniqueKey
 
 # How the one-statement enqueue fills each column of a new job: from the job's values, or with
 # the same value for every row (SQL text, or the time of the enqueue). The columns only a job
-# with a concurrency key can fill are sent only when a job of the batch has one: fewer
+# with a concurrency or unique key can fill are sent only when a job of the batch has one: fewer
 # parameters to adapt for every other enqueue.
 PER_JOB_COLUMNS = (
     "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
     "scheduled_at",
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
+UNIQUE_COLUMNS = ("unique_key",)
 SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
 
 
@@ -59,8 +60,9 @@ class Operations(BaseOperations):
         now = placement.now
         db_now = self._datetime(now, connection)
         notify = conf.get().use_listen_notify and bool(placement.ready)
-        keyed = any(job.concurrency_key for job in jobs)
-        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))]
+        keyed = (*(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
+                 *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()))
+        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
         if len(jobs) == 1:
             sql = _enqueue_sql(self.using, "one", notify, keyed)
@@ -209,6 +211,45 @@ class Operations(BaseOperations):
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [delta, self._datetime(now), self._datetime(expires_at), list(keys)])
 
+    def take_unique_keys(self, rows, now):
+        """All keys in one statement, sent as one JSON document whatever their number; the
+        holders of the keys it did not take are read by a second, whose snapshot sees the
+        transactions it waited for."""
+        table = self.table(UniqueKey)
+        sql = f"""INSERT INTO {table} (key, active_job_id, expires_at, created_at)
+            SELECT k.key, k.holder, k.expires_at, %s
+                FROM jsonb_to_recordset(%s::jsonb) AS k(key text, holder uuid, expires_at timestamptz)
+                ORDER BY k.key
+            ON CONFLICT (key) DO UPDATE SET active_job_id = excluded.active_job_id,
+                expires_at = excluded.expires_at, created_at = excluded.created_at
+            WHERE {table}.expires_at < %s
+            RETURNING key"""
+        db_now = self._datetime(now)
+        document = json.dumps([
+            {"key": key, "holder": str(holder), "expires_at": expires_at and self._datetime(expires_at).isoformat()}
+            for key, holder, expires_at in rows
+        ])
+        taken = {key for key, in self._fetch(sql, [db_now, document, db_now])}
+        holders = {key: holder for key, holder, _ in rows if key in taken}
+        if len(taken) < len(rows):
+            holders.update(self.unique_holders([key for key, _, _ in rows if key not in taken]))
+        return holders
+
+    def unique_holders(self, keys, now=None):
+        if now is not None:
+            sql = (f"SELECT key, active_job_id FROM {self.table(UniqueKey)} WHERE key = ANY(%s) "
+                   "AND (expires_at IS NULL OR expires_at >= %s)")
+            return dict(self._fetch(sql, [list(keys), self._datetime(now)]))
+        sql = f"SELECT key, active_job_id FROM {self.table(UniqueKey)} WHERE key = ANY(%s) FOR UPDATE"
+        return dict(self._fetch(sql, [list(keys)]))
+
+    def release_unique_keys(self, pairs):
+        if pairs:
+            sql = (f"DELETE FROM {self.table(UniqueKey)} u USING unnest(%s::text[], %s::uuid[]) AS r(key, holder) "
+                   "WHERE u.key = r.key AND u.active_job_id = r.holder")
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, [[key for key, _ in pairs], [holder for _, holder in pairs]])
+
 
 class _Notify:
     """The commit hook that sends the NOTIFY; its type lets a transaction register only one."""
@@ -252,13 +293,13 @@ def json_rows_sql(fields, connection):
 @functools.lru_cache(maxsize=16)
 def _enqueue_sql(using, rows, notify, keyed):
     """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
-    many ("many": one JSON document read by ``jsonb_to_recordset``), with ``KEYED_COLUMNS`` as
-    parameters when ``keyed``, else NULL."""
+    many ("many": one JSON document read by ``jsonb_to_recordset``), with the columns of
+    ``KEYED_COLUMNS`` and ``UNIQUE_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
-    per_job = (*PER_JOB_COLUMNS, *(KEYED_COLUMNS if keyed else ()))
-    same = {**SAME_FOR_EVERY_JOB, **({} if keyed else dict.fromkeys(KEYED_COLUMNS, "NULL"))}
+    per_job = (*PER_JOB_COLUMNS, *keyed)
+    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in (*KEYED_COLUMNS, *UNIQUE_COLUMNS) if name not in keyed}}
     fields = [meta.get_field(name) for name in per_job]
     constants = ", ".join(same.values())
     if rows == "one":

@@ -3,7 +3,8 @@
 A participant's writes commit or roll back with the state change they belong to. Each method
 receives the whole batch changing state and returns at once for jobs it has no part in, so a
 job class that uses none of them pays nothing. Concurrency keys and queue limits
-(``quebec.lifecycle.concurrency``) are the participants today.
+(``quebec.lifecycle.concurrency``) and unique keys (``quebec.lifecycle.unique``) are the
+participants today.
 """
 
 
@@ -16,6 +17,10 @@ class Participant:
         with the next claim, as one statement)."""
         return False
 
+    def enqueue(self, placement, using):
+        """New jobs (``placement.jobs``, unsaved) are about to be written: skip those that must
+        not be (``placement.skip``). Runs before ``admit``, which then sees only the others."""
+
     def admit(self, placement, using):
         """Due jobs are about to be ready (``placement.ready``): move those that may not run yet
         to ``placement.blocked``, or discard them (``placement.discard``)."""
@@ -27,6 +32,14 @@ class Participant:
 
     def ended(self, jobs, using):
         """Runs of ``jobs`` ended, whatever their outcome: give back what they held."""
+
+    def started(self, job, using):
+        """A worker began a run of ``job`` (outside any transaction: the run is not undone)."""
+
+    def done(self, jobs, using):
+        """``jobs`` will not run again: they finished, were discarded (by their run, an operator
+        or on their way into line) or failed for good. Called besides ``ended`` for those that
+        ran, and without it for those that never did."""
 
     def released(self, jobs, using):
         """Claims of ``jobs`` went back to ready without running (their process stopped or died)."""

@@ -13,6 +13,7 @@ from quebec.db import operations, write_transaction
 from quebec.lifecycle import events, participants
 from quebec.concurrency import ConcurrencyLimitReached
 from quebec.lifecycle.concurrency import force_slots
+from quebec.lifecycle import unique  # noqa: F401  (registers the unique keys' participant)
 from quebec.lifecycle.outcome import DISCARDED, Outcome, Run
 from quebec.models import (
     BlockedExecution,
@@ -22,22 +23,25 @@ from quebec.models import (
 )
 
 # What a job's row must carry to be put in line.
-READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name", "scheduled_at")
+READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name", "scheduled_at", "unique_key",
+                "active_job_id")
 # What a batch of jobs changes when they are discarded without running.
 DISCARD_FIELDS = ("finished_at", "discarded_at", "updated_at")
 
 
 class Placement:
     """Where each job of a batch goes: ``ready``, ``scheduled``, ``blocked`` (with when its
-    wait expires) or ``discarded`` on the way in."""
+    wait expires), ``discarded`` on the way in, or, for a new job, ``skipped`` (not written)."""
 
     def __init__(self, jobs, now, force_ready=False):
+        self.jobs = jobs
         self.now = now
         self.scheduled = [] if force_ready else [job for job in jobs if job.scheduled_at and job.scheduled_at > now]
         self.ready = [job for job in jobs if force_ready or not (job.scheduled_at and job.scheduled_at > now)]
         self.blocked = []
         self.discarded = []
         self.reasons = {}  # job id -> why a scheduled job waits, when not just its schedule
+        self.skipped = {}  # id(job) -> the job it duplicates (a row, or a job of this batch)
         self._moved = set()
 
     def block(self, job, expires_at):
@@ -49,9 +53,21 @@ class Placement:
         self.discarded.append(job)
         self._moved.add(id(job))
 
+    def skip(self, job, holder):
+        """Leave the new ``job`` unwritten: ``holder`` is the job it duplicates."""
+        self.skipped[id(job)] = holder
+        self._moved.add(id(job))
+
     def settle(self):
         if self._moved:
             self.ready = [job for job in self.ready if id(job) not in self._moved]
+            if self.skipped:
+                self.scheduled = [job for job in self.scheduled if id(job) not in self.skipped]
+
+    @property
+    def written(self):
+        """The new jobs to write: all but the skipped."""
+        return [job for job in self.jobs if id(job) not in self.skipped] if self.skipped else self.jobs
 
 
 def place(jobs, using, now=None):
@@ -61,11 +77,21 @@ def place(jobs, using, now=None):
 
 
 def admit(placement, using):
-    """Let each participant block or discard the jobs ``placement`` would make ready."""
+    """Let each participant block or discard the jobs ``placement`` would make ready; those
+    discarded are done."""
     for participant in participants.registered():
         participant.admit(placement, using)
         placement.settle()
+    if placement.discarded:
+        done(placement.discarded, using)
     return placement
+
+
+def done(jobs, using):
+    """Tell the participants concerned that ``jobs`` will not run again."""
+    for participant in participants.registered():
+        if participant.concerns(jobs):
+            participant.done(jobs, using)
 
 
 def _gated(jobs):
@@ -74,7 +100,8 @@ def _gated(jobs):
 
 
 def enqueue(jobs, using):
-    """INSERT unsaved ``Job`` rows and put each in line: ready, scheduled or blocked."""
+    """INSERT unsaved ``Job`` rows and put each in line: ready, scheduled or blocked; a job a
+    participant skips (a duplicate of a unique job) is not written. Returns the placement."""
     ops = operations(using)
     connection = ops.connection
     if ops.vendor == "postgresql" and not _gated(jobs):
@@ -84,10 +111,18 @@ def enqueue(jobs, using):
     else:
         scope = write_transaction(using)
     with scope:
-        placement = place(jobs, using)
-        ops.insert_jobs(jobs, placement)
-    events.publish(events.ENQUEUED, using, jobs=jobs)
+        placement = Placement(jobs, timezone.now())
+        for participant in participants.registered():
+            participant.enqueue(placement, using)
+        placement.settle()
+        admit(placement, using)
+        written = placement.written
+        if written:
+            ops.insert_jobs(written, placement)
+    if written:
+        events.publish(events.ENQUEUED, using, jobs=written)
     _publish_discarded(placement, using)
+    return placement
 
 
 def put_in_line(jobs, using, placement=None):
@@ -152,8 +187,9 @@ def discard(executions, batch_size=500):
         now = timezone.now()
         jobs = Job.objects.using(using).filter(pk__in=job_ids)
         jobs.update(finished_at=now, discarded_at=now, updated_at=now)
-        events.publish(events.DISCARDED, using,
-                       runs=[Run(job, Outcome(DISCARDED), applied=True) for job in jobs.defer("arguments")])
+        discarded = list(jobs.defer("arguments"))
+        done(discarded, using)
+        events.publish(events.DISCARDED, using, runs=[Run(job, Outcome(DISCARDED), applied=True) for job in discarded])
 
     return in_locked_batches(executions, discard_batch, batch_size)
 

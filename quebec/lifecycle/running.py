@@ -14,7 +14,7 @@ from django.utils import timezone
 from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
 from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
-from quebec.lifecycle.queueing import Placement, admit, put_in_line
+from quebec.lifecycle.queueing import Placement, admit, done, put_in_line
 from quebec.models import ClaimedExecution, Job
 
 _EVENTS = {
@@ -84,6 +84,9 @@ def _after_end(runs, using):
     for participant in participants.registered():
         if participant.concerns(jobs):
             participant.ended(jobs, using)
+    over = [run.job for run in runs if run.outcome.state in (outcome.FINISHED, outcome.DISCARDED, outcome.FAILED)]
+    if over:
+        done(over, using)
     failed = [run for run in runs if run.outcome.state == outcome.FAILED]
     if failed:
         operations(using).insert_failures([run.job for run in failed],
@@ -112,6 +115,8 @@ def _publish(recorded, claimed, process_id, using):
 def start(job, process_name, using):
     """A worker thread begins a run of ``job``: one more execution."""
     job.executions += 1
+    for participant in participants.registered():
+        participant.started(job, using)
     events.publish(events.STARTED, using, job=job, process_name=process_name)
 
 

@@ -6,7 +6,7 @@ statements behind it are in ``quebec.db``.
 
     jobs        Job, its five execution tables, Pause
     processes   Process
-    limits      Semaphore, RateLimitStart
+    limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
 """
 
@@ -22,7 +22,7 @@ from quebec.models.jobs import (
     ReadyExecution,
     ScheduledExecution,
 )
-from quebec.models.limits import RateLimitStart, Semaphore
+from quebec.models.limits import RateLimitStart, Semaphore, UniqueKey
 from quebec.models.processes import Process
 from quebec.models.recurring import RecurringExecution, RecurringTask
 
@@ -42,4 +42,5 @@ __all__ = [
     "RecurringTask",
     "ScheduledExecution",
     "Semaphore",
+    "UniqueKey",
 ]

@@ -56,6 +56,8 @@ class Job(models.Model):
     # What ``perform`` returned, when it is JSON; kept as long as the job row is.
     return_value = models.JSONField(null=True, blank=True, verbose_name=_("return value"))
     concurrency_key = models.CharField(max_length=255, null=True, blank=True, verbose_name=_("concurrency key"))
+    # The key a unique job was enqueued with; whether it still holds it is a row of UniqueKey.
+    unique_key = models.CharField(max_length=255, null=True, blank=True, verbose_name=_("unique key"))
     scheduled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("scheduled at"))
     finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
     discarded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("discarded at"))
@@ -73,6 +75,10 @@ class Job(models.Model):
             models.Index(fields=["class_name"], name="quebec_jobs_class_name"),
             models.Index(fields=["finished_at"], name="quebec_jobs_finished_at"),
             models.Index(fields=["queue_name", "finished_at"], name="quebec_jobs_for_filtering"),
+            # Partial: jobs without a unique key (most) add nothing to it. MySQL has no partial
+            # indexes; there a filter by key reads the table.
+            models.Index(fields=["unique_key"], name="quebec_jobs_unique_key",
+                         condition=models.Q(unique_key__isnull=False)),
         ]
 
     def __str__(self):

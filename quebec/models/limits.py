@@ -1,4 +1,5 @@
-"""The rows behind limits: semaphores (concurrency keys, queue limits) and rate-limit windows."""
+"""The rows behind limits: semaphores (concurrency keys, queue limits), rate-limit windows and
+the keys unique jobs hold."""
 
 from datetime import timedelta
 
@@ -122,3 +123,30 @@ class RateLimitStart(models.Model):
         indexes = [models.Index(fields=["bucket", "started_at"], name="quebec_rate_limit_window")]
 
 
+
+
+class UniqueKeyQuerySet(models.QuerySet):
+    def held(self, now=None):
+        """Keys still held: not past their ``unique_for``."""
+        return self.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gte=now or timezone.now()))
+
+
+class UniqueKey(models.Model):
+    """A key a unique job holds, by its ``active_job_id`` (known before the job's row is written).
+
+    The primary key, ``key``, is what keeps two jobs from holding one key: it is taken by an
+    INSERT that does nothing on a conflict (or takes over a key past its ``expires_at``).
+    """
+
+    key = models.CharField(max_length=255, primary_key=True)
+    active_job_id = models.UUIDField()
+    expires_at = models.DateTimeField(null=True, blank=True)  # unique_for; None: until released
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UniqueKeyQuerySet.as_manager()
+
+    class Meta:
+        db_table = "quebec_unique_keys"
+
+    def __str__(self):
+        return self.key

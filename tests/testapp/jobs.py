@@ -386,3 +386,74 @@ class ConnectionIdJob(quebec.BaseClass):
         with connection.cursor() as cursor:
             cursor.execute(sql)
             record(self, "session", cursor.fetchone()[0])
+
+
+# Unique jobs.
+
+
+class UniqueSyncJob(quebec.BaseClass):
+    """Unique per account until it finishes; records each enqueue callback."""
+
+    unique_until = "finished"
+    enqueued = []
+
+    def unique_key(self, account, **kwargs):
+        return str(account)
+
+    def before_enqueue(self):
+        UniqueSyncJob.enqueued.append(("before", self.arguments))
+
+    def after_enqueue(self):
+        UniqueSyncJob.enqueued.append(("after", self.id))
+
+    def perform(self, account, **kwargs):
+        record(self, "sync", account)
+
+
+class UniqueArgumentsJob(quebec.BaseClass):
+    """Unique by its arguments (the default key)."""
+
+    unique_until = "finished"
+
+    def perform(self, *args, **kwargs):
+        record(self, "unique-arguments")
+
+
+class UniqueUntilStartedJob(UniqueSyncJob):
+    unique_until = "started"
+
+
+class UniqueForAWhileJob(UniqueSyncJob):
+    unique_for = timedelta(seconds=1)
+
+
+class UniqueRaisingJob(UniqueSyncJob):
+    unique_on_conflict = quebec.UniqueConflict.Raise
+
+
+class UniqueRetriedJob(UniqueSyncJob):
+    retry_on = [quebec.RetryStrategy((Flaky, quebec.ProcessPrunedError), wait=60, attempts=3)]
+
+    def perform(self, account, **kwargs):
+        raise Flaky(account)
+
+
+class UniqueFailingJob(UniqueSyncJob):
+    def perform(self, account, **kwargs):
+        raise ValueError(account)
+
+
+class UniqueKeyedJob(UniqueSyncJob):
+    """Unique and limited to one at a time per account, waiting when the slot is taken."""
+
+    concurrency_duration = 60
+
+    def concurrency_key(self, account, **kwargs):
+        return str(account)
+
+
+class UniqueDroppedJob(UniqueKeyedJob):
+    concurrency_on_conflict = quebec.ConcurrencyConflict.Discard
+
+    def concurrency_key(self, account, group="", **kwargs):
+        return group or str(account)

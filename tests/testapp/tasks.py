@@ -77,3 +77,13 @@ def one_per_account(account):
 @task
 def exit_abruptly():
     raise SystemExit("This task called sys.exit")
+
+
+@task(unique_key=lambda account: account)
+def sync_account(account):
+    record(None, f"sync-{account}")
+
+
+@task(unique_until="started")
+def refresh_feed(feed):
+    record(None, f"refresh-{feed}")
