@@ -184,6 +184,10 @@ class PendingJob:
             discarded_at=None,
             created_at=now,
             updated_at=now,
+            progress=None,
+            continuation=None,
+            cancel_requested_at=None,
+            cancel_requested_by="",
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
         # transaction without looking a class up by name (which may import code).

@@ -26,7 +26,10 @@ PER_JOB_COLUMNS = (
     "scheduled_at",
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
-SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
+SAME_FOR_EVERY_JOB = {
+    "attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s", "progress": "NULL",
+    "continuation": "NULL", "cancel_requested_at": "NULL", "cancel_requested_by": "''",
+}
 
 
 class Operations(BaseOperations):

@@ -142,9 +142,9 @@ def in_locked_batches(executions, action, batch_size=500):
         done += len(ids)
 
 
-def discard(executions, batch_size=500):
+def discard(executions, batch_size=500, error=None):
     """Mark the jobs of these ready, scheduled, blocked or failed rows discarded, never to run;
-    returns how many."""
+    returns how many. ``error`` says why, to the subscribers (``quebec.cancel``'s JobCancelled)."""
     using = executions.db
 
     def discard_batch(job_ids):
@@ -153,7 +153,7 @@ def discard(executions, batch_size=500):
         jobs = Job.objects.using(using).filter(pk__in=job_ids)
         jobs.update(finished_at=now, discarded_at=now, updated_at=now)
         events.publish(events.DISCARDED, using,
-                       runs=[Run(job, Outcome(DISCARDED), applied=True) for job in jobs.defer("arguments")])
+                       runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in jobs.defer("arguments")])
 
     return in_locked_batches(executions, discard_batch, batch_size)
 
