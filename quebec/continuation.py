@@ -144,6 +144,7 @@ class Continuable:
 
     max_resumptions = 25
     resume_errors_after_advancing = True
+    steps = None  # optional: the step names in order, for the dashboard's "steps to come"
 
     @property
     def continuation(self):

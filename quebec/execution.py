@@ -17,6 +17,7 @@ from django.utils import timezone
 from quebec import concurrency
 from quebec import continuation
 from quebec.errors import JobCancelled, JobTimeoutError, describe_error
+from quebec.lifecycle import progress
 from quebec.lifecycle.outcome import DISCARDED, FAILED, FINISHED, RESCHEDULED, RETRY, Outcome
 from quebec.registry import UnknownJobClass
 from quebec.serialization import deserialize_arguments
@@ -81,6 +82,9 @@ def perform(job, args, kwargs):
         return continuation.outcome_after(job, error) or handle_error(job, error)
     except BaseException as error:  # an interruption at a checkpoint; SystemExit and the like fail
         return continuation.outcome_after(job, error) or Outcome(FAILED, error=error)
+    if (by := progress.cancelled_by()) is not None:
+        # It read ``cancel_requested`` and returned: it ends as a cancelled job does.
+        return _cancelled(job, JobCancelled(f"cancelled by {by}"))
     return Outcome(FINISHED, result=result)
 
 

@@ -274,3 +274,25 @@ def test_tasks_are_registered_as_they_are_defined_so_no_row_imports_them():
     # tests.testapp.tasks is imported by autodiscovery, as every installed app's tasks module.
     assert find_job_class("tests.testapp.tasks.add").task.func is tasks.add.func
     assert find_job_class("demo.tasks.resize_image").task.module_path == "demo.tasks.resize_image"
+
+
+def test_a_task_reports_progress_that_get_result_exposes(start):
+    result = tasks.report_progress.enqueue(5)
+    start()
+    wait_until(lambda: finished(result), message="the task to finish")
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    reported = task_backends["default"].get_result(result.id).progress
+    assert (reported["done"], reported["total"], reported["message"]) == (5, 5, "round")
+
+
+def test_a_cancelled_task_stops_at_its_next_checkpoint(start):
+    import quebec
+
+    result = tasks.report_progress.enqueue(600)
+    start()
+    wait_until(lambda: JobRun.objects.filter(label="started").exists(), message="the task to start")
+    assert quebec.cancel(result.id, by="ops") == "requested"
+    wait_until(lambda: finished(result), timeout=10, message="the task to stop")
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[-1].exception_class_path == "quebec.errors.JobCancelled"
+    assert task_backends["default"].get_result(result.id).progress["done"] < 600

@@ -1,13 +1,15 @@
 """Continuable jobs' steps, run in this process through the same code a worker uses."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 import quebec
 from quebec import execution
 from quebec.lifecycle import progress
 from quebec.lifecycle.outcome import FAILED, FINISHED, RESUMED
 from quebec.models import Job
-from tests.testapp.jobs import BackfillJob, record
+from tests.testapp.jobs import BackfillJob, ProgressJob, SleepJob, record
 from tests.testapp.models import JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -170,3 +172,20 @@ def test_perform_now_runs_every_step_and_raises_errors_as_before():
     assert [label for label, _ in labels()] == ["prepare", "item", "item", "item", "finish"]
     with pytest.raises(ValueError):
         FlakyAfterAdvancing.perform_now()
+
+
+def test_100000_progress_reports_cost_a_write_a_second():
+    handle = ProgressJob.perform_later(100_000, 3)
+    with CaptureQueriesContext(connection) as queries:
+        outcome = run(handle)
+    writes = [query for query in queries if query["sql"].startswith("UPDATE") and "progress" in query["sql"]]
+    assert outcome.state == FINISHED
+    assert 3 <= len(writes) <= 5  # at 0, 1 and 2 seconds, maybe 3, and the last value at the end
+    assert Job.objects.get(pk=handle.id).progress["done"] == 100_000
+
+
+def test_a_job_that_reports_nothing_sends_no_statement_for_it():
+    handle = SleepJob.perform_later(0, label=None)
+    with CaptureQueriesContext(connection) as queries:
+        outcome = run(handle)
+    assert outcome.state == FINISHED and len(queries) == 1  # the helper loading the job

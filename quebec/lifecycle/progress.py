@@ -29,6 +29,12 @@ def current():
     return _current.get()
 
 
+def cancelled_by():
+    """Who cancelled the current run, once the job has heard of it; else None."""
+    context = _current.get()
+    return None if context is None else context.cancelled_by
+
+
 @contextlib.contextmanager
 def running(job, using, stopping=lambda: False):
     """Make ``job`` (a claimed ``Job`` row) the current run; what it reported and has not been

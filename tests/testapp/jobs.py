@@ -392,6 +392,8 @@ class BackfillJob(quebec.BaseClass, quebec.Continuable):
     """Three steps over ``items`` items, each recorded as it is done: a step that ran twice, or
     an item done twice, shows as two rows."""
 
+    steps = ("prepare", "items", "finish")
+
     def perform(self, items, pause=0.002):
         with self.step("prepare"):
             record(self, "prepare")

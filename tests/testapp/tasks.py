@@ -77,3 +77,14 @@ def one_per_account(account):
 @task
 def exit_abruptly():
     raise SystemExit("This task called sys.exit")
+
+
+@task(takes_context=True)
+def report_progress(context, rounds):
+    """Reports each round; stops early, as a task may, once cancelled."""
+    record(context, "started")
+    for done in range(1, rounds + 1):
+        context.progress(done, rounds, "round")
+        context.checkpoint()
+        time.sleep(0.05)
+    return rounds
