@@ -113,6 +113,10 @@ class Continuation:
         if context is None:
             return
         context.raise_if_cancelled()
+        if not context.outside_transaction():
+            # Inside the job's own transaction the cursor is not taken: a rollback would undo
+            # the items it says are done. The next checkpoint outside takes it.
+            return
         if step is not None:
             self.current = [step.name, step.cursor]
             context.save_steps(self.state())

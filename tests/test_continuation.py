@@ -189,3 +189,36 @@ def test_a_job_that_reports_nothing_sends_no_statement_for_it():
     with CaptureQueriesContext(connection) as queries:
         outcome = run(handle)
     assert outcome.state == FINISHED and len(queries) == 1  # the helper loading the job
+
+
+class AdvancesInATransaction(quebec.BaseClass, quebec.Continuable):
+    def perform(self):
+        from django.db import transaction
+
+        with self.step("rows", start=0) as step:
+            with transaction.atomic():
+                record(self, "row", step.cursor)
+                step.advance()  # inside the transaction: neither stored nor a place to stop
+                raise ValueError("rolled back")
+
+
+quebec.default.register_job(AdvancesInATransaction)
+
+
+def test_a_cursor_moved_inside_a_rolled_back_transaction_is_not_kept():
+    handle = AdvancesInATransaction.perform_later()
+    outcome = run(handle, stop_when=lambda: True)
+    assert outcome.state == RESUMED and isinstance(outcome.error, ValueError)
+    assert Job.objects.get(pk=handle.id).continuation["current"] == ["rows", 0]
+    assert not JobRun.objects.exists()
+
+
+def test_cancelling_a_ready_job_gives_back_its_concurrency_slot():
+    from quebec.models import Semaphore
+    from tests.testapp.jobs import SoloJob
+
+    first, second = SoloJob.perform_later("k"), SoloJob.perform_later("k")
+    assert (first.status, second.status) == ("ready", "blocked")
+    assert quebec.cancel(first.id) == "discarded"
+    assert second.status == "ready"  # the slot the cancelled job held went to the next in line
+    assert Semaphore.objects.get(key="SoloJob/k").value == 0

@@ -13,7 +13,7 @@ import contextvars
 import logging
 import time
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from quebec.errors import JobCancelled
@@ -76,18 +76,25 @@ class RunContext:
         enough (``"due"``), or when the run ends (``"later"``)."""
         self.job.continuation = state
         self._dirty.add("continuation")
-        if when == "now":
+        if when == "now" and self.outside_transaction():
             self._write(check=True)
         elif when == "due":
             self.write_if_due()
 
     def write_if_due(self):
-        if time.monotonic() - self._last_write >= WRITE_INTERVAL:
+        if time.monotonic() - self._last_write >= WRITE_INTERVAL and self.outside_transaction():
             self._write(check=True)
+
+    def outside_transaction(self):
+        """Whether the job's connection is outside a transaction of the job's. Inside one, a
+        write would hold the job's row locked (a cancellation would wait for it) and vanish
+        with a rollback: it waits for the next report or checkpoint outside."""
+        return not connections[self.using].in_atomic_block
 
     def cancel_requested(self):
         """Whether cancellation was asked for: read at most once per ``WRITE_INTERVAL``."""
-        if self.cancelled_by is None and time.monotonic() - self._last_write >= WRITE_INTERVAL:
+        due = time.monotonic() - self._last_write >= WRITE_INTERVAL
+        if self.cancelled_by is None and due and self.outside_transaction():
             if self._dirty:
                 self._write(check=False)
             else:

@@ -18,6 +18,7 @@ from quebec.models import (
     BlockedExecution,
     FailedExecution,
     Job,
+    ReadyExecution,
     ScheduledExecution,
 )
 
@@ -152,6 +153,11 @@ def discard(executions, batch_size=500, error=None):
         now = timezone.now()
         jobs = Job.objects.using(using).filter(pk__in=job_ids)
         jobs.update(finished_at=now, discarded_at=now, updated_at=now)
+        if executions.model is ReadyExecution:
+            withdrawn = list(jobs.only(*READY_FIELDS))
+            for participant in participants.registered():
+                if participant.concerns(withdrawn):
+                    participant.withdrawn(withdrawn, using)
         events.publish(events.DISCARDED, using,
                        runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in jobs.defer("arguments")])
 
