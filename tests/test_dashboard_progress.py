@@ -28,6 +28,7 @@ def running_backfill():
     Job.objects.filter(pk=handle.id).update(
         progress={"done": 500, "total": 2000, "message": "rows", "at": timezone.now().isoformat()},
         continuation={"completed": ["prepare"], "current": ["items", 500], "resumptions": 2},
+        attempts=[{"number": 1, "process": "worker-a", "outcome": "resumed"}],
     )
     return handle
 
@@ -39,6 +40,7 @@ def test_the_job_page_shows_steps_resumptions_and_the_progress_bar(admin_client)
     assert "Current step</th><td>items (cursor 500)</td>" in page
     assert "Steps to come</th><td>finish</td>" in page  # BackfillJob declares its steps
     assert "Resumptions</th><td>2</td>" in page
+    assert "Interrupted, back in line" in page  # the attempt a stop cut short
 
 
 def test_the_in_progress_list_shows_each_jobs_progress(admin_client):

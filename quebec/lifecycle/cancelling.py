@@ -34,4 +34,6 @@ def cancel(job_id, by="code", using=None):
                 return DISCARDED
         if ClaimedExecution.objects.using(using).filter(pk=job_id).exists():
             return REQUESTED
+    if Job.objects.using(using).filter(pk=job_id, finished_at__isnull=False).exists():
+        return None  # it ended while we looked
     return REQUESTED  # moving all along: whoever runs it next hears of the request
