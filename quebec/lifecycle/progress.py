@@ -8,7 +8,6 @@ ends), and each of those writes also reads the cancellation request: the UPDATE 
 cancelled. A job calling ``progress()`` 100,000 times in a minute sends about 60 statements.
 """
 
-import contextlib
 import contextvars
 import logging
 import time
@@ -35,22 +34,11 @@ def cancelled_by():
     return None if context is None else context.cancelled_by
 
 
-@contextlib.contextmanager
 def running(job, using, stopping=lambda: False):
-    """Make ``job`` (a claimed ``Job`` row) the current run; what it reported and has not been
-    written yet is written when the run ends. ``stopping()`` tells whether its worker wants
-    continuable jobs to stop at their next checkpoint."""
-    context = RunContext(job, using, stopping)
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)
-        try:
-            context.flush()
-        except DatabaseError:
-            # The run's outcome is still recorded; a resumed job starts from its last write.
-            logger.exception("Could not store the progress of job #%s", job.pk)
+    """Make ``job`` (a claimed ``Job`` row) the current run, as a context manager; what it
+    reported and has not been written yet is written when the run ends. ``stopping()`` tells
+    whether its worker wants continuable jobs to stop at their next checkpoint."""
+    return RunContext(job, using, stopping)
 
 
 class RunContext:
@@ -61,7 +49,19 @@ class RunContext:
         self.cancelled_by = None  # who asked, once the job knows it was cancelled
         self._dirty = set()  # the columns with values not written yet
         self._last_write = 0.0  # monotonic time of the last write or check
-        self.writes = 0
+        self._token = None
+
+    def __enter__(self):
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        _current.reset(self._token)
+        try:
+            self.flush()
+        except DatabaseError:
+            # The run's outcome is still recorded; a resumed job starts from its last write.
+            logger.exception("Could not store the progress of job #%s", self.job.pk)
 
     def report(self, done, total=None, message=None):
         """Record progress; written now if the last write is old enough. Raises ``JobCancelled``
@@ -119,7 +119,6 @@ class RunContext:
         rows = Job.objects.using(self.using).filter(pk=self.job.pk)
         if guarded and self.cancelled_by is None:
             rows = rows.filter(cancel_requested_at__isnull=True)
-        self.writes += 1
         if rows.update(**fields):
             self._dirty.clear()
             return
