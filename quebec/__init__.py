@@ -3,9 +3,20 @@
 from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.base_class import BaseClass
+from quebec.continuation import Continuable
+from quebec.lifecycle.cancelling import cancel
 from quebec.recurring import UnknownCommand, command, schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
-from quebec.errors import AbortEnqueue, JobTimeoutError, ProcessExitError, ProcessPrunedError, TransactionLeftOpenError
+from quebec.errors import (
+    AbortEnqueue,
+    InvalidStepError,
+    JobCancelled,
+    JobTimeoutError,
+    ProcessExitError,
+    ProcessPrunedError,
+    ResumeLimitError,
+    TransactionLeftOpenError,
+)
 from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 from quebec.unique import DuplicateJob, UniqueConflict
 
@@ -14,6 +25,10 @@ __all__ = [
     "AmbiguousJobClass",
     "BaseClass",
     "ConcurrencyConflict",
+    "Continuable",
+    "InvalidStepError",
+    "JobCancelled",
+    "ResumeLimitError",
     "RateLimitConflict",
     "DiscardStrategy",
     "DuplicateJob",
@@ -28,6 +43,7 @@ __all__ = [
     "UnknownCommand",
     "UniqueConflict",
     "UnknownJobClass",
+    "cancel",
     "command",
     "default",
     "perform_all_later",

@@ -19,6 +19,7 @@ from quebec import models
 from quebec.dashboard import bulk, databases, lists, previews, views
 from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
+from quebec.dashboard.progress import ProgressView
 from quebec.lifecycle import queueing
 
 
@@ -153,10 +154,21 @@ class ScheduledExecutionAdmin(JobListAdmin):
 class ClaimedExecutionAdmin(JobListAdmin):
     tab = "claimed"
     list_title = _("Jobs in progress")
-    list_display = ("job_link", "job_class", "job_queue", "process_name", "created_at", "arguments_preview")
+    list_display = ("job_link", "job_class", "job_queue", "process_name", "created_at", "job_progress",
+                    "arguments_preview")
     list_filter = (*FILTERS,)
     list_select_related = ("job", "process")
     ordering = ("created_at", "pk")
+
+    @admin.display(description=_("progress"))
+    def job_progress(self, obj):
+        reported = ProgressView.of(obj.job)
+        if reported is None:
+            return "-"
+        if reported.percent is None:
+            return str(reported.done)
+        return format_html('<progress max="100" value="{}">{}%</progress> {}%', reported.percent, reported.percent,
+                           reported.percent)
 
     @admin.display(description=_("process"))
     def process_name(self, obj):

@@ -33,6 +33,7 @@ from quebec import queue_selectors, registry
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
 from quebec.base_class import BaseClass
+from quebec.lifecycle import progress
 from quebec.lifecycle.status import JobStatus
 
 OPTIONS = ("database",)
@@ -116,8 +117,39 @@ class AsyncTaskJob(TaskJob):
         return value
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class QuebecTaskContext(TaskContext):
+    """``TaskContext`` with what Quebec's jobs have: ``progress()``, ``checkpoint()`` and
+    ``cancel_requested`` (see ``BaseClass.progress``)."""
+
+    def progress(self, done, total=None, message=None):
+        """Report progress (stored about once a second); raises ``quebec.JobCancelled`` once
+        the task was cancelled."""
+        context = progress.current()
+        if context is not None:
+            context.report(done, total, message)
+
+    def checkpoint(self):
+        """Raise ``quebec.JobCancelled`` if the task was cancelled (checked about once a second)."""
+        context = progress.current()
+        if context is not None and context.cancel_requested():
+            context.raise_if_cancelled()
+
+    @property
+    def cancel_requested(self):
+        context = progress.current()
+        return context is not None and context.cancel_requested()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class QuebecTaskResult(TaskResult):
+    """``TaskResult`` with the last ``progress`` the task reported (a dict, or None)."""
+
+    progress: dict | None = None
+
+
 def _context(task, result):
-    return (TaskContext(task_result=result),) if task.takes_context else ()
+    return (QuebecTaskContext(task_result=result),) if task.takes_context else ()
 
 
 def _started(job):
@@ -219,7 +251,7 @@ class QuebecBackend(BaseTaskBackend):
             # Nothing was enqueued: the result is the holder's, and task_enqueued is not sent.
             return self.get_result(str(handle.id))
         job = handle._job
-        result = TaskResult(
+        result = QuebecTaskResult(
             task=task,
             id=str(job.pk),
             status=TaskResultStatus.READY,
@@ -245,7 +277,7 @@ class QuebecBackend(BaseTaskBackend):
         except (TypeError, ValueError):
             raise TaskResultDoesNotExist(result_id) from None
         fields = ("class_name", "queue_name", "priority", "arguments", "attempts", "return_value", "created_at",
-                  "scheduled_at", "finished_at", "discarded_at", "status")
+                  "scheduled_at", "finished_at", "discarded_at", "status", "progress")
         row = Job.objects.using(self.using).with_status().filter(pk=pk).values(*fields).first()
         if row is None:
             raise TaskResultDoesNotExist(result_id)
@@ -261,7 +293,8 @@ class QuebecBackend(BaseTaskBackend):
                 claimed_at = claim["created_at"]
                 worker_ids.append(claim["process__name"] or "")
         args, kwargs = deserialize_arguments(row["arguments"])
-        result = TaskResult(
+        result = QuebecTaskResult(
+            progress=row["progress"],
             task=task,
             id=str(pk),
             status=status,

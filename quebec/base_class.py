@@ -6,6 +6,7 @@ from datetime import timedelta
 from quebec import conf, execution
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, check_priority, perform_all_later
+from quebec.lifecycle import progress as run_progress
 from quebec.strategies import check_strategies
 from quebec.unique import UniqueConflict, check_unique, default_key
 
@@ -103,6 +104,20 @@ class BaseClass:
 
     def after_discard(self, error):
         """Runs when the job is dropped: discarded, or failed for good after its retries."""
+
+    def progress(self, done, total=None, message=None):
+        """Report how far the job got (``done`` of ``total``, JSON values); stored about once a
+        second and shown on the job's page. Raises ``quebec.JobCancelled`` once the job was
+        cancelled. Does nothing outside a worker (``perform_now``)."""
+        context = run_progress.current()
+        if context is not None:
+            context.report(done, total, message)
+
+    @property
+    def cancel_requested(self):
+        """Whether ``quebec.cancel()`` was asked for this running job (read at most once a second)."""
+        context = run_progress.current()
+        return context is not None and context.cancel_requested()
 
     @classmethod
     def job_name(cls):

@@ -69,6 +69,21 @@ class JobHandle:
         # With preserve_finished_jobs off, a job's row is deleted once it has run.
         return status.first() or "finished"
 
+    @property
+    def progress(self):
+        """The last progress the job reported, ``{"done", "total", "message", "at"}``, or None."""
+        if self._job is None:
+            return None
+        from quebec.models import Job
+
+        return Job.objects.using(self._using).filter(pk=self.id).values_list("progress", flat=True).first()
+
+    def cancel(self, by="code"):
+        """``quebec.cancel(handle.id)``: see there."""
+        from quebec.lifecycle.cancelling import cancel
+
+        return cancel(self.id, by=by, using=self._using) if self._job is not None else None
+
     def refresh(self):
         """Re-read the job's row; returns self."""
         if self._job is not None:
@@ -199,6 +214,10 @@ class PendingJob:
             discarded_at=None,
             created_at=now,
             updated_at=now,
+            progress=None,
+            continuation=None,
+            cancel_requested_at=None,
+            cancel_requested_by="",
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
         # transaction without looking a class up by name (which may import code).

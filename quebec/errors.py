@@ -36,3 +36,25 @@ def describe_error(error):
         "message": message.replace("\x00", "\\x00"),
         "backtrace": "".join(traceback.format_exception(error)).replace("\x00", "\\x00"),
     }
+
+
+class JobCancelled(BaseException):
+    """Raised in a running job at its next checkpoint or ``progress()`` call once
+    ``quebec.cancel()`` asked for it; the job ends as discarded.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: a job that catches ``Exception`` around each
+    item of a loop does not swallow it by accident.
+    """
+
+
+class ContinuationError(Exception):
+    """A continuable job used its steps wrongly, or was resumed too many times."""
+
+
+class InvalidStepError(ContinuationError):
+    """A step nested in another, met twice in one run, or met out of the order of the run it
+    resumes."""
+
+
+class ResumeLimitError(ContinuationError):
+    """A continuable job was interrupted more than its ``max_resumptions`` allow."""

@@ -15,7 +15,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from quebec import concurrency
-from quebec.errors import JobTimeoutError, describe_error
+from quebec import continuation
+from quebec.errors import JobCancelled, JobTimeoutError, describe_error
+from quebec.lifecycle import progress
 from quebec.lifecycle.outcome import DISCARDED, FAILED, FINISHED, RESCHEDULED, RETRY, Outcome
 from quebec.registry import UnknownJobClass
 from quebec.serialization import deserialize_arguments
@@ -74,11 +76,25 @@ def perform(job, args, kwargs):
     """Run ``job`` (a bound ``BaseClass`` instance) and decide its outcome."""
     try:
         result = _run_with_callbacks(job, args, kwargs)
+    except JobCancelled as error:
+        return _cancelled(job, error)
     except Exception as error:
-        return handle_error(job, error)
-    except BaseException as error:  # SystemExit and the like: no strategy applies
-        return Outcome(FAILED, error=error)
+        return continuation.outcome_after(job, error) or handle_error(job, error)
+    except BaseException as error:  # an interruption at a checkpoint; SystemExit and the like fail
+        return continuation.outcome_after(job, error) or Outcome(FAILED, error=error)
+    if (by := progress.cancelled_by()) is not None:
+        # It read ``cancel_requested`` and returned: it ends as a cancelled job does.
+        return _cancelled(job, JobCancelled(f"cancelled by {by}"))
     return Outcome(FINISHED, result=result)
+
+
+def _cancelled(job, error):
+    """``quebec.cancel()`` reached the running job: discarded, whatever its strategies say."""
+    try:
+        job.after_discard(error)
+    except Exception as handler_error:
+        return Outcome(FAILED, error=handler_error)
+    return Outcome(DISCARDED, error=error)
 
 
 def _run_with_callbacks(job, args, kwargs):

@@ -215,13 +215,14 @@ def test_unblock_and_cancel_a_blocked_job_from_its_page(admin_client):
 
     _, blocked = blocked_pair()
     page = admin_client.get(reverse("admin:quebec_job_change", args=[blocked.id])).content.decode()
-    assert job_action(blocked.id, "unblock") in page and job_action(blocked.id, "cancel_blocked") in page
+    assert job_action(blocked.id, "unblock") in page and job_action(blocked.id, "cancel_job") in page
     admin_client.post(job_action(blocked.id, "unblock"))
     assert status(blocked) == "ready"
     assert Semaphore.objects.get(key="SoloJob/k").value == -1  # over the limit, and counted
     _, other = blocked_pair()
-    admin_client.post(job_action(other.id, "cancel_blocked"))
+    admin_client.post(job_action(other.id, "cancel_job"))
     assert status(other) == "discarded"
+    assert Job.objects.get(pk=other.id).cancel_requested_by == "admin"
 
 
 def test_bulk_unblock_and_cancel_of_blocked_jobs(admin_client):

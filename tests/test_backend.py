@@ -296,3 +296,25 @@ def test_a_unique_task_is_enqueued_once_and_its_duplicate_sends_no_signal():
     assert by_arguments[0].id == by_arguments[2].id != by_arguments[1].id  # a keyword is another call
     assert sent == [first.id, other.id, by_arguments[0].id, by_arguments[1].id]
     assert Job.objects.get(pk=int(first.id)).unique_key == "tests.testapp.tasks.sync_account/acme"
+
+
+def test_a_task_reports_progress_that_get_result_exposes(start):
+    result = tasks.report_progress.enqueue(5)
+    start()
+    wait_until(lambda: finished(result), message="the task to finish")
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    reported = task_backends["default"].get_result(result.id).progress
+    assert (reported["done"], reported["total"], reported["message"]) == (5, 5, "round")
+
+
+def test_a_cancelled_task_stops_at_its_next_checkpoint(start):
+    import quebec
+
+    result = tasks.report_progress.enqueue(600)
+    start()
+    wait_until(lambda: JobRun.objects.filter(label="started").exists(), message="the task to start")
+    assert quebec.cancel(result.id, by="ops") == "requested"
+    wait_until(lambda: finished(result), timeout=10, message="the task to stop")
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[-1].exception_class_path == "quebec.errors.JobCancelled"
+    assert task_backends["default"].get_result(result.id).progress["done"] < 600

@@ -47,6 +47,7 @@ OUTCOME_LABELS = {
     "failed": gettext_lazy("Failed"),
     "retry": gettext_lazy("Raised, retried"),
     "discarded": gettext_lazy("Discarded"),
+    "resumed": gettext_lazy("Interrupted, back in line"),
 }
 
 

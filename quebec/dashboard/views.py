@@ -21,10 +21,11 @@ from django.views.decorators.http import require_POST, require_safe
 from quebec.dashboard import health as health_check
 from quebec import routing
 from quebec.dashboard import databases, jobs, previews, stats
+from quebec.dashboard import progress as job_progress
 from quebec.dashboard.databases import reverse
 from quebec.dashboard.lists import STATUS_LABELS
-from quebec.lifecycle import queueing
-from quebec.models import BlockedExecution, FailedExecution, Pause, ScheduledExecution
+from quebec.lifecycle import cancelling, queueing
+from quebec.models import BlockedExecution, FailedExecution, Job, Pause, ScheduledExecution
 
 # (key, label, model name for permissions, admin URL name, query string)
 TABS = (
@@ -39,7 +40,7 @@ TABS = (
     ("recurring", gettext_lazy("Recurring tasks"), "recurringtask", "admin:quebec_recurringtask_changelist", ""),
     ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
 )
-FRAGMENTS = ("queues", "failures", "workers")
+FRAGMENTS = ("queues", "failures", "workers", "job_progress")
 STATE_KEYS = (*stats.WAITING_STATES, "finished")  # the tabs that show a count of jobs
 
 
@@ -110,8 +111,22 @@ def live(request):
     fragments = {}
     if names:
         context.update(_fragment_context(request))
-        fragments = {name: render_to_string(f"quebec/includes/{name}.html", context, request) for name in names}
+        if "job_progress" in names:
+            names.remove("job_progress")
+            fragments.update(_job_progress_fragment(request))
+        fragments.update({name: render_to_string(f"quebec/includes/{name}.html", context, request) for name in names})
     return JsonResponse({"counts": context["quebec_counts"], "fragments": fragments})
+
+
+def _job_progress_fragment(request):
+    """The progress, steps and cancellation of the job ``?job=`` names, for its page."""
+    if not can_view(request.user, "job"):
+        return {}
+    job_id = request.GET.get("job", "")
+    job = Job.objects.with_status().filter(pk=int(job_id)).first() if job_id.isdigit() else None
+    if job is None:
+        return {}
+    return {"job_progress": render_to_string("quebec/includes/job_progress.html", job_progress.describe(job), request)}
 
 
 @never_cache
@@ -141,16 +156,44 @@ JOB_ACTIONS = {
                 gettext_lazy("blocked")),
     "cancel_blocked": (BlockedExecution, queueing.discard, gettext_lazy("Job #%(id)s was cancelled."),
                        gettext_lazy("blocked")),
+    "cancel_job": (Job, cancelling.cancel, gettext_lazy("Job #%(id)s was cancelled."), ""),  # see cancel_job
 }
+
+
+# Cancelling has a permission of its own: it may stop a running job, which no other action does.
+CANCEL_PERMISSION = "quebec.cancel_job"
+CANCELLABLE = ("ready", "scheduled", "blocked", "claimed")
 
 
 def change_permission(model):
     return f"quebec.change_{model._meta.model_name}"
 
 
+def action_permission(action):
+    return CANCEL_PERMISSION if action == "cancel_job" else change_permission(JOB_ACTIONS[action][0])
+
+
+@require_POST
+def cancel_job(request, object_id):
+    """Cancel a job: discarded if it has not started, asked to stop at its next checkpoint if it runs."""
+    if not request.user.has_perm(CANCEL_PERMISSION):
+        raise PermissionDenied
+    result = cancelling.cancel(int(object_id), by=request.user.get_username() or "dashboard")
+    if result == cancelling.DISCARDED:
+        messages.success(request, _("Job #%(id)s was cancelled.") % {"id": object_id})
+    elif result == cancelling.REQUESTED:
+        messages.success(request, _("Job #%(id)s is running: it stops at its next checkpoint or progress report.")
+                         % {"id": object_id})
+    else:
+        messages.warning(request, _("Job #%(id)s has ended; nothing was done.") % {"id": object_id})
+    return redirect("admin:quebec_job_change", object_id)
+
+
 @require_POST
 def job_action(request, object_id, action):
     """Retry or discard a failed job, run a scheduled one now, unblock a blocked one, or cancel it."""
+    if action == "cancel_job":
+        return cancel_job(request, object_id)
     model, transition, done, state = JOB_ACTIONS[action]
     if not request.user.has_perm(change_permission(model)):
         raise PermissionDenied
@@ -222,8 +265,10 @@ def queues_page(request, model_admin):
 # state: the actions its page offers, as (action, label)
 STATE_ACTIONS = {
     "failed": (("retry", gettext_lazy("Retry")), ("discard", gettext_lazy("Discard"))),
-    "scheduled": (("run_now", gettext_lazy("Run now")), ("cancel", gettext_lazy("Cancel"))),
-    "blocked": (("unblock", gettext_lazy("Unblock")), ("cancel_blocked", gettext_lazy("Cancel"))),
+    "ready": (("cancel_job", gettext_lazy("Cancel")),),
+    "scheduled": (("run_now", gettext_lazy("Run now")), ("cancel_job", gettext_lazy("Cancel"))),
+    "claimed": (("cancel_job", gettext_lazy("Cancel")),),
+    "blocked": (("unblock", gettext_lazy("Unblock")), ("cancel_job", gettext_lazy("Cancel"))),
 }
 
 
@@ -239,7 +284,7 @@ def job_detail(request, model_admin, object_id):
     actions = [
         {"label": label, "url": reverse("admin:quebec_job_action", args=[job.pk, action]), "name": action}
         for action, label in STATE_ACTIONS.get(job.status, ())
-        if request.user.has_perm(change_permission(JOB_ACTIONS[action][0]))
+        if request.user.has_perm(action_permission(action))
     ]
     context = {
         **model_admin.admin_site.each_context(request),
@@ -252,6 +297,7 @@ def job_detail(request, model_admin, object_id):
         **_payload_context(job),
         "attempts": jobs.attempts(job),
         "actions": actions,
+        **job_progress.describe(job),
     }
     return TemplateResponse(request, "quebec/job_detail.html", context)
 

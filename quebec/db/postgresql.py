@@ -27,7 +27,10 @@ PER_JOB_COLUMNS = (
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
 UNIQUE_COLUMNS = ("unique_key",)
-SAME_FOR_EVERY_JOB = {"attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s"}
+SAME_FOR_EVERY_JOB = {
+    "attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s", "progress": "NULL",
+    "continuation": "NULL", "cancel_requested_at": "NULL", "cancel_requested_by": "''",
+}
 
 
 class Operations(BaseOperations):

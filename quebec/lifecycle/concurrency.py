@@ -84,6 +84,11 @@ class ConcurrencyKeys(Participant):
             _let_in_without_semaphore(missing, ending, limits, using, now)
 
 
+    def withdrawn(self, jobs, using):
+        """A ready job holds its key's slot, as a running one does."""
+        self.ended(jobs, using)
+
+
 def force_slots(jobs, using):
     """Take a slot of each job's key whether or not one is free (an operator's override)."""
     semaphores = Semaphore.objects.using(using)

@@ -21,6 +21,7 @@ RETRIED = "retried"  # runs=[Run]: an attempt failed, the next is scheduled
 RESCHEDULED = "rescheduled"  # runs=[Run]: a rate-limited run waits for room in its window
 DISCARDED = "discarded"  # runs=[Run]
 FAILED = "failed"  # runs=[Run]: failed for good
+RESUMED = "resumed"  # runs=[Run]: a continuable job interrupted, back in line with its progress
 RELEASED = "released"  # job_ids=[int]: claims put back in line
 PROCESS_STARTED = "process_started"  # process
 PROCESS_STOPPED = "process_stopped"  # process

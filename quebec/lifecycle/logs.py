@@ -46,6 +46,13 @@ def rescheduled(runs):
         logger.info("Rescheduled %s for %s (%s)", _name(run.job), run.outcome.retry_at, run.outcome.reason)
 
 
+def resumed(runs):
+    for run in runs:
+        continuation = run.job.continuation or {}
+        logger.info("Interrupted %s at step %s; back in line with its progress (resumptions so far: %d)",
+                    _name(run.job), (continuation.get("current") or ["-"])[0], continuation.get("resumptions", 0))
+
+
 def failed(runs):
     for run in runs:
         error = run.outcome.error
@@ -58,3 +65,4 @@ events.subscribe(events.RETRIED, retried)
 events.subscribe(events.DISCARDED, discarded)
 events.subscribe(events.RESCHEDULED, rescheduled)
 events.subscribe(events.FAILED, failed)
+events.subscribe(events.RESUMED, resumed)

@@ -6,6 +6,9 @@ import json
 from django.utils import timezone
 
 FINISHED, FAILED, RETRY, DISCARDED, RESCHEDULED = "finished", "failed", "retry", "discarded", "rescheduled"
+# A continuable job stopped at a checkpoint (its worker is stopping) or raised after it
+# advanced: back in line with its progress, at ``retry_at`` or at once.
+RESUMED = "resumed"
 
 
 @dataclasses.dataclass
@@ -13,7 +16,7 @@ class Outcome:
     state: str
     result: object = None
     error: BaseException | None = None
-    retry_at: object = None  # datetime of the next run, for RETRY and RESCHEDULED
+    retry_at: object = None  # datetime of the next run, for RETRY and RESCHEDULED (and RESUMED, or None: now)
     reason: str = ""  # why a RESCHEDULED job waits
 
 
@@ -56,6 +59,8 @@ def apply(run, updated_at):
     elif outcome.state == DISCARDED:
         job.finished_at = job.discarded_at = now
     elif outcome.state == RETRY:
+        job.scheduled_at = outcome.retry_at
+    elif outcome.state == RESUMED and outcome.retry_at is not None:
         job.scheduled_at = outcome.retry_at
     elif outcome.state == RESCHEDULED:
         job.scheduled_at = outcome.retry_at

@@ -44,6 +44,10 @@ class Participant:
     def released(self, jobs, using):
         """Claims of ``jobs`` went back to ready without running (their process stopped or died)."""
 
+    def withdrawn(self, jobs, using):
+        """Ready ``jobs`` left the line without being claimed (cancelled): give back what
+        being ready holds."""
+
 
 _participants = []
 

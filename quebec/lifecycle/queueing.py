@@ -19,6 +19,7 @@ from quebec.models import (
     BlockedExecution,
     FailedExecution,
     Job,
+    ReadyExecution,
     ScheduledExecution,
 )
 
@@ -177,9 +178,9 @@ def in_locked_batches(executions, action, batch_size=500):
         done += len(ids)
 
 
-def discard(executions, batch_size=500):
+def discard(executions, batch_size=500, error=None):
     """Mark the jobs of these ready, scheduled, blocked or failed rows discarded, never to run;
-    returns how many."""
+    returns how many. ``error`` says why, to the subscribers (``quebec.cancel``'s JobCancelled)."""
     using = executions.db
 
     def discard_batch(job_ids):
@@ -188,8 +189,14 @@ def discard(executions, batch_size=500):
         jobs = Job.objects.using(using).filter(pk__in=job_ids)
         jobs.update(finished_at=now, discarded_at=now, updated_at=now)
         discarded = list(jobs.defer("arguments"))
+        if executions.model is ReadyExecution:
+            # Ready jobs leave the line unclaimed: what they hold in line (a key's slot) goes back.
+            for participant in participants.registered():
+                if participant.concerns(discarded):
+                    participant.withdrawn(discarded, using)
         done(discarded, using)
-        events.publish(events.DISCARDED, using, runs=[Run(job, Outcome(DISCARDED), applied=True) for job in discarded])
+        events.publish(events.DISCARDED, using,
+                       runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in discarded])
 
     return in_locked_batches(executions, discard_batch, batch_size)
 

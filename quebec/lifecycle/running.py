@@ -23,6 +23,7 @@ _EVENTS = {
     outcome.FAILED: events.FAILED,
     outcome.RETRY: events.RETRIED,
     outcome.RESCHEDULED: events.RESCHEDULED,
+    outcome.RESUMED: events.RESUMED,
 }
 
 
@@ -91,7 +92,7 @@ def _after_end(runs, using):
     if failed:
         operations(using).insert_failures([run.job for run in failed],
                                           {run.job.pk: describe_error(run.outcome.error) for run in failed})
-    again = [run for run in runs if run.outcome.state in (outcome.RETRY, outcome.RESCHEDULED)]
+    again = [run for run in runs if run.outcome.state in (outcome.RETRY, outcome.RESCHEDULED, outcome.RESUMED)]
     if again:
         placement = Placement([run.job for run in again], timezone.now())
         placement.reasons = {run.job.pk: run.outcome.reason for run in again}

@@ -63,6 +63,16 @@ class Job(models.Model):
     discarded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("discarded at"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
+    # Written only by jobs that report progress or use steps (quebec.lifecycle.progress), at
+    # most about once a second: {"done", "total", "message", "at"}.
+    progress = models.JSONField(null=True, blank=True, verbose_name=_("progress"))
+    # A continuable job's steps: {"completed": [names], "current": [name, cursor] | None,
+    # "resumptions": n}; what a resumed run starts from.
+    continuation = models.JSONField(null=True, blank=True, verbose_name=_("continuation"))
+    # Set by quebec.cancel(); a running job reads it only when it checkpoints or reports progress.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cancel requested at"))
+    cancel_requested_by = models.CharField(max_length=255, blank=True, default="",
+                                           verbose_name=_("cancel requested by"))
 
     objects = QuebecManager.from_queryset(JobQuerySet)()
 
@@ -70,6 +80,7 @@ class Job(models.Model):
         db_table = "quebec_jobs"
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
+        permissions = [("cancel_job", _("Can cancel jobs"))]
         indexes = [
             models.Index(fields=["active_job_id"], name="quebec_jobs_active_job_id"),
             models.Index(fields=["class_name"], name="quebec_jobs_class_name"),

@@ -9,7 +9,7 @@ from django.utils import timezone
 from quebec import execution, maintenance
 from quebec.db import close_broken_connections, hygiene
 from quebec.errors import TransactionLeftOpenError
-from quebec.lifecycle import outcome as outcomes, running
+from quebec.lifecycle import outcome as outcomes, progress, running
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
 from quebec.processes.claiming import ClaimBudget, Outbox
@@ -71,6 +71,11 @@ class Worker(Poller):
         if not self.quiet:
             logger.info("%s going quiet: no new jobs will be claimed", self.name)
         self.quiet = True
+
+    def interrupting(self):
+        """Whether continuable jobs should stop at their next checkpoint and go back in line:
+        the worker is stopping or quiet (a signal, memory recycling, a supervisor's shutdown)."""
+        return self.quiet or self.stopping.is_set()
 
     def stop(self, timeout=None):
         super().stop(timeout)
@@ -263,7 +268,8 @@ class Worker(Poller):
     def _perform_and_record(self, job):
         running.start(job, self.name, self.using)
         started_at, started = timezone.now(), time.monotonic()
-        instance, outcome = execution.run_stored(job, self.quebec)
+        with progress.running(job, self.using, stopping=self.interrupting):
+            instance, outcome = execution.run_stored(job, self.quebec)
         if left_open := hygiene.reset_after_job():
             outcome = left_transaction_open(job, left_open, outcome)
         if instance is not None:

@@ -457,3 +457,48 @@ class UniqueDroppedJob(UniqueKeyedJob):
 
     def concurrency_key(self, account, group="", **kwargs):
         return group or str(account)
+
+
+class BackfillJob(quebec.BaseClass, quebec.Continuable):
+    """Three steps over ``items`` items, each recorded as it is done: a step that ran twice, or
+    an item done twice, shows as two rows."""
+
+    steps = ("prepare", "items", "finish")
+
+    def perform(self, items, pause=0.002):
+        with self.step("prepare"):
+            record(self, "prepare")
+        with self.step("items", start=0) as step:
+            for index in range(step.cursor, items):
+                record(self, "item", index)
+                time.sleep(pause)
+                step.advance()
+        self.step("finish", lambda: record(self, "finish", self.resumptions))
+
+
+class ProgressJob(quebec.BaseClass):
+    """Reports progress ``calls`` times over about ``seconds``."""
+
+    def perform(self, calls, seconds):
+        started = time.monotonic()
+        for done in range(1, calls + 1):
+            self.progress(done, calls, f"row {done}")
+            while time.monotonic() - started < seconds * done / calls:
+                pass
+        return calls
+
+
+class CancellableJob(quebec.BaseClass):
+    """Reports progress until cancelled; ``how`` says how it listens: "progress" (raises
+    JobCancelled), or "flag" (reads ``cancel_requested`` and returns)."""
+
+    def perform(self, how="progress"):
+        record(self, "started")
+        for done in range(600):
+            if how == "flag" and self.cancel_requested:
+                record(self, "saw the request")
+                return "stopped early"
+            if how == "progress":
+                self.progress(done, 600)
+            time.sleep(0.05)
+        record(self, "ran to its end")

@@ -87,3 +87,14 @@ def sync_account(account):
 @task(unique_until="started")
 def refresh_feed(feed):
     record(None, f"refresh-{feed}")
+
+
+@task(takes_context=True)
+def report_progress(context, rounds):
+    """Reports each round; stops early, as a task may, once cancelled."""
+    record(context, "started")
+    for done in range(1, rounds + 1):
+        context.progress(done, rounds, "round")
+        context.checkpoint()
+        time.sleep(0.05)
+    return rounds

@@ -24,6 +24,10 @@
         if (fragments.length) {
             target.searchParams.set("fragments", fragments.join(","));
         }
+        const job = document.querySelector("[data-quebec-job]");
+        if (job) {
+            target.searchParams.set("job", job.dataset.quebecJob);  // a job page: its progress
+        }
         const response = await fetch(target, {credentials: "same-origin", headers: {Accept: "application/json"}});
         if (!response.ok) {
             return;
