@@ -119,6 +119,22 @@ def test_discarded_by_an_operator_gives_the_key_back():
     assert not UniqueSyncJob.perform_later(1).duplicate
 
 
+def test_cancelled_before_it_ran_gives_the_key_back():
+    ready, scheduled = UniqueSyncJob.perform_later(1), UniqueSyncJob.set(wait=3600).perform_later(2)
+    assert quebec.cancel(ready.id, by="ops") == quebec.cancel(scheduled.id, by="ops") == "discarded"
+    assert not holds(ready) and not holds(scheduled)
+    assert not UniqueSyncJob.perform_later(1).duplicate and not UniqueSyncJob.perform_later(2).duplicate
+
+
+def test_cancelled_while_running_keeps_the_key_until_the_run_ends_discarded(process):
+    handle = UniqueSyncJob.perform_later(1)
+    job = claimed(handle, process)
+    assert quebec.cancel(handle.id, by="ops") == "requested"
+    assert holds(handle)  # the job has not heard yet: it still runs, so it still holds its key
+    end(job, process, Outcome(DISCARDED, error=quebec.JobCancelled("cancelled by ops")))
+    assert not holds(handle) and not UniqueSyncJob.perform_later(1).duplicate
+
+
 def test_a_failed_job_discarded_by_an_operator_had_given_its_key_back(process):
     handle = UniqueFailingJob.perform_later(1)
     end(claimed(handle, process), process, Outcome(FAILED, error=ValueError("no")))
