@@ -19,8 +19,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--config", help="path of the queue.yml to read (default: QUEBEC_CONFIG, ./queue.yml)")
         parser.add_argument("--dashboard", metavar="HOST:PORT", help="also serve the admin dashboard here")
+        parser.add_argument("--queues", metavar="QUEUE,...",
+                            help="comma-separated queues the worker reads, in order ('*', 'name', 'prefix*'): "
+                            "the one worker group's queues (default: QUEBEC_QUEUES, queue.yml, '*')")
 
-    def handle(self, *args, only, config, dashboard, verbosity, **options):
+    def handle(self, *args, only, config, dashboard, queues, verbosity, **options):
         components = self._components(only)
         if dashboard:
             try:
@@ -28,7 +31,8 @@ class Command(BaseCommand):
             except ValueError as error:
                 raise CommandError(str(error)) from None
         try:
-            exit_code = default.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity)
+            exit_code = default.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity,
+                                    queues=queues)
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
         if exit_code:
