@@ -11,11 +11,11 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import wait_until
+from tests.packaging_helpers import build_dist, clean_environment, enqueue_greeting, job_finished, new_project, run
 
 pytestmark = [
     pytest.mark.packaging,
@@ -23,40 +23,9 @@ pytestmark = [
                        reason="builds and installs the package from the index: set QUEBEC_TEST_PACKAGING=1"),
 ]
 
-JOBS = """\
-from pathlib import Path
-
-import quebec
-
-
-class GreetJob(quebec.BaseClass):
-    def perform(self, path, name):
-        Path(path).write_text(f"Hello, {name}")
-"""
-
-
-def clean_environment(**extra):
-    """This environment without what points at the source tree, its settings or its virtualenv."""
-    dropped = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-    env = {name: value for name, value in os.environ.items()
-           if name not in dropped and not name.startswith("QUEBEC_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def run(*command, cwd=None, timeout=300):
-    result = subprocess.run(command, cwd=cwd, env=clean_environment(), capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """The sdist and the wheel, as ``python -m build`` makes them (the wheel from the sdist, with
-    the declared build requirement in an isolated environment)."""
-    out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--outdir", str(out), str(ROOT))
-    return next(out.glob("*.tar.gz")), next(out.glob("*.whl"))
+    return build_dist(tmp_path_factory.mktemp("dist"))
 
 
 def test_the_sdist_and_the_wheel_carry_the_license_and_pass_twine_check(dist):
@@ -89,17 +58,10 @@ def test_a_fresh_project_runs_a_job_with_the_installed_wheel(dist, tmp_path):
                             env=clean_environment(), capture_output=True, text=True)
     assert result.returncode == 1 and "pip install 'django-quebec[standalone]'" in result.stderr
 
-    run(str(venv / "bin" / "django-admin"), "startproject", "mysite", str(tmp_path / "project"))
-    project = tmp_path / "project"
-    run(str(python), "manage.py", "startapp", "shop", cwd=project)
-    (project / "shop" / "jobs.py").write_text(JOBS)
-    with open(project / "mysite" / "settings.py", "a") as settings:
-        settings.write('\nINSTALLED_APPS += ["quebec", "shop"]\n')
-    run(str(python), "manage.py", "migrate", "--verbosity", "0", cwd=project)
+    project = new_project(venv, tmp_path / "project")
+    run(python, "manage.py", "migrate", "--verbosity", "0", cwd=project)
     greeting = tmp_path / "greeting.txt"
-    job_id = run(str(python), "manage.py", "shell", "-c",
-                 f"from shop.jobs import GreetJob; print(GreetJob.perform_later({str(greeting)!r}, 'Quebec').id)",
-                 cwd=project).splitlines()[-1]  # after the shell's line about its automatic imports
+    job_id = enqueue_greeting(venv, project, greeting)
 
     worker = subprocess.Popen([str(python), "manage.py", "quebec_run"], cwd=project, env=clean_environment(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -111,7 +73,4 @@ def test_a_fresh_project_runs_a_job_with_the_installed_wheel(dist, tmp_path):
         worker.kill()
     assert worker.returncode == 0, output
     assert greeting.read_text() == "Hello, Quebec"
-    status = run(str(python), "manage.py", "shell", "-c",
-                 f"from shop.jobs import GreetJob; from quebec.models import Job; "
-                 f"print(Job.objects.get(pk={job_id}).finished_at is not None)", cwd=project)
-    assert status.splitlines()[-1] == "True", output
+    assert job_finished(venv, project, job_id), output
