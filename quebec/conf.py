@@ -27,6 +27,7 @@ from quebec.settings_values import (
     _positive_duration,
     _positive_int,
     _queue_limits,
+    optional_queues,
     parse_duration,
     parse_queues,
     sanitize_queue_name,  # noqa: F401  (part of this module's interface)
@@ -67,6 +68,8 @@ SETTINGS = {
     "on_process_death": ("fail", _death_policy),
     "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
     "dashboard_debug": (False, _bool),
+    # The queues of the one worker group, for when queue.yml would hold only that.
+    "queues": (None, optional_queues),
 }
 PROCESS_LISTS = ("workers", "dispatchers")
 
@@ -133,6 +136,7 @@ class Config:
     on_process_death: str = "fail"
     monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
     dashboard_debug: bool = False
+    queues: tuple | None = None
 
 
 def _unknown_key(key, source, known):
@@ -262,6 +266,7 @@ def _process_configs(values):
     worker_defaults = {
         "threads": values["worker_threads"],
         "polling_interval": values["worker_polling_interval"],
+        **({"queues": values["queues"]} if values["queues"] else {}),
     }
     dispatcher_defaults = {
         "polling_interval": values["dispatcher_polling_interval"],
@@ -315,8 +320,31 @@ def _check_alive_threshold(values, origins):
         )
 
 
-def load(config_file=None):
-    """Build the config from every source, validating each; raises ``ConfigError``."""
+def _override_worker_fields(values, origins, overridden):
+    """Settings given in the environment or on the command line (``overridden``) win over
+    queue.yml for every worker entry: the entries drop their own value and take the flat one.
+
+    ``queues`` names the queues of one worker group; overriding several groups' queues with one
+    list would make them all read the same queues, which is refused.
+    """
+    workers = values.get("workers") or []
+    if "queues" in overridden and len(workers) > 1:
+        raise ConfigError(
+            f"queues ({','.join(values['queues'])}, {origins['queues']}) sets the queues of one worker group, "
+            f"but workers ({origins['workers']}) has {len(workers)}: set queues in each workers entry instead"
+        )
+    for entry in workers:
+        for flat, field in (("worker_threads", "threads"), ("worker_polling_interval", "polling_interval"),
+                            ("queues", "queues")):
+            if flat in overridden:
+                entry.pop(field, None)
+
+
+def load(config_file=None, command_line=None):
+    """Build the config from every source, validating each; raises ``ConfigError``.
+
+    ``command_line`` holds settings given to ``quebec_run`` as options (``{"queues": "a,b"}``),
+    which win over every other source."""
     from django.conf import settings
 
     values = {key: default for key, (default, _) in SETTINGS.items()}
@@ -326,17 +354,16 @@ def load(config_file=None):
     if path is not None:
         document, source = read_yaml_section(path, is_flat_config)
         _merge_settings(values, origins, document, source)
-    env = _environment_settings()
-    for name, value in env.items():
+    overridden = set()
+    sources = [(name, value, f"environment variable QUEBEC_{name.upper()}") for name, value in
+               _environment_settings().items()]
+    sources += [(name, value, f"quebec_run --{name}") for name, value in (command_line or {}).items()]
+    for name, value, source in sources:
         key = ALIASES.get(name, name)
-        source = f"environment variable QUEBEC_{name.upper()}"
         values[key] = _parse(key, value, SETTINGS[key][1], source)
         origins[key] = f"from {source}"
-    # The environment wins over queue.yml, for every worker entry: the entries take the flat value.
-    for entry in values.get("workers") or []:
-        for flat, field in (("worker_threads", "threads"), ("worker_polling_interval", "polling_interval")):
-            if flat in env:
-                entry.pop(field, None)
+        overridden.add(key)
+    _override_worker_fields(values, origins, overridden)
     _check_alive_threshold(values, origins)
     workers, dispatchers = _process_configs(values)
     values.pop("workers", None)

@@ -109,12 +109,13 @@ class Quebec:
 
         standalone.create_tables()
 
-    def run(self, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1):
+    def run(self, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1, queues=None):
         """Run workers, dispatcher and scheduler for this instance's jobs until SIGTERM/SIGINT;
         returns the exit code.
 
         ``control_plane="HOST:PORT"`` also serves the dashboard; ``spawn`` picks components
-        (default: all). With ``QUEBEC_SUPERVISOR=1`` a supervisor forks the processes that
+        (default: all); ``queues="a,b"`` (or a list) sets the worker's queues over every other
+        source. With ``QUEBEC_SUPERVISOR=1`` a supervisor forks the processes that
         queue.yml asks for instead. Raises ``quebec.conf.ConfigError`` for a bad configuration or
         a jobs module that autodiscovery could not import.
         """
@@ -122,7 +123,7 @@ class Quebec:
         from quebec.processes.launcher import launch
 
         self.refuse_discovery_problems()
-        return launch(self, create_tables, control_plane, spawn, config_file, verbosity)
+        return launch(self, create_tables, control_plane, spawn, config_file, verbosity, queues)
 
     def register_job(self, job_class):
         """Register ``job_class`` under its dotted path and bind it to this instance; usable as a

@@ -134,3 +134,8 @@ def parse_queues(value):
     for selector in value:
         queue_selectors.check(selector)
     return tuple(value)
+
+
+def optional_queues(value):
+    """``parse_queues``, or None when unset (the ``queues`` setting, ``QUEBEC_QUEUES``)."""
+    return None if value in (None, "") else parse_queues(value)

@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import warnings
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -58,7 +58,13 @@ def database_settings(url):
     """Django's ``DATABASES`` entry for ``url``, as django-environ reads it, with two allowances for
     URLs written for the original Quebec: ``sqlite://demo.db`` (a file relative to the working
     directory) and query parameters no Python driver knows, which are ignored."""
-    import environ
+    try:
+        import environ
+    except ImportError:
+        raise ImproperlyConfigured(
+            "Quebec(database URL) and python -m quebec read the URL with django-environ, which is not "
+            "installed: pip install 'django-quebec[standalone]'"
+        ) from None
 
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
@@ -72,7 +78,19 @@ def database_settings(url):
     query = urlencode([(key, value) for key, value in parse_qsl(parts.query) if key in known])
     if scheme == "mariadb":
         parts = parts._replace(scheme="mysql")
-    return environ.Env.db_url_config(urlunsplit(parts._replace(query=query)))
+    return environ.Env.db_url_config(_join(parts._replace(query=query)))
+
+
+def _join(parts):
+    """The URL of ``parts``, always with ``//`` after the scheme.
+
+    Not ``urlunsplit``: older releases (3.12.1 among them) drop the ``//`` of a URL whose netloc
+    is empty and whose path starts with ``//``, so ``sqlite:////var/q.db`` became
+    ``sqlite://var/q.db``, a relative path.
+    """
+    query = f"?{parts.query}" if parts.query else ""
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{query}{fragment}"
 
 
 def configure(url, quebec_settings):

@@ -289,3 +289,29 @@ def test_a_recurring_section_that_is_not_a_mapping_is_named(tmp_path, monkeypatc
     monkeypatch.setenv("QUEBEC_ENV", "production")
     with pytest.raises(conf.ConfigError, match="recurring task 'cleanup': class 'x' cannot be imported"):
         recurring.load_static_tasks(conf.load())
+
+
+def test_quebec_queues_sets_the_queues_of_the_one_worker_group(tmp_path, monkeypatch):
+    write_yaml(tmp_path / "queue.yml", "workers:\n  - queues: [default]\n    threads: 5\n")
+    monkeypatch.setenv("QUEBEC_QUEUES", "critical, mail*")
+    config = conf.load()
+    assert config.workers == (conf.WorkerConfig(queues=("critical", "mail*"), threads=5),)
+    assert conf.load(command_line={"queues": "reports"}).workers[0].queues == ("reports",)  # quebec_run --queues
+
+
+def test_queues_in_settings_apply_to_worker_entries_that_name_none(settings, tmp_path):
+    settings.QUEBEC = {"queues": ["mail", "default"]}
+    assert conf.load().workers[0].queues == ("mail", "default")
+    write_yaml(tmp_path / "queue.yml", "workers:\n  - queues: [a]\n  - threads: 2\n")
+    assert [worker.queues for worker in conf.load().workers] == [("a",), ("mail", "default")]
+
+
+def test_queues_from_the_environment_cannot_cover_several_worker_groups(tmp_path, monkeypatch):
+    write_yaml(tmp_path / "queue.yml", "workers:\n  - queues: [a]\n  - queues: [b]\n")
+    monkeypatch.setenv("QUEBEC_QUEUES", "c")
+    with pytest.raises(conf.ConfigError, match=r"queues \(c, from environment variable QUEBEC_QUEUES\) sets the "
+                       r"queues of one worker group, but workers \(from queue.yml\) has 2"):
+        conf.load()
+    monkeypatch.delenv("QUEBEC_QUEUES")
+    with pytest.raises(conf.ConfigError, match="quebec_run --queues: queues "):
+        conf.load(command_line={"queues": "mail,"})

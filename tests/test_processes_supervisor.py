@@ -7,8 +7,7 @@ import time
 import pytest
 import yaml
 
-import quebec
-from quebec.models import ClaimedExecution, FailedExecution, Job, Process
+from quebec.models import ClaimedExecution, FailedExecution, Process
 from tests.conftest import wait_until
 from tests.testapp.jobs import HogMemoryJob, RecordJob, SleepJob
 from tests.testapp.models import JobRun
@@ -54,7 +53,7 @@ def test_fork_mode_starts_reforks_and_stops_the_tree(quebec_run, tmp_path):
     wait_until(lambda: all(handle.status == "finished" for handle in handles))
     assert supervisor.stop() == 0
     assert not Process.objects.exists() and not ClaimedExecution.objects.exists()
-    assert f"exited with signal SIGKILL; forking it again" in supervisor.output()
+    assert "exited with signal SIGKILL; forking it again" in supervisor.output()
 
 
 def test_killed_child_fails_its_job_with_process_exit_error(quebec_run, tmp_path):

@@ -70,3 +70,13 @@ def test_configuration_errors_stop_it_at_start_naming_the_problem(quebec_run, tm
     process = quebec_run("--only", "worker,gardener")
     assert process.wait() != 0
     assert "--only takes a comma-separated list of worker, dispatcher" in process.output()
+
+
+def test_queues_option_picks_the_queues_the_worker_reads(quebec_run):
+    mail = RecordJob.set(queue="mail").perform_later("mail")
+    other = RecordJob.set(queue="default").perform_later("default")
+    process = quebec_run("--queues", "mail,reports", "--only", "worker", env={**FAST, "QUEBEC_QUEUES": "default"})
+    wait_until(lambda: mail.status == "finished", message="the mail job to run")
+    assert process.stop() == 0
+    assert other.status == "ready"
+    assert list(JobRun.objects.values_list("label", flat=True)) == ["mail"]

@@ -264,6 +264,8 @@ def dashboard_page(port, username, password, path):
 @pytest.mark.parametrize(("url", "expected"), [
     ("sqlite://demo.db?mode=rwc", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
     ("sqlite:///demo.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
+    # An absolute path, with and without a query: Python 3.12.1's urlunsplit made both relative.
+    ("sqlite:////var/lib/app/q.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db"}),
     ("sqlite:////var/lib/app/q.db?mode=rwc&timeout=5",
      {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db", "OPTIONS": {"timeout": 5}}),
     ("postgresql://app:pw@db:5433/jobs?sslmode=require&mode=rwc",

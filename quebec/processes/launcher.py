@@ -18,7 +18,7 @@ def fork_mode():
     return os.environ.get("QUEBEC_SUPERVISOR", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def launch(quebec, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1):
+def launch(quebec, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1, queues=None):
     """Run workers, dispatcher and scheduler for ``quebec``'s jobs until SIGTERM/SIGINT; returns
     the exit code. See ``Quebec.run``."""
     components = tuple(spawn) if spawn else COMPONENTS
@@ -29,7 +29,7 @@ def launch(quebec, create_tables=False, control_plane=None, spawn=None, config_f
         parse_address(control_plane)  # a bad address fails now, not in the server thread
     if create_tables:
         quebec.create_tables()
-    settings = conf.load(config_file)
+    settings = conf.load(config_file, command_line={"queues": queues} if queues else None)
     static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
     conf.use(settings)
     configure_logging(verbosity)

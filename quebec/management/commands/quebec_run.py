@@ -22,8 +22,11 @@ class Command(BaseCommand):
             "--database", metavar="ALIAS", default=registry.default.using,
             help="run the jobs of this database alias: workers, dispatcher, scheduler and process rows all use it",
         )
+        parser.add_argument("--queues", metavar="QUEUE,...",
+                            help="comma-separated queues the worker reads, in order ('*', 'name', 'prefix*'): "
+                            "the one worker group's queues (default: QUEBEC_QUEUES, queue.yml, '*')")
 
-    def handle(self, *args, only, config, dashboard, database, verbosity, **options):
+    def handle(self, *args, only, config, dashboard, database, queues, verbosity, **options):
         components = self._components(only)
         try:
             routing.check_alias(database, "quebec_run --database")
@@ -36,7 +39,8 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         try:
             quebec = registry.for_database(database)
-            exit_code = quebec.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity)
+            exit_code = quebec.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity,
+                                   queues=queues)
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
         if exit_code:
