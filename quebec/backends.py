@@ -16,7 +16,9 @@ first, so a task's priority is stored negated. A ``TaskResult``'s id is the job'
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.apps import apps
 from django.conf import settings
@@ -33,8 +35,12 @@ from quebec import queue_selectors, registry
 from quebec.enqueue import MAX_QUEUE_NAME
 from quebec.errors import describe_error
 from quebec.base_class import BaseClass
+from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy
 from quebec.lifecycle import progress
 from quebec.lifecycle.status import JobStatus
+
+if TYPE_CHECKING:
+    from quebec.models import Job
 
 OPTIONS = ("database",)
 
@@ -51,7 +57,7 @@ STATUSES = {
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class QuebecTask(Task):
+class QuebecTask(Task):  # type: ignore[type-arg]  # Task is generic in django-stubs only
     """A ``Task`` that takes Quebec's job options as ``@task(...)`` keyword arguments.
 
     They mean what the ``BaseClass`` attributes of the same names mean; ``concurrency_key`` and
@@ -60,9 +66,9 @@ class QuebecTask(Task):
     ``"started"``.
     """
 
-    retry_on: tuple = ()
-    discard_on: tuple = ()
-    rescue_from: tuple = ()
+    retry_on: tuple[RetryStrategy, ...] = ()
+    discard_on: tuple[DiscardStrategy, ...] = ()
+    rescue_from: tuple[RescueStrategy, ...] = ()
     timeout: float | None = None
     concurrency_key: object = None
     concurrency_limit: int | None = None
@@ -82,13 +88,13 @@ class QuebecTask(Task):
 class TaskJob(BaseClass):
     """Runs one ``django.tasks`` task; ``job_class_for`` makes a subclass per task function."""
 
-    task = None
+    task: ClassVar["Task[..., Any]"] = None  # type: ignore[assignment]  # set on each generated subclass
 
     @classmethod
-    def job_name(cls):
+    def job_name(cls) -> str:
         return cls.task.module_path
 
-    def perform(self, *args, **kwargs):
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
         result = _started(self)
         try:
             value = self.task.call(*_context(self.task, result), *args, **kwargs)
@@ -104,7 +110,7 @@ class TaskJob(BaseClass):
 class AsyncTaskJob(TaskJob):
     """The same for a coroutine task: awaited by the worker, so its timeout can cancel it."""
 
-    async def perform(self, *args, **kwargs):
+    async def perform(self, *args: Any, **kwargs: Any) -> Any:
         from asgiref.sync import sync_to_async
 
         result = await sync_to_async(_started)(self)
@@ -118,41 +124,41 @@ class AsyncTaskJob(TaskJob):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class QuebecTaskContext(TaskContext):
+class QuebecTaskContext(TaskContext):  # type: ignore[type-arg, misc]  # generic and not frozen in django-stubs only
     """``TaskContext`` with what Quebec's jobs have: ``progress()``, ``checkpoint()`` and
     ``cancel_requested`` (see ``BaseClass.progress``)."""
 
-    def progress(self, done, total=None, message=None):
+    def progress(self, done: object, total: object = None, message: str | None = None) -> None:
         """Report progress (stored about once a second); raises ``quebec.JobCancelled`` once
         the task was cancelled."""
         context = progress.current()
         if context is not None:
             context.report(done, total, message)
 
-    def checkpoint(self):
+    def checkpoint(self) -> None:
         """Raise ``quebec.JobCancelled`` if the task was cancelled (checked about once a second)."""
         context = progress.current()
         if context is not None and context.cancel_requested():
             context.raise_if_cancelled()
 
     @property
-    def cancel_requested(self):
+    def cancel_requested(self) -> bool:
         context = progress.current()
         return context is not None and context.cancel_requested()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class QuebecTaskResult(TaskResult):
+class QuebecTaskResult(TaskResult):  # type: ignore[type-arg, misc]  # generic and not frozen in django-stubs only
     """``TaskResult`` with the last ``progress`` the task reported (a dict, or None)."""
 
-    progress: dict | None = None
+    progress: dict[str, Any] | None = None
 
 
-def _context(task, result):
+def _context(task: "Task[..., Any]", result: "TaskResult[..., Any]") -> tuple[QuebecTaskContext, ...]:
     return (QuebecTaskContext(task_result=result),) if task.takes_context else ()
 
 
-def _started(job):
+def _started(job: TaskJob) -> "TaskResult[..., Any]":
     """The task's result as it starts (RUNNING, this attempt counted), announced by ``task_started``."""
     backend = job.task.get_backend()
     result = backend.get_result(str(job.id))
@@ -160,7 +166,7 @@ def _started(job):
     return result
 
 
-def _finished(result, value=None, error=None):
+def _finished(result: "TaskResult[..., Any]", value: object = None, error: BaseException | None = None) -> None:
     now = timezone.now()
     object.__setattr__(result, "finished_at", now)
     if error is None:
@@ -174,10 +180,10 @@ def _finished(result, value=None, error=None):
     task_finished.send(sender=type(result.task.get_backend()), task_result=result)
 
 
-_job_classes = {}
+_job_classes: dict[str, type[TaskJob]] = {}
 
 
-def job_class_for(task):
+def job_class_for(task: "Task[..., Any]") -> type[TaskJob]:
     """The ``BaseClass`` subclass that runs ``task``, made once per task function."""
     job_class = _job_classes.get(task.module_path)
     if job_class is not None and job_class.task.func is task.func:
@@ -201,7 +207,7 @@ def job_class_for(task):
     if "unique_key" in attributes and "unique_until" not in attributes:
         attributes["unique_until"] = "finished"
     try:
-        job_class = type(task.func.__name__, (base,), attributes)
+        job_class = cast(type[TaskJob], type(task.func.__name__, (base,), attributes))
     except TypeError as error:
         raise InvalidTask(f"{task.module_path}: {error}") from None
     _job_classes[task.module_path] = job_class
@@ -209,7 +215,7 @@ def job_class_for(task):
     return job_class
 
 
-def _quebec_options(task):
+def _quebec_options(task: "Task[..., Any]") -> dict[str, Any]:
     """The options ``@task(...)`` was given beyond Django's own."""
     if not isinstance(task, QuebecTask):
         return {}
@@ -218,7 +224,7 @@ def _quebec_options(task):
             if field.name not in django_fields}
 
 
-def _key_method(key):
+def _key_method(key: object) -> Callable[..., object]:
     if callable(key):
         return lambda self, *args, **kwargs: key(*args, **kwargs)
     return lambda self, *args, **kwargs: key
@@ -231,26 +237,27 @@ class QuebecBackend(BaseTaskBackend):
     supports_get_result = True
     supports_priority = True
 
-    def __init__(self, alias, params):
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         self.using = self.options.get("database", "default")
 
-    def validate_task(self, task):
+    def validate_task(self, task: "Task[..., Any]") -> None:
         super().validate_task(task)
         job_class_for(task)  # refuses options that cannot work, when the task is defined
 
-    def enqueue(self, task, args, kwargs):
+    def enqueue(self, task: "Task[..., Any]", args: list[Any], kwargs: dict[str, Any]) -> QuebecTaskResult:
         from quebec.enqueue import enqueue_now
 
         self.validate_task(task)
         # Django's tasks take JSON arguments; refuse anything else here, not in the worker.
-        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
+        args = cast(list[Any], normalize_json(list(args)))
+        kwargs = cast(dict[str, Any], normalize_json(dict(kwargs)))
         configured = job_class_for(task).set(queue=task.queue_name, priority=-task.priority, wait_until=task.run_after)
         (handle,) = enqueue_now([configured.build(*args, **kwargs)], self.using)
         if handle.duplicate:
             # Nothing was enqueued: the result is the holder's, and task_enqueued is not sent.
             return self.get_result(str(handle.id))
-        job = handle._job
+        job = cast("Job", handle._job)  # written: not a duplicate
         result = QuebecTaskResult(
             task=task,
             id=str(job.pk),
@@ -268,7 +275,7 @@ class QuebecBackend(BaseTaskBackend):
         task_enqueued.send(sender=type(self), task_result=result)
         return result
 
-    def get_result(self, result_id):
+    def get_result(self, result_id: str) -> QuebecTaskResult:
         from quebec.models import ClaimedExecution, Job
         from quebec.serialization import deserialize_arguments
 
@@ -287,8 +294,8 @@ class QuebecBackend(BaseTaskBackend):
         worker_ids = [attempt["process"] for attempt in attempts]
         claimed_at = None
         if status == TaskResultStatus.RUNNING:
-            claim = ClaimedExecution.objects.using(self.using).filter(job_id=pk).values("created_at", "process__name")
-            claim = claim.first()
+            claims = ClaimedExecution.objects.using(self.using).filter(job_id=pk).values("created_at", "process__name")
+            claim = claims.first()
             if claim is not None:
                 claimed_at = claim["created_at"]
                 worker_ids.append(claim["process__name"] or "")
@@ -316,7 +323,7 @@ class QuebecBackend(BaseTaskBackend):
             object.__setattr__(result, "_return_value", row["return_value"])
         return result
 
-    def _task(self, row, result_id):
+    def _task(self, row: dict[str, Any], result_id: str) -> "Task[..., Any]":
         # Only among the tasks this process has defined: a row never makes Quebec import code.
         try:
             job_class = registry.find_job_class(row["class_name"])
@@ -335,15 +342,15 @@ class QuebecBackend(BaseTaskBackend):
             return task
 
     @staticmethod
-    def _finished_at(status, row, attempts):
+    def _finished_at(status: TaskResultStatus, row: dict[str, Any], attempts: list[dict[str, Any]]) -> datetime | None:
         if status == TaskResultStatus.SUCCESSFUL:
-            return row["finished_at"]
+            return cast(datetime | None, row["finished_at"])
         if status == TaskResultStatus.FAILED:
             return row["discarded_at"] or (_parse(attempts[-1]["finished_at"]) if attempts else None)
         return None
 
-    def check(self, **kwargs):
-        messages = []
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        messages: list[checks.CheckMessage] = []
         if not apps.is_installed("quebec"):
             messages.append(checks.Error(
                 f"TASKS[{self.alias!r}] uses quebec.backends.QuebecBackend, but 'quebec' is not in INSTALLED_APPS",
@@ -360,7 +367,7 @@ class QuebecBackend(BaseTaskBackend):
         messages += self._check_queues()
         return messages
 
-    def _check_queues(self):
+    def _check_queues(self) -> list[checks.CheckMessage]:
         from quebec import conf
 
         bad = [q for q in self.queues if not isinstance(q, str) or not q or len(q) > MAX_QUEUE_NAME]
@@ -372,7 +379,7 @@ class QuebecBackend(BaseTaskBackend):
             settings_ = conf.get()
         except conf.ConfigError:
             return []  # reported by quebec.E001
-        messages = []
+        messages: list[checks.CheckMessage] = []
         selectors = [selector for worker in settings_.workers for selector in worker.queues]
         unserved = sorted(q for q in self.queues if not any(queue_selectors.matches(selector, q) for selector in selectors))
         if unserved:
@@ -386,5 +393,5 @@ class QuebecBackend(BaseTaskBackend):
         return messages
 
 
-def _parse(value):
+def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None

@@ -1,20 +1,29 @@
 """``BaseClass``: what users subclass to define a job."""
 
 import logging
-from datetime import timedelta
+import uuid
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from quebec import conf, execution
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
-from quebec.enqueue import ConfiguredJob, check_priority, perform_all_later
+from quebec.enqueue import ConfiguredJob, JobHandle, PendingJob, check_priority, perform_all_later
 from quebec.lifecycle import progress as run_progress
-from quebec.strategies import check_strategies
+from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy, check_strategies
 from quebec.unique import UniqueConflict, check_unique, default_key
 
+if TYPE_CHECKING:
+    from quebec.models import Job
+    from quebec.registry import Quebec
 
-class JobLogger(logging.LoggerAdapter):
+
+class JobLogger(logging.LoggerAdapter[logging.Logger]):
     """``self.logger``: records carry the job's id and queue, and the message names the job."""
 
-    def process(self, msg, kwargs):
+    extra: Mapping[str, object]
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs.setdefault("extra", {}).update(self.extra)
         return f"[{self.extra['job_class']} #{self.extra['job_id']} {self.extra['queue_name']}] {msg}", kwargs
 
@@ -27,29 +36,48 @@ class BaseClass:
     The callback methods below do nothing unless overridden.
     """
 
-    queue_as = "default"
-    priority = 0
-    enqueue_after_commit = None  # None: follow the enqueue_after_commit setting
-    retry_on = []
-    discard_on = []
-    rescue_from = []
-    timeout = None  # seconds or timedelta
-    around_perform = None  # a generator method (yield once) or a method returning a context manager
+    # A queue name, or a function of perform's arguments returning one.
+    queue_as: ClassVar[str | Callable[..., str]] = "default"
+    priority: int = 0  # the class's default; bind() sets the instance's own
+    enqueue_after_commit: ClassVar[bool | None] = None  # None: follow the enqueue_after_commit setting
+    retry_on: ClassVar[Sequence[RetryStrategy]] = []
+    discard_on: ClassVar[Sequence[DiscardStrategy]] = []
+    rescue_from: ClassVar[Sequence[RescueStrategy]] = []
+    timeout: ClassVar[float | timedelta | None] = None  # seconds or timedelta
+    # A generator method (yield once) or a method returning a context manager.
+    around_perform: ClassVar[Callable[[Any], object] | None] = None
     # Limits (see quebec.concurrency).
-    concurrency_limit = None  # slots per key; 1 when concurrency_key is defined
-    concurrency_duration = DEFAULT_DURATION  # seconds or timedelta: a held slot's safety TTL
-    concurrency_group = None  # replaces the class name in the stored key
-    concurrency_on_conflict = ConcurrencyConflict.Block
-    rate_limit_max = None
-    rate_limit_duration = None  # a timedelta of at least one second
-    rate_limit_on_throttle = RateLimitConflict.Reschedule
-    exclusive = False  # run alone in its worker process
+    concurrency_limit: ClassVar[int | None] = None  # slots per key; 1 when concurrency_key is defined
+    concurrency_duration: ClassVar[float | timedelta] = DEFAULT_DURATION  # a held slot's safety TTL
+    concurrency_group: ClassVar[str | None] = None  # replaces the class name in the stored key
+    concurrency_on_conflict: ClassVar[ConcurrencyConflict] = ConcurrencyConflict.Block
+    rate_limit_max: ClassVar[int | None] = None
+    rate_limit_duration: ClassVar[timedelta | None] = None  # at least one second
+    rate_limit_on_throttle: ClassVar[RateLimitConflict] = RateLimitConflict.Reschedule
+    exclusive: ClassVar[bool] = False  # run alone in its worker process
     # Unique jobs (see quebec.unique): setting unique_until makes a class unique.
-    unique_until = None  # "finished" or "started": when the key is given back
-    unique_for = None  # seconds or timedelta: the key is held at most this long
-    unique_on_conflict = UniqueConflict.Skip
+    unique_until: ClassVar[Literal["finished", "started"] | None] = None  # when the key is given back
+    unique_for: ClassVar[float | timedelta | None] = None  # the key is held at most this long
+    unique_on_conflict: ClassVar[UniqueConflict] = UniqueConflict.Skip
 
-    def __init_subclass__(cls, **kwargs):
+    # The instance the class is bound to (unset until registered: quebec.default then).
+    _quebec: ClassVar["Quebec"]
+
+    # What perform and the callbacks see, set by bind().
+    id: int | None
+    active_job_id: uuid.UUID
+    queue_name: str
+    executions: int
+    exception_executions: dict[str, int]
+    arguments: tuple[list[Any], dict[str, Any]]
+    enqueued_at: datetime | None
+    scheduled_at: datetime | None
+    logger: JobLogger
+    # The keys as stored, set by build().
+    stored_key: str | None
+    stored_unique_key: str | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_strategies(cls)
         check_priority(cls.priority, cls.__qualname__)
@@ -58,27 +86,29 @@ class BaseClass:
         _check_limits(cls)
         check_unique(cls)
 
-    def concurrency_key(self, *args, **kwargs):
+    def concurrency_key(self, *args: Any, **kwargs: Any) -> object:
         """Jobs with the same key share ``concurrency_limit`` slots; None means no limit."""
         return None
 
-    def rate_limit_key(self, *args, **kwargs):
+    def rate_limit_key(self, *args: Any, **kwargs: Any) -> object:
         """The rate limit bucket of these arguments (default: one bucket for the class)."""
         return type(self).__qualname__
 
     @classmethod
-    def stored_concurrency_key(cls, job, args, kwargs):
+    def stored_concurrency_key(cls, job: "BaseClass", args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
         key = job.concurrency_key(*args, **kwargs)
         return None if key is None else f"{cls.concurrency_group or cls.__qualname__}/{key}"
 
-    def unique_key(self, *args, **kwargs):
+    def unique_key(self, *args: Any, **kwargs: Any) -> object:
         """Jobs with the same key are never queued twice (with ``unique_until`` set); None means
         this job is not unique. The default, the class name and the arguments, is given by
-        ``stored_unique_key``."""
+        ``stored_unique_key_for``."""
         return None
 
     @classmethod
-    def stored_unique_key(cls, job, args, kwargs, arguments):
+    def stored_unique_key_for(
+        cls, job: "BaseClass", args: Sequence[Any], kwargs: Mapping[str, Any], arguments: Any
+    ) -> str | None:
         """``"ClassName/<key>"``, or None when the class (or this call) is not unique."""
         if cls.unique_until is None:
             return None
@@ -87,25 +117,25 @@ class BaseClass:
         key = job.unique_key(*args, **kwargs)
         return None if key is None else f"{cls.__qualname__}/{key}"
 
-    def perform(self, *args, **kwargs):
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform()")
 
-    def before_enqueue(self):
+    def before_enqueue(self) -> None:
         """Runs before the job is written; raise ``quebec.AbortEnqueue`` to skip it."""
 
-    def after_enqueue(self):
+    def after_enqueue(self) -> None:
         """Runs once the job is written (after commit, for jobs that enqueue after commit)."""
 
-    def before_perform(self):
+    def before_perform(self) -> None:
         """Runs in the worker before ``perform``."""
 
-    def after_perform(self):
+    def after_perform(self) -> None:
         """Runs in the worker after ``perform`` returned."""
 
-    def after_discard(self, error):
+    def after_discard(self, error: BaseException) -> None:
         """Runs when the job is dropped: discarded, or failed for good after its retries."""
 
-    def progress(self, done, total=None, message=None):
+    def progress(self, done: object, total: object = None, message: str | None = None) -> None:
         """Report how far the job got (``done`` of ``total``, JSON values); stored about once a
         second and shown on the job's page. Raises ``quebec.JobCancelled`` once the job was
         cancelled. Does nothing outside a worker (``perform_now``)."""
@@ -114,13 +144,13 @@ class BaseClass:
             context.report(done, total, message)
 
     @property
-    def cancel_requested(self):
+    def cancel_requested(self) -> bool:
         """Whether ``quebec.cancel()`` was asked for this running job (read at most once a second)."""
         context = run_progress.current()
         return context is not None and context.cancel_requested()
 
     @classmethod
-    def job_name(cls):
+    def job_name(cls) -> str:
         """The name stored in ``Job.class_name``: the dotted path workers look up among registered
         classes. A class of a script (``__main__``) keeps its bare name, which another process
         running the same jobs can match."""
@@ -129,25 +159,32 @@ class BaseClass:
         return f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
-    def wants_enqueue_after_commit(cls):
+    def wants_enqueue_after_commit(cls) -> bool:
         if cls.enqueue_after_commit is None:
             return conf.get().enqueue_after_commit
         return cls.enqueue_after_commit
 
     @classmethod
-    def set(cls, *, wait=None, wait_until=None, queue=None, priority=None):
+    def set(
+        cls,
+        *,
+        wait: float | timedelta | None = None,
+        wait_until: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> ConfiguredJob:
         return ConfiguredJob(cls, wait=wait, wait_until=wait_until, queue=queue, priority=priority)
 
     @classmethod
-    def perform_later(cls, *args, **kwargs):
+    def perform_later(cls, *args: Any, **kwargs: Any) -> JobHandle:
         return cls.set().perform_later(*args, **kwargs)
 
     @classmethod
-    def build(cls, *args, **kwargs):
+    def build(cls, *args: Any, **kwargs: Any) -> PendingJob:
         return cls.set().build(*args, **kwargs)
 
     @classmethod
-    def perform_now(cls, *args, **kwargs):
+    def perform_now(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the job in the caller, with its callbacks and error handling; no row in the queue.
 
         Returns what ``perform`` returns. An error the class does not handle is raised; one it
@@ -164,8 +201,18 @@ class BaseClass:
             perform_all_later([pending])
         return outcome.result
 
-    def bind(self, *, job_id, active_job_id, queue_name, priority, executions, arguments, enqueued_at,
-             exception_executions=None):
+    def bind(
+        self,
+        *,
+        job_id: int | None,
+        active_job_id: uuid.UUID,
+        queue_name: str,
+        priority: int,
+        executions: int,
+        arguments: tuple[list[Any], dict[str, Any]],
+        enqueued_at: datetime | None,
+        exception_executions: Mapping[str, int] | None = None,
+    ) -> None:
         """Set the attributes ``perform`` and the callbacks see."""
         self.id = job_id
         self.active_job_id = active_job_id
@@ -182,7 +229,7 @@ class BaseClass:
         )
 
     @classmethod
-    def for_job(cls, job, args, kwargs):
+    def for_job(cls, job: "Job", args: list[Any], kwargs: dict[str, Any]) -> Self:
         """An instance ready to run the stored ``job`` (a ``quebec.models.Job``)."""
         instance = cls()
         instance.bind(
@@ -198,7 +245,7 @@ class BaseClass:
         return instance
 
 
-def _check_positive(cls, name, allow_none=False):
+def _check_positive(cls: type[BaseClass], name: str, allow_none: bool = False) -> None:
     value = getattr(cls, name)
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if seconds is None and allow_none:
@@ -207,7 +254,7 @@ def _check_positive(cls, name, allow_none=False):
         raise TypeError(f"{cls.__qualname__}.{name} must be positive seconds or a timedelta, got {value!r}")
 
 
-def _check_limits(cls):
+def _check_limits(cls: type[BaseClass]) -> None:
     """Refuse, at class definition, limits that cannot work."""
     name = cls.__qualname__
     if cls.concurrency_limit is not None:

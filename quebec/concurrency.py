@@ -42,5 +42,5 @@ class Limit:
     discard: bool = False
 
 
-def seconds(value):
+def seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -8,8 +8,10 @@ settings, ``queue.yml`` (``QUEBEC_CONFIG``, ``./queue.yml`` or ``./config/queue.
 import dataclasses
 import difflib
 import os
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from django.core.exceptions import ImproperlyConfigured
@@ -41,7 +43,7 @@ class ConfigError(ImproperlyConfigured):
     """A setting has a wrong name or value; the message names the key and where it came from."""
 
 
-SETTINGS = {
+SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     # key: (default, parser)
     "worker_threads": (3, _positive_int),
     "worker_polling_interval": (0.1, _polling_interval),
@@ -76,7 +78,7 @@ PROCESS_LISTS = ("workers", "dispatchers")
 
 @dataclasses.dataclass(frozen=True)
 class WorkerConfig:
-    queues: tuple = ("*",)
+    queues: tuple[str, ...] = ("*",)
     threads: int = 3
     polling_interval: float = 0.1
     processes: int = 1
@@ -108,8 +110,8 @@ PROCESS_FIELDS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    workers: tuple
-    dispatchers: tuple
+    workers: tuple[WorkerConfig, ...]
+    dispatchers: tuple[DispatcherConfig, ...]
     config_file: str | None = None
     worker_threads: int = 3
     worker_polling_interval: float = 0.1
@@ -126,33 +128,33 @@ class Config:
     use_listen_notify: bool = True
     quiet_then_exit: bool = False
     force_override_queue: str | None = None
-    queue_concurrency: dict = dataclasses.field(default_factory=dict)
+    queue_concurrency: dict[str, int] = dataclasses.field(default_factory=dict)
     worker_max_rss_mb: int | None = None
     worker_memory_recycle_confirmations: int = 3
     worker_memory_check_interval: float = 5.0
     enqueue_after_commit: bool = False
     max_arguments_bytes: int = 1024 * 1024
-    recurring: dict = dataclasses.field(default_factory=dict)
+    recurring: dict[str, Any] = dataclasses.field(default_factory=dict)
     on_process_death: str = "fail"
     monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
     dashboard_debug: bool = False
-    queues: tuple | None = None
+    queues: tuple[str, ...] | None = None
 
 
-def _unknown_key(key, source, known):
+def _unknown_key(key: Any, source: str, known: Iterable[str]) -> ConfigError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"{source}: unknown key {key!r}{hint}")
 
 
-def _parse(key, value, parser, source):
+def _parse(key: str, value: Any, parser: Callable[[Any], Any], source: str) -> Any:
     try:
         return parser(value)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{source}: {key} {error}, got {value!r}") from None
 
 
-def _merge_settings(values, origins, raw, source):
+def _merge_settings(values: dict[str, Any], origins: dict[str, str], raw: object, source: str) -> None:
     """Validate the keys of one source and merge them into ``values``, noting where each came from."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping of setting names to values")
@@ -167,7 +169,7 @@ def _merge_settings(values, origins, raw, source):
         origins[key] = f"from {source}"
 
 
-def _parse_process_list(kind, entries, source):
+def _parse_process_list(kind: str, entries: object, source: str) -> list[dict[str, Any]]:
     if isinstance(entries, dict):
         entries = [entries]
     if not isinstance(entries, list):
@@ -185,7 +187,7 @@ def _parse_process_list(kind, entries, source):
     return parsed
 
 
-def find_file(explicit, lookup, what):
+def find_file(explicit: str | os.PathLike[str] | None, lookup: Iterable[str], what: str) -> Path | None:
     """``explicit`` if given (it must exist), else the first of ``lookup`` that exists, else None."""
     if explicit:
         if not Path(explicit).is_file():
@@ -194,11 +196,11 @@ def find_file(explicit, lookup, what):
     return next((Path(name) for name in lookup if Path(name).is_file()), None)
 
 
-def current_environment():
+def current_environment() -> str:
     return os.environ.get("QUEBEC_ENV", "development")
 
 
-def _read_yaml(path):
+def _read_yaml(path: Path) -> dict[Any, Any]:
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -208,7 +210,7 @@ def _read_yaml(path):
     return document
 
 
-def read_yaml_section(path, is_flat):
+def read_yaml_section(path: Path, is_flat: Callable[[dict[Any, Any]], bool]) -> tuple[Any, str]:
     """The part of a YAML file that applies here, and a description of where it came from.
 
     A flat file (``is_flat(document)``) applies whole; otherwise its section named by
@@ -222,7 +224,7 @@ def read_yaml_section(path, is_flat):
     return document.get(environment) or {}, f"{path} (environment {environment!r})"
 
 
-def missing_environment_section(path, is_flat):
+def missing_environment_section(path: Path, is_flat: Callable[[dict[Any, Any]], bool]) -> str | None:
     """What to warn about when ``path`` is keyed by environments and lacks this one, else None."""
     document = _read_yaml(path)
     environment = current_environment()
@@ -232,12 +234,12 @@ def missing_environment_section(path, is_flat):
     return f"{path} has no section for environment {environment!r} (QUEBEC_ENV); its sections are {found}"
 
 
-def find_config_file(path=None):
+def find_config_file(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The queue.yml to read: ``path``, else ``QUEBEC_CONFIG``, else the usual places."""
     return find_file(path or os.environ.get("QUEBEC_CONFIG"), CONFIG_LOOKUP, "queue config file")
 
 
-def is_flat_config(document):
+def is_flat_config(document: dict[Any, Any]) -> bool:
     """Whether a queue.yml document is settings, rather than sections keyed by environment.
 
     It is keyed by environment only when every value is a mapping and no key is, or looks like a
@@ -251,7 +253,7 @@ def is_flat_config(document):
     )
 
 
-def _environment_settings():
+def _environment_settings() -> dict[str, str]:
     prefix = "QUEBEC_"
     raw = {}
     for name, value in os.environ.items():
@@ -261,7 +263,7 @@ def _environment_settings():
     return raw
 
 
-def _process_configs(values):
+def _process_configs(values: dict[str, Any]) -> tuple[tuple[WorkerConfig, ...], tuple[DispatcherConfig, ...]]:
     """Worker and dispatcher entries, filled from the flat settings where they are silent."""
     worker_defaults = {
         "threads": values["worker_threads"],
@@ -288,7 +290,7 @@ def _process_configs(values):
 SCHEDULER_LONGEST_SLEEP = 5.0
 
 
-def _pauses_between_polls(values, origins):
+def _pauses_between_polls(values: dict[str, Any], origins: dict[str, str]) -> Iterator[tuple[float, str]]:
     """(seconds, description) of the longest pause of every kind of process between two polls."""
     for kind, flat in (("workers", "worker_polling_interval"), ("dispatchers", "dispatcher_polling_interval")):
         for index, entry in enumerate(values.get(kind) or [{}]):
@@ -300,7 +302,7 @@ def _pauses_between_polls(values, origins):
     yield SCHEDULER_LONGEST_SLEEP, f"the scheduler's, {SCHEDULER_LONGEST_SLEEP:g}s"
 
 
-def _check_alive_threshold(values, origins):
+def _check_alive_threshold(values: dict[str, Any], origins: dict[str, str]) -> None:
     """Refuse an alive threshold that could get a live process pruned.
 
     A process heartbeats between polls, so its beats are up to one heartbeat interval plus its
@@ -320,7 +322,7 @@ def _check_alive_threshold(values, origins):
         )
 
 
-def _override_worker_fields(values, origins, overridden):
+def _override_worker_fields(values: dict[str, Any], origins: dict[str, str], overridden: set[str]) -> None:
     """Settings given in the environment or on the command line (``overridden``) win over
     queue.yml for every worker entry: the entries drop their own value and take the flat one.
 
@@ -340,7 +342,7 @@ def _override_worker_fields(values, origins, overridden):
                 entry.pop(field, None)
 
 
-def load(config_file=None, command_line=None):
+def load(config_file: str | os.PathLike[str] | None = None, command_line: dict[str, Any] | None = None) -> Config:
     """Build the config from every source, validating each; raises ``ConfigError``.
 
     ``command_line`` holds settings given to ``quebec_run`` as options (``{"queues": "a,b"}``),
@@ -377,25 +379,25 @@ def load(config_file=None, command_line=None):
 
 
 @cache
-def _cached():
+def _cached() -> Config:
     return load()
 
 
-_override = None
+_override: Config | None = None
 
 
-def get():
+def get() -> Config:
     """The config in force: the one ``use()`` installed, else one built from the sources."""
     return _override or _cached()
 
 
-def use(config):
+def use(config: Config | None) -> None:
     """Install ``config`` for this process (``quebec_run --config`` does this at start)."""
     global _override
     _override = config
 
 
 @receiver(setting_changed)
-def _reset(*, setting, **kwargs):
+def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "QUEBEC":
         _cached.cache_clear()

@@ -3,7 +3,9 @@
 import functools
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +18,16 @@ from quebec.storable import check_jobs
 from quebec.errors import AbortEnqueue
 from quebec.unique import DuplicateJob, UniqueConflict
 
+if TYPE_CHECKING:
+    from quebec.base_class import BaseClass
+    from quebec.models import Job
+    from quebec.registry import Quebec
+
+# A built job and the handle perform_all_later returns for it.
+Pair = tuple["PendingJob", "JobHandle"]
+# Where a unique key is held: (database alias, stored key).
+KeyPlace = tuple[str, str | None]
+
 logger = logging.getLogger("quebec.enqueue")
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_QUEUE_NAME = 255
@@ -24,42 +36,63 @@ MAX_QUEUE_NAME = 255
 class JobHandle:
     """What ``perform_later`` returns: the job's identity, and its status read from the database."""
 
-    def __init__(self, using="default"):
-        self._row = None
-        self._twin = None  # the handle of the same call whose job this one duplicates
+    def __init__(self, using: str = "default") -> None:
+        self._row: "Job | None" = None
+        self._twin: "JobHandle | None" = None  # the handle of the same call whose job this one duplicates
         self._using = using
         self.aborted = False  # before_enqueue raised AbortEnqueue
-        self.abort_reason = None
+        self.abort_reason: str | None = None
         self.duplicate = False  # a unique job's key was held: nothing was written, this is the holder
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.aborted:
             return f"<JobHandle aborted: {self.abort_reason}>"
         duplicate = " duplicate" if self.duplicate else ""
         return f"<JobHandle{duplicate} {self.class_name} id={self.id} queue={self.queue_name!r}>"
 
     @property
-    def _job(self):
+    def _job(self) -> "Job | None":
         """The job's row: its own, or for a duplicate the holder's."""
         return self._twin._job if self._row is None and self._twin is not None else self._row
 
     @_job.setter
-    def _job(self, row):
+    def _job(self, row: "Job | None") -> None:
         self._row = row
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return not self.aborted
 
-    id = property(lambda self: self._job.pk if self._job else None)
-    active_job_id = property(lambda self: self._job.active_job_id if self._job else None)
-    class_name = property(lambda self: self._job.class_name if self._job else None)
-    queue_name = property(lambda self: self._job.queue_name if self._job else None)
-    priority = property(lambda self: self._job.priority if self._job else None)
-    scheduled_at = property(lambda self: self._job.scheduled_at if self._job else None)
-    enqueued = property(lambda self: self.id is not None)
+    # The job's columns; None while it is not written (aborted, or enqueued after commit).
+    @property
+    def id(self) -> int | None:
+        return self._job.pk if self._job else None
 
     @property
-    def status(self):
+    def active_job_id(self) -> uuid.UUID | None:
+        return self._job.active_job_id if self._job else None
+
+    @property
+    def class_name(self) -> str | None:
+        return self._job.class_name if self._job else None
+
+    @property
+    def queue_name(self) -> str | None:
+        return self._job.queue_name if self._job else None
+
+    @property
+    def priority(self) -> int | None:
+        return self._job.priority if self._job else None
+
+    @property
+    def scheduled_at(self) -> datetime | None:
+        return self._job.scheduled_at if self._job else None
+
+    @property
+    def enqueued(self) -> bool:
+        return self.id is not None
+
+    @property
+    def status(self) -> str | None:
         """ready, scheduled, claimed, failed, finished or discarded; None until written."""
         if self._job is None:
             return None
@@ -70,7 +103,7 @@ class JobHandle:
         return status.first() or "finished"
 
     @property
-    def progress(self):
+    def progress(self) -> dict[str, Any] | None:
         """The last progress the job reported, ``{"done", "total", "message", "at"}``, or None."""
         if self._job is None:
             return None
@@ -78,13 +111,14 @@ class JobHandle:
 
         return Job.objects.using(self._using).filter(pk=self.id).values_list("progress", flat=True).first()
 
-    def cancel(self, by="code"):
+    def cancel(self, by: str = "code") -> Literal["discarded", "requested"] | None:
         """``quebec.cancel(handle.id)``: see there."""
         from quebec.lifecycle.cancelling import cancel
 
-        return cancel(self.id, by=by, using=self._using) if self._job is not None else None
+        job = self._job
+        return cancel(job.pk, by=by, using=self._using) if job is not None else None
 
-    def refresh(self):
+    def refresh(self) -> Self:
         """Re-read the job's row; returns self."""
         if self._job is not None:
             self._job.refresh_from_db()
@@ -94,7 +128,15 @@ class JobHandle:
 class ConfiguredJob:
     """A job class with per-call options, as returned by ``JobClass.set(...)``."""
 
-    def __init__(self, job_class, *, wait=None, wait_until=None, queue=None, priority=None):
+    def __init__(
+        self,
+        job_class: "type[BaseClass]",
+        *,
+        wait: float | timedelta | None = None,
+        wait_until: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> None:
         if wait is not None and wait_until is not None:
             raise ValueError("pass either wait or wait_until, not both")
         self.job_class = job_class
@@ -103,11 +145,11 @@ class ConfiguredJob:
         self.queue = queue
         self.priority = priority
 
-    def perform_later(self, *args, **kwargs):
+    def perform_later(self, *args: Any, **kwargs: Any) -> JobHandle:
         """Enqueue the job on the caller's database connection and return its handle."""
         return perform_all_later([self.build(*args, **kwargs)])[0]
 
-    def build(self, *args, **kwargs):
+    def build(self, *args: Any, **kwargs: Any) -> "PendingJob":
         """Prepare an enqueue without writing it, for ``quebec.perform_all_later``."""
         instance, args = _split_instance(self.job_class, args)
         arguments = serialize_arguments(args, kwargs)
@@ -123,10 +165,10 @@ class ConfiguredJob:
         )
         job.scheduled_at = self._scheduled_at()
         job.stored_key = self.job_class.stored_concurrency_key(job, args, kwargs)
-        job.stored_unique_key = self.job_class.stored_unique_key(job, args, kwargs, arguments)
+        job.stored_unique_key = self.job_class.stored_unique_key_for(job, args, kwargs, arguments)
         return PendingJob(job, instance, arguments)
 
-    def _queue_name(self, args, kwargs):
+    def _queue_name(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
         override = conf.get().force_override_queue
         if override:
             return override
@@ -140,12 +182,12 @@ class ConfiguredJob:
             )
         return name
 
-    def _priority(self):
+    def _priority(self) -> int:
         priority = self.job_class.priority if self.priority is None else self.priority
         check_priority(priority, self.job_class.__qualname__)
         return priority
 
-    def _scheduled_at(self):
+    def _scheduled_at(self) -> datetime | None:
         if self.wait is not None:
             if isinstance(self.wait, bool) or not isinstance(self.wait, (int, float, timedelta)):
                 raise TypeError(f"wait must be seconds or a timedelta, got {self.wait!r}")
@@ -160,13 +202,13 @@ class ConfiguredJob:
         return None
 
 
-def check_priority(priority, owner):
+def check_priority(priority: object, owner: str) -> None:
     low, high = PRIORITY_RANGE
     if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
         raise ValueError(f"{owner}: priority must be an integer between {low} and {high}, got {priority!r}")
 
 
-def _split_instance(job_class, args):
+def _split_instance(job_class: "type[BaseClass]", args: tuple[Any, ...]) -> "tuple[Quebec, tuple[Any, ...]]":
     """The Quebec instance to enqueue through: an explicit first argument, or the class's binding."""
     from quebec.registry import Quebec, instance_for
 
@@ -178,24 +220,24 @@ def _split_instance(job_class, args):
 class PendingJob:
     """A built, validated job not yet written; ``perform_all_later`` writes it."""
 
-    def __init__(self, job, quebec, arguments):
+    def __init__(self, job: "BaseClass", quebec: "Quebec", arguments: Any) -> None:
         self.job = job  # the BaseClass instance the enqueue callbacks see
         self.quebec = quebec
         self.arguments = arguments
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<PendingJob {type(self.job).__qualname__} queue={self.job.queue_name!r}>"
 
     @property
-    def after_commit(self):
+    def after_commit(self) -> bool:
         return type(self.job).wants_enqueue_after_commit()
 
-    def to_model(self):
+    def to_model(self) -> "Job":
         from quebec.models import Job
 
         job = self.job
         now = timezone.now()
-        model = new_row(
+        model: Job = new_row(
             Job,
             id=None,
             queue_name=job.queue_name,
@@ -221,11 +263,11 @@ class PendingJob:
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
         # transaction without looking a class up by name (which may import code).
-        model.job_class = type(job)
+        model.job_class = type(job)  # type: ignore[attr-defined]  # an attribute, not a field
         return model
 
 
-def perform_all_later(pending_jobs):
+def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
     """Enqueue many built jobs, one transaction per database; returns their handles in order.
 
     Each job's ``before_enqueue`` runs first (``AbortEnqueue`` skips that job and marks its
@@ -238,8 +280,8 @@ def perform_all_later(pending_jobs):
         if not isinstance(pending, PendingJob):
             raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
     # Refused before any callback runs or any transaction (or commit hook) is touched.
-    for using, group in _by_database((pending, None) for pending in pending_jobs).items():
-        check_jobs([pending for pending, _ in group], using)
+    for using, builds in _by_database((pending, None) for pending in pending_jobs).items():
+        check_jobs([pending for pending, _ in builds], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
     accepted = _accept(pairs)
     for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
@@ -250,7 +292,7 @@ def perform_all_later(pending_jobs):
     return [handle for _, handle in pairs]
 
 
-def _accept(pairs, using=None):
+def _accept(pairs: list[Pair], using: str | None = None) -> list[Pair]:
     """The builds to write: ``before_enqueue`` runs for each, except unique jobs whose key is
     held by a job already written or by an earlier build of this call, which become duplicates.
 
@@ -261,7 +303,7 @@ def _accept(pairs, using=None):
     are left to the transaction alone: the read would change nothing for them.
     """
     held = _holders([pair for pair in pairs if _has_before_enqueue(pair[0])], using)
-    taking = {}
+    taking: dict[KeyPlace, JobHandle] = {}
     accepted = []
     for pending, handle in pairs:
         where = (using or pending.quebec.using, pending.job.stored_unique_key)
@@ -275,22 +317,22 @@ def _accept(pairs, using=None):
     return accepted
 
 
-def _has_before_enqueue(pending):
+def _has_before_enqueue(pending: "PendingJob") -> bool:
     from quebec.base_class import BaseClass
 
     return type(pending.job).before_enqueue is not BaseClass.before_enqueue
 
 
-def _holders(pairs, using=None):
+def _holders(pairs: list[Pair], using: str | None = None) -> "dict[KeyPlace, Job]":
     """{(database, key): row of the job holding it} for the unique keys among ``pairs``."""
     from quebec.db import operations
     from quebec.models import Job
 
-    keys = {}
+    keys: dict[str, set[str]] = {}
     for pending, _ in pairs:
         if pending.job.stored_unique_key is not None:
             keys.setdefault(using or pending.quebec.using, set()).add(pending.job.stored_unique_key)
-    held = {}
+    held: dict[KeyPlace, Job] = {}
     for database, database_keys in keys.items():
         holders = operations(database).unique_holders(sorted(database_keys), timezone.now())
         if holders:
@@ -300,7 +342,7 @@ def _holders(pairs, using=None):
     return held
 
 
-def _duplicate(pending, handle, holder, twin):
+def _duplicate(pending: "PendingJob", handle: JobHandle, holder: "Job | None", twin: JobHandle | None) -> None:
     job_class = type(pending.job)
     if job_class.unique_on_conflict == UniqueConflict.Raise:
         key = pending.job.stored_unique_key
@@ -311,7 +353,7 @@ def _duplicate(pending, handle, holder, twin):
     handle._job, handle._twin = holder, twin
 
 
-def _before_enqueue(pending, handle):
+def _before_enqueue(pending: "PendingJob", handle: JobHandle) -> bool:
     try:
         pending.job.before_enqueue()
     except AbortEnqueue as abort:
@@ -321,14 +363,14 @@ def _before_enqueue(pending, handle):
     return True
 
 
-def _by_database(pairs):
-    groups = {}
+def _by_database[T](pairs: Iterable[tuple["PendingJob", T]]) -> dict[str, list[tuple["PendingJob", T]]]:
+    groups: dict[str, list[tuple[PendingJob, T]]] = {}
     for pending, handle in pairs:
         groups.setdefault(pending.quebec.using, []).append((pending, handle))
     return groups
 
 
-def _write(pairs, using):
+def _write(pairs: list[Pair], using: str) -> None:
     """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
     from quebec.lifecycle.queueing import enqueue
 
@@ -348,7 +390,7 @@ def _write(pairs, using):
         pending.job.after_enqueue()
 
 
-def _write_after_commit(pairs, using):
+def _write_after_commit(pairs: list[Pair], using: str) -> None:
     try:
         _write(pairs, using)
     except Exception:
@@ -357,7 +399,7 @@ def _write_after_commit(pairs, using):
         raise
 
 
-def enqueue_now(pending_jobs, using):
+def enqueue_now(pending_jobs: Sequence["PendingJob"], using: str) -> list[JobHandle]:
     """Write built jobs into ``using`` inside the caller's transaction, whatever their classes say
     about enqueueing after commit; returns their handles."""
     check_jobs(pending_jobs, using)

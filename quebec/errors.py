@@ -1,6 +1,7 @@
 """Exceptions Quebec raises or records, importable from ``quebec``."""
 
 import traceback
+from typing import Any
 
 
 class AbortEnqueue(Exception):
@@ -24,7 +25,7 @@ class TransactionLeftOpenError(Exception):
     rolled it back, and with it what the job wrote in it."""
 
 
-def describe_error(error):
+def describe_error(error: BaseException) -> dict[str, Any]:
     """An error as stored: class path, message and full backtrace."""
     try:
         message = str(error)

@@ -13,6 +13,10 @@ other callable fails, and nothing is imported for it.
 import difflib
 import inspect
 import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError
 from django.utils import timezone
@@ -25,17 +29,23 @@ from quebec.enqueue import check_priority, enqueue_now
 from quebec.schedule import ScheduleError, parse
 from quebec.serialization import deserialize_arguments, serialize_arguments
 
+if TYPE_CHECKING:
+    from quebec.base_class import BaseClass
+    from quebec.conf import Config
+    from quebec.enqueue import PendingJob
+    from quebec.models import RecurringExecution, RecurringTask
+
 FILE_LOOKUP = ("recurring.yml", "config/recurring.yml")
 TASK_KEYS = {"class", "command", "args", "kwargs", "schedule", "queue", "priority", "description", "catch_up"}
 
-_commands = {}  # dotted path -> callable registered with @quebec.command
+_commands: dict[str, Callable[..., object]] = {}  # dotted path -> callable registered with @quebec.command
 
 
 class UnknownCommand(LookupError):
     """A recurring ``command`` names a callable the application did not allow."""
 
 
-def command(function):
+def command[F: Callable[..., object]](function: F) -> F:
     """Allow ``function`` as a recurring task's ``command``, under its dotted path; a decorator.
 
     Define it in a module every process imports, such as an installed app's ``jobs`` module.
@@ -46,16 +56,17 @@ def command(function):
     return function
 
 
-def _callable_path(function):
+def _callable_path(function: Callable[..., object]) -> str:
     return f"{function.__module__}.{function.__qualname__}"
 
 
-def find_command(path):
+def find_command(path: object) -> Callable[..., Any]:
     """The callable a recurring ``command`` names; raises ``UnknownCommand`` for any other."""
     if isinstance(path, str) and path in _commands:
         return _commands[path]
     if isinstance(path, str) and path in static_commands():
-        return import_string(path)  # named by the application's own configuration
+        found: Callable[..., Any] = import_string(path)  # named by the application's own configuration
+        return found
     raise UnknownCommand(
         f"recurring command {path!r} is not allowed: it is neither registered with @quebec.command nor "
         "named in the static recurring configuration (recurring.yml or QUEBEC['recurring']), and "
@@ -63,12 +74,12 @@ def find_command(path):
     )
 
 
-def static_commands():
+def static_commands() -> set[str]:
     """The ``command`` paths of the static recurring configuration."""
     return {fields["command"] for fields in load_static_tasks(conf.get()).values() if fields["command"]}
 
 
-def task_fields(key, entry, static=True):
+def task_fields(key: object, entry: object, static: bool = True) -> dict[str, Any]:
     """The ``RecurringTask`` columns for one task definition; raises ValueError saying what is wrong.
 
     A ``static`` definition comes from configuration, whose commands are allowed by being named
@@ -104,13 +115,13 @@ def task_fields(key, entry, static=True):
     }
 
 
-def _unknown_option(option):
+def _unknown_option(option: object) -> str:
     close = difflib.get_close_matches(str(option), TASK_KEYS, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(sorted(TASK_KEYS))}"
     return f"unknown option {option!r}; {hint}"
 
 
-def _job_class_path(value):
+def _job_class_path(value: "str | type[BaseClass]") -> str:
     from quebec.base_class import BaseClass
 
     job_class = value if inspect.isclass(value) else _import(value, "class")
@@ -119,11 +130,11 @@ def _job_class_path(value):
     return job_class.job_name()
 
 
-def _command_path(value, static):
+def _command_path(value: Any, static: bool) -> str:  # a dotted path, or (from code) a callable
     if static:
         if not callable(_import(value, "command")):
             raise ValueError(f"command {value!r} is not callable")
-        return value
+        return str(value)  # a dotted path: import_string took it
     path = _callable_path(value) if callable(value) else value
     try:
         find_command(path)
@@ -132,14 +143,14 @@ def _command_path(value, static):
     return path
 
 
-def _import(path, what):
+def _import(path: str, what: str) -> Any:
     try:
         return import_string(path)
     except (ImportError, TypeError):
         raise ValueError(f"{what} {path!r} cannot be imported (use a dotted path like 'myapp.jobs.CleanupJob')") from None
 
 
-def load_static_tasks(config):
+def load_static_tasks(config: "Config") -> dict[str, dict[str, Any]]:
     """Every configured task, validated: key -> ``RecurringTask`` columns. Raises ``ConfigError``."""
     sources = [("settings.QUEBEC['recurring']", config.recurring)]
     path = find_schedule_file()
@@ -157,11 +168,11 @@ def load_static_tasks(config):
     return tasks
 
 
-def find_schedule_file():
+def find_schedule_file() -> Path | None:
     return find_file(os.environ.get("QUEBEC_RECURRING_SCHEDULE"), FILE_LOOKUP, "recurring schedule file")
 
 
-def is_flat_schedule(document):
+def is_flat_schedule(document: dict[Any, Any]) -> bool:
     """Whether a recurring.yml document is tasks, rather than sections keyed by environment.
 
     Sections hold tasks, which are mappings; a task's own options are mostly not. So a task with
@@ -173,24 +184,24 @@ def is_flat_schedule(document):
     )
 
 
-def _read_file(path):
+def _read_file(path: Path) -> tuple[str, Any]:
     # A file with no section for this environment has no tasks here (development need not run
     # production's cron); the configuration checks warn about it.
     document, source = read_yaml_section(path, is_flat_schedule)
     return source, document
 
 
-def enqueue_run(task, run_at):
+def enqueue_run(task: "RecurringTask", run_at: datetime) -> "RecurringExecution | None":
     """Enqueue ``task``'s run at ``run_at`` once across every scheduler; None if it already was."""
     from quebec.models import RecurringExecution
 
-    using = task._state.db
+    using = cast(str, task._state.db)  # a task read from the database knows which
     pending = build_job(task)
     try:
         with write_transaction(using):
             # The unique (task_key, run_at) row is taken first: a second scheduler fails here
             # and its whole transaction, job included, rolls back.
-            execution = RecurringExecution.objects.using(using).create(task_key=task.key, run_at=run_at)
+            execution: RecurringExecution = RecurringExecution.objects.using(using).create(task_key=task.key, run_at=run_at)
             [handle] = enqueue_now([pending], using)
             if handle.id is not None:
                 execution.job_id = handle.id
@@ -200,20 +211,32 @@ def enqueue_run(task, run_at):
     return execution
 
 
-def build_job(task):
+def build_job(task: "RecurringTask") -> "PendingJob":
     from quebec.jobs import RecurringCommandJob
     from quebec.registry import find_job_class
 
     args, kwargs = deserialize_arguments(task.arguments)
-    options = {"queue": task.queue_name or None, "priority": task.priority}
+    options: dict[str, Any] = {"queue": task.queue_name or None, "priority": task.priority}
     if task.command:
         # Checked again when the job runs; the worker is where it matters.
         return RecurringCommandJob.set(**options).build(task.command, args, kwargs)
     return find_job_class(task.class_name).set(**options).build(*args, **kwargs)
 
 
-def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args=(), kwargs=None, queue=None,
-                            priority=None, description="", catch_up=False, using=None):
+def schedule_recurring_task(
+    key: str,
+    *,
+    schedule: str,
+    job_class: "str | type[BaseClass] | None" = None,
+    command: str | Callable[..., object] | None = None,
+    args: Iterable[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    description: str = "",
+    catch_up: bool = False,
+    using: str | None = None,
+) -> "RecurringTask":
     """Add or change a task from code; it is kept across restarts until unscheduled.
 
     ``job_class`` is a class or its dotted path; ``command`` a callable registered with
@@ -223,7 +246,7 @@ def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args
     """
     from quebec.models import RecurringTask
 
-    entry = {"schedule": schedule, "args": list(args), "kwargs": kwargs or {}, "queue": queue, "priority": priority,
+    entry: dict[str, Any] = {"schedule": schedule, "args": list(args), "kwargs": kwargs or {}, "queue": queue, "priority": priority,
              "description": description, "catch_up": catch_up}
     entry.update({"class": job_class} if job_class is not None else {"command": command} if command else {})
     try:
@@ -233,19 +256,20 @@ def schedule_recurring_task(key, *, schedule, job_class=None, command=None, args
     if RecurringTask.objects.db_manager(using).filter(key=key, static=True).exists():
         raise ValueError(f"recurring task {key!r} comes from configuration; change it there")
     defaults = {**fields, "static": False, "updated_at": timezone.now()}
+    task: RecurringTask
     task, _ = RecurringTask.objects.db_manager(using).update_or_create(key=key, defaults=defaults)
     _wake_local_schedulers()
     return task
 
 
-def _wake_local_schedulers():
+def _wake_local_schedulers() -> None:
     # Schedulers in other processes see the change within their longest sleep (five seconds).
     from quebec.processes.scheduler import Scheduler
 
     Scheduler.wake_all()
 
 
-def unschedule_recurring_task(key, using=None):
+def unschedule_recurring_task(key: str, using: str | None = None) -> bool:
     """Remove a task added with ``schedule_recurring_task``; returns whether there was one."""
     from quebec.models import RecurringTask
 

@@ -6,9 +6,17 @@ import logging
 import pkgutil
 import traceback
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
+
+if TYPE_CHECKING:
+    from django.apps import AppConfig
+
+    from quebec.base_class import BaseClass
 
 
 logger = logging.getLogger("quebec.hooks")
@@ -37,7 +45,7 @@ class Quebec:
 
     HOOKS = ("on_start", "on_stop", "on_worker_start", "on_worker_stop", "on_shutdown")
 
-    def __init__(self, using="default", *, database_url=None, **options):
+    def __init__(self, using: str = "default", *, database_url: str | None = None, **options: Any) -> None:
         """``Quebec()`` or ``Quebec(using="alias")`` inside a Django project.
 
         Outside one, ``Quebec("sqlite:///demo.db")`` (or ``database_url=...``, with
@@ -58,41 +66,41 @@ class Quebec:
                 "Quebec's settings go in settings.QUEBEC or queue.yml"
             )
         self.using = using
-        self.jobs = {}  # dotted path -> job class
-        self.discovery_problems = []  # jobs modules autodiscovery could not import, as messages
-        self.task_discovery_problems = []  # the same for tasks modules
-        self.hooks = {name: [] for name in self.HOOKS}
+        self.jobs: dict[str, type[BaseClass]] = {}  # dotted path -> job class
+        self.discovery_problems: list[str] = []  # jobs modules autodiscovery could not import, as messages
+        self.task_discovery_problems: list[str] = []  # the same for tasks modules
+        self.hooks: dict[str, list[Callable[..., object]]] = {name: [] for name in self.HOOKS}
         _instances.append(self)
 
     # Lifecycle hooks, as decorators: @qc.on_start, @qc.on_worker_start, ...
 
-    def on_start(self, function):
+    def on_start[F: Callable[[], object]](self, function: F) -> F:
         """Call ``function()`` when ``quebec_run`` starts, before any component."""
         return self._add_hook("on_start", function)
 
-    def on_stop(self, function):
+    def on_stop[F: Callable[[], object]](self, function: F) -> F:
         """Call ``function()`` when ``quebec_run`` is about to exit."""
         return self._add_hook("on_stop", function)
 
-    def on_worker_start(self, function):
+    def on_worker_start[F: Callable[[Any], object]](self, function: F) -> F:
         """Call ``function(worker)`` in each worker as it starts (in its own process in fork mode)."""
         return self._add_hook("on_worker_start", function)
 
-    def on_worker_stop(self, function):
+    def on_worker_stop[F: Callable[[Any], object]](self, function: F) -> F:
         """Call ``function(worker)`` in each worker once it has stopped."""
         return self._add_hook("on_worker_stop", function)
 
-    def on_shutdown(self, function):
+    def on_shutdown[F: Callable[[], object]](self, function: F) -> F:
         """Call ``function()`` when a graceful shutdown begins."""
         return self._add_hook("on_shutdown", function)
 
-    def _add_hook(self, name, function):
+    def _add_hook[F: Callable[..., object]](self, name: str, function: F) -> F:
         if not callable(function):
             raise TypeError(f"{name} takes a callable, got {function!r}")
         self.hooks[name].append(function)
         return function
 
-    def run_hooks(self, name, *args):
+    def run_hooks(self, name: str, *args: object) -> None:
         """Call the hooks registered under ``name``; an exception is logged with the hook's name."""
         for function in self.hooks[name]:
             try:
@@ -100,16 +108,24 @@ class Quebec:
             except Exception:
                 logger.exception("Lifecycle hook %s (%s) raised", name, getattr(function, "__qualname__", function))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Quebec using={self.using!r} jobs={len(self.jobs)}>"
 
-    def create_tables(self):
+    def create_tables(self) -> None:
         """Create or update Quebec's tables by running the migrations (needs DDL rights)."""
         from quebec import standalone
 
         standalone.create_tables()
 
-    def run(self, create_tables=False, control_plane=None, spawn=None, config_file=None, verbosity=1, queues=None):
+    def run(
+        self,
+        create_tables: bool = False,
+        control_plane: str | None = None,
+        spawn: Iterable[str] | None = None,
+        config_file: str | None = None,
+        verbosity: int = 1,
+        queues: str | Iterable[str] | None = None,
+    ) -> int:
         """Run workers, dispatcher and scheduler for this instance's jobs until SIGTERM/SIGINT;
         returns the exit code.
 
@@ -123,9 +139,10 @@ class Quebec:
         from quebec.processes.launcher import launch
 
         self.refuse_discovery_problems()
-        return launch(self, create_tables, control_plane, spawn, config_file, verbosity, queues)
+        code: int = launch(self, create_tables, control_plane, spawn, config_file, verbosity, queues)
+        return code
 
-    def register_job(self, job_class):
+    def register_job[J: type[BaseClass]](self, job_class: J) -> J:
         """Register ``job_class`` under its dotted path and bind it to this instance; usable as a
         class decorator. The same path registered again (a module reloaded) replaces the class."""
         from quebec.base_class import BaseClass
@@ -138,7 +155,7 @@ class Quebec:
 
     register_job_class = register_job
 
-    def _adopt(self, job_class):
+    def _adopt(self, job_class: "type[BaseClass]") -> None:
         # Autodiscovery imports the module, whose own @qc.register_job has just bound the class
         # to its database: rebinding it here would send its jobs to the wrong one. ``vars``,
         # not ``getattr``: a subclass of a bound class is not bound by that.
@@ -146,11 +163,11 @@ class Quebec:
         if vars(job_class).get("_quebec") is None:
             job_class._quebec = self
 
-    def resolve(self, class_name):
+    def resolve(self, class_name: str) -> "type[BaseClass]":
         """The registered class a stored ``Job.class_name`` names; raises ``UnknownJobClass``."""
         return lookup(class_name, [self.jobs, task_jobs])
 
-    def discover_jobs(self, *packages, recursive=True, on_error="raise"):
+    def discover_jobs(self, *packages: str, recursive: bool = True, on_error: str = "raise") -> "list[type[BaseClass]]":
         """Import each package (and its submodules) and register the job classes defined there.
 
         Only classes whose ``__module__`` lies under one of the packages are registered; classes
@@ -161,7 +178,7 @@ class Quebec:
         """
         if on_error not in ("raise", "warn"):
             raise ValueError(f"on_error must be 'raise' or 'warn', got {on_error!r}")
-        found = {}
+        found: dict[str, type[BaseClass]] = {}
         for job_class in _discover(packages, recursive, on_error):
             _check_unique(found, job_class)
             found[job_class.__qualname__] = job_class
@@ -169,7 +186,7 @@ class Quebec:
             self.register_job(job_class)
         return list(found.values())
 
-    def autodiscover(self, tasks=False):
+    def autodiscover(self, tasks: bool = False) -> None:
         """Import every installed app's ``jobs`` module or package and register its job classes;
         with ``tasks``, import each ``tasks`` module too, which registers its django.tasks tasks.
 
@@ -186,7 +203,7 @@ class Quebec:
             if tasks:
                 self._import_app_module(app_config, "tasks", self.task_discovery_problems)
 
-    def _import_app_module(self, app_config, name, problems):
+    def _import_app_module(self, app_config: "AppConfig", name: str, problems: list[str]) -> None:
         if not module_has_submodule(app_config.module, name):
             return
         try:
@@ -195,7 +212,7 @@ class Quebec:
         except Exception as error:
             problems.append(_describe_problem(f"{app_config.name}.{name}", error))
 
-    def refuse_discovery_problems(self):
+    def refuse_discovery_problems(self) -> None:
         """Raise ``ConfigError`` naming the jobs modules that failed at autodiscovery, if any."""
         from quebec.conf import ConfigError
 
@@ -207,14 +224,14 @@ class Quebec:
             )
 
 
-def _describe_problem(module, error):
+def _describe_problem(module: str, error: BaseException) -> str:
     # The innermost frame of the user's code says where; importlib's own frames say nothing.
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not frame.filename.startswith("<")]
     at = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
     return f"{module}: {type(error).__name__}: {error}{at}"
 
 
-def lookup(class_name, registries):
+def lookup(class_name: str, registries: "Iterable[Mapping[str, type[BaseClass]]]") -> "type[BaseClass]":
     """The class ``class_name`` names in ``registries`` (dicts of dotted path -> class).
 
     A dotted path must match exactly. A bare class name (stored before rows held dotted paths)
@@ -243,7 +260,7 @@ def lookup(class_name, registries):
     )
 
 
-def _check_unique(found, job_class):
+def _check_unique(found: "Mapping[str, type[BaseClass]]", job_class: "type[BaseClass]") -> None:
     other = found.get(job_class.__qualname__)
     if other is not None and other is not job_class:
         raise ValueError(
@@ -252,13 +269,13 @@ def _check_unique(found, job_class):
         )
 
 
-def _discover(packages, recursive, on_error):
+def _discover(packages: Iterable[str], recursive: bool, on_error: str) -> "Iterator[type[BaseClass]]":
     for package in packages:
         for module in _import_tree(package, recursive, on_error):
             yield from _job_classes_in(module, packages)
 
 
-def _import_tree(package, recursive, on_error):
+def _import_tree(package: str, recursive: bool, on_error: str) -> Iterator[ModuleType]:
     root = importlib.import_module(package)
     yield root
     if not recursive or not hasattr(root, "__path__"):
@@ -272,7 +289,7 @@ def _import_tree(package, recursive, on_error):
             warnings.warn(f"discover_jobs skipped {info.name}: {error!r}", RuntimeWarning, stacklevel=3)
 
 
-def _job_classes_in(module, packages):
+def _job_classes_in(module: ModuleType, packages: Iterable[str]) -> "Iterator[type[BaseClass]]":
     from quebec.base_class import BaseClass
 
     for value in vars(module).values():
@@ -286,21 +303,21 @@ def _job_classes_in(module, packages):
             yield value
 
 
-_instances = []  # every Quebec made in this process, the default first
+_instances: list[Quebec] = []  # every Quebec made in this process, the default first
 default = Quebec()
 
 # Job classes of django.tasks functions, registered by the Quebec backend as each task is
 # defined; they belong to no instance, since a task names its database through its backend.
-task_jobs = {}
+task_jobs: "dict[str, type[BaseClass]]" = {}
 
 
-def find_job_class(class_name):
+def find_job_class(class_name: str) -> "type[BaseClass]":
     """The job class stored as ``class_name`` in any instance of this process (limits are read
     from the class wherever it was registered)."""
     return lookup(class_name, [*(quebec.jobs for quebec in _instances), task_jobs])
 
 
-def for_database(alias):
+def for_database(alias: str) -> Quebec:
     """The instance that runs the jobs of database ``alias`` (``quebec_run --database``).
 
     The default instance for its own alias. For another alias, an instance on that alias that
@@ -319,11 +336,11 @@ def for_database(alias):
     return runner
 
 
-def aliases():
+def aliases() -> list[str]:
     """The database aliases Quebec's instances use, the default instance's first."""
     return list(dict.fromkeys(quebec.using for quebec in _instances))
 
 
-def instance_for(job_class):
+def instance_for(job_class: "type[BaseClass]") -> Quebec:
     """The instance ``job_class`` is bound to, or the default one."""
     return getattr(job_class, "_quebec", None) or default

@@ -17,6 +17,8 @@ a signal nobody listens to costs nothing per job.
 """
 
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.dispatch import Signal
 
@@ -35,19 +37,19 @@ process_stopped = Signal()
 process_pruned = Signal()
 
 
-def _send(signal, sender, **kwargs):
+def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
     for receiver, response in signal.send_robust(sender, **kwargs):
         if isinstance(response, Exception):
             logger.error("A receiver of a Quebec signal failed: %r", receiver,
                          exc_info=(type(response), response, response.__traceback__))
 
 
-def _job_model(job):
+def _job_model(job: Any) -> type:
     return type(job)
 
 
-def _for_jobs(signal):
-    def subscriber(jobs, **payload):
+def _for_jobs(signal: Signal) -> Callable[..., None]:
+    def subscriber(jobs: Iterable[Any], **payload: Any) -> None:
         if signal.receivers:
             for job in jobs:
                 _send(signal, _job_model(job), job=job)
@@ -55,8 +57,8 @@ def _for_jobs(signal):
     return subscriber
 
 
-def _for_runs(signal):
-    def subscriber(runs, **payload):
+def _for_runs(signal: Signal) -> Callable[..., None]:
+    def subscriber(runs: Iterable[Any], **payload: Any) -> None:
         if signal.receivers:
             for run in runs:
                 extra = {"retry_at": run.outcome.retry_at} if signal is job_retried else {}
@@ -66,13 +68,13 @@ def _for_runs(signal):
     return subscriber
 
 
-def _started(job, **payload):
+def _started(job: Any, **payload: Any) -> None:
     if job_started.receivers:
         _send(job_started, _job_model(job), job=job)
 
 
-def _for_process(signal):
-    def subscriber(process, **payload):
+def _for_process(signal: Signal) -> Callable[..., None]:
+    def subscriber(process: Any, **payload: Any) -> None:
         if signal.receivers:
             _send(signal, type(process), process=process, **payload)
 

@@ -7,6 +7,10 @@ import enum
 import hashlib
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quebec.base_class import BaseClass
 
 UNTIL = ("finished", "started")
 # The stored key is "ClassName/<key>", at most 255 characters; longer default keys are hashed.
@@ -23,13 +27,13 @@ class UniqueConflict(enum.Enum):
 class DuplicateJob(Exception):
     """An enqueue of a unique job whose key another job holds (``unique_on_conflict = Raise``)."""
 
-    def __init__(self, message, key=None, job_id=None):
+    def __init__(self, message: str, key: str | None = None, job_id: int | None = None) -> None:
         super().__init__(message)
         self.key = key
         self.job_id = job_id  # the holder's, when it is written already
 
 
-def default_key(class_name, arguments):
+def default_key(class_name: str, arguments: Any) -> str:
     """The key of a class that does not define ``unique_key``: its serialised arguments as
     canonical JSON (keyword order does not matter), or their SHA-256 when that is too long."""
     text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -38,7 +42,7 @@ def default_key(class_name, arguments):
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_unique(cls):
+def check_unique(cls: "type[BaseClass]") -> None:
     """Refuse, at class definition, unique settings that cannot work."""
     from quebec.base_class import BaseClass
 
@@ -57,7 +61,7 @@ def check_unique(cls):
         raise TypeError(f"{name}.unique_for must be positive seconds or a timedelta, got {cls.unique_for!r}")
 
 
-def unique_seconds(job_class):
+def unique_seconds(job_class: "type[BaseClass]") -> float | None:
     """How long a key of ``job_class`` is held at most, in seconds; None for as long as it takes."""
     value = getattr(job_class, "unique_for", None)
     return value.total_seconds() if isinstance(value, timedelta) else value

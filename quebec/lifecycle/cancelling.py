@@ -7,13 +7,16 @@ checkpoint or ``progress()`` call (``quebec.JobCancelled``, then discarded throu
 its run), or by reading ``self.cancel_requested``. A job that never does stays pending.
 """
 
+from typing import Final, Literal
+
 from django.utils import timezone
 
-DISCARDED, REQUESTED = "discarded", "requested"
+DISCARDED: Final = "discarded"
+REQUESTED: Final = "requested"
 ATTEMPTS = 3  # a job moving between two tables (dispatched, claimed) is looked for again
 
 
-def cancel(job_id, by="code", using=None):
+def cancel(job_id: int, by: str = "code", using: str | None = None) -> Literal["discarded", "requested"] | None:
     """Cancel job ``job_id``; returns ``"discarded"`` (it had not started: it never will),
     ``"requested"`` (it runs: it stops at its next checkpoint), or None (no such job waiting or
     running: finished, discarded, or unknown). ``by`` names who asked, shown on its page.
