@@ -144,8 +144,14 @@ def bench_drain(n, database_url, workdir, root=ROOT):
         raise
     span = Job.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
     busy = (span["last"] - span["first"]).total_seconds()
-    return {"drain": (n - 1) / busy, "drain_seconds": busy, "drain_wall": n / wall, "wall_seconds": wall,
-            "cpu_ms_per_job": cpu * 1000 / n, "exit_code": exit_code}
+    return {
+        "drain": (n - 1) / busy,
+        "drain_seconds": busy,
+        "drain_wall": n / wall,
+        "wall_seconds": wall,
+        "cpu_ms_per_job": cpu * 1000 / n,
+        "exit_code": exit_code,
+    }
 
 
 def _cpu_seconds(process):
@@ -170,8 +176,11 @@ def check_drained(n, result):
 
 def add_database_argument(parser):
     """``--database-url``, as every Quebec bench script takes it (see ``database_url_or_sqlite``)."""
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="database to use (default: DATABASE_URL, else a SQLite file in a temp dir)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="database to use (default: DATABASE_URL, else a SQLite file in a temp dir)",
+    )
 
 
 def database_url_or_sqlite(database_url, workdir):
@@ -223,10 +232,14 @@ def print_results(results):
     print(f"Quebec core benchmark: {results['jobs']} no-op jobs on {results['database']}")
     print(f"  single enqueue  {results['single']:8.0f} jobs/s  (perform_later, one transaction each)")
     print(f"  bulk enqueue    {results['bulk']:8.0f} jobs/s  (perform_all_later, chunks of {CHUNK})")
-    print(f"  drain           {results['drain']:8.0f} jobs/s  (first to last finish: "
-          f"{results['drain_seconds']:.2f} s, 1 process x {THREADS} threads)")
-    print(f"  drain wall      {results['drain_wall']:8.0f} jobs/s  (process start to last finish: "
-          f"{results['wall_seconds']:.2f} s)")
+    print(
+        f"  drain           {results['drain']:8.0f} jobs/s  (first to last finish: "
+        f"{results['drain_seconds']:.2f} s, 1 process x {THREADS} threads)"
+    )
+    print(
+        f"  drain wall      {results['drain_wall']:8.0f} jobs/s  (process start to last finish: "
+        f"{results['wall_seconds']:.2f} s)"
+    )
     print(f"  quebec_run exit code after SIGTERM: {results['exit_code']}")
 
 

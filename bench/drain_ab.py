@@ -58,20 +58,28 @@ def main():
         setup_django(database_url)
         from django.db import connection
 
-        print(f"== {connection.vendor}: {args.jobs} no-op jobs per drain, 1 worker x 5 threads, "
-              f"baseline {args.baseline}", flush=True)
+        print(
+            f"== {connection.vendor}: {args.jobs} no-op jobs per drain, 1 worker x 5 threads, baseline {args.baseline}",
+            flush=True,
+        )
         rate_ratios, cpu_ratios = [], []
         for round_number in range(1, args.rounds + 1):
             before = drain(args.jobs, database_url, workdir, args.baseline.resolve())
             after = drain(args.jobs, database_url, workdir, ROOT)
             rate_ratios.append(after["drain"] / before["drain"])
             cpu_ratios.append(after["cpu_ms_per_job"] / before["cpu_ms_per_job"])
-            print(f"round {round_number}: baseline {before['drain']:7.0f} jobs/s {before['cpu_ms_per_job']:.3f} ms CPU/job"
-                  f" | this {after['drain']:7.0f} jobs/s {after['cpu_ms_per_job']:.3f} ms CPU/job"
-                  f" | rate x{rate_ratios[-1]:.3f}, CPU x{cpu_ratios[-1]:.3f}", flush=True)
+            print(
+                f"round {round_number}: baseline {before['drain']:7.0f} jobs/s {before['cpu_ms_per_job']:.3f} ms CPU/job"
+                f" | this {after['drain']:7.0f} jobs/s {after['cpu_ms_per_job']:.3f} ms CPU/job"
+                f" | rate x{rate_ratios[-1]:.3f}, CPU x{cpu_ratios[-1]:.3f}",
+                flush=True,
+            )
         empty_quebec_tables()
-        print(f"median of {args.rounds} rounds: drain rate x{statistics.median(rate_ratios):.3f}, "
-              f"worker CPU per job x{statistics.median(cpu_ratios):.3f} (this / baseline)", flush=True)
+        print(
+            f"median of {args.rounds} rounds: drain rate x{statistics.median(rate_ratios):.3f}, "
+            f"worker CPU per job x{statistics.median(cpu_ratios):.3f} (this / baseline)",
+            flush=True,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -74,11 +74,17 @@ def main():
             bulk_on, single_on = enqueue(args.jobs, checked=True)
             bulk_ratios.append(bulk_on / bulk_off)
             single_ratios.append(single_on / single_off)
-            print(f"round {round_number}: bulk {bulk_off:6.1f} -> {bulk_on:6.1f} us CPU/job (x{bulk_ratios[-1]:.3f}), "
-                  f"single {single_off:6.1f} -> {single_on:6.1f} us CPU/job (x{single_ratios[-1]:.3f})", flush=True)
+            print(
+                f"round {round_number}: bulk {bulk_off:6.1f} -> {bulk_on:6.1f} us CPU/job (x{bulk_ratios[-1]:.3f}), "
+                f"single {single_off:6.1f} -> {single_on:6.1f} us CPU/job (x{single_ratios[-1]:.3f})",
+                flush=True,
+            )
         empty_quebec_tables()
-        print(f"median CPU per job with the checks / without: bulk x{statistics.median(bulk_ratios):.3f}, "
-              f"single x{statistics.median(single_ratios):.3f}", flush=True)
+        print(
+            f"median CPU per job with the checks / without: bulk x{statistics.median(bulk_ratios):.3f}, "
+            f"single x{statistics.median(single_ratios):.3f}",
+            flush=True,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -92,8 +92,9 @@ class QuebecRun:
 
     def check_alive(self):
         if self.popen.poll() is not None:
-            raise RuntimeError(f"quebec_run exited early with code {self.popen.returncode}:\n"
-                               f"{self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"quebec_run exited early with code {self.popen.returncode}:\n{self.log_path.read_text()[-3000:]}"
+            )
 
     def wait_until_registered(self):
         """Return once all its worker processes have registered (and so are polling)."""
@@ -169,8 +170,12 @@ def bench_latency(database_url, workdir, count):
         "p95": latencies[max(0, round(len(latencies) * 0.95) - 1)],
         "max": latencies[-1],
     }
-    report("latency", figures, f"latency commit->start p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms, "
-                               f"max {figures['max']:.1f} ms ({count} jobs, one at a time)")
+    report(
+        "latency",
+        figures,
+        f"latency commit->start p50 {figures['p50']:.1f} ms, p95 {figures['p95']:.1f} ms, "
+        f"max {figures['max']:.1f} ms ({count} jobs, one at a time)",
+    )
 
 
 def bench_drain(database_url, workdir, name, jobs, processes=1):
@@ -207,8 +212,9 @@ def add_finished_jobs(count):
 
     from quebec.models import Job
 
-    template = Job.objects.create(queue_name="default", class_name="bench.benchapp.jobs.NoopJob", executions=1,
-                                  finished_at=timezone.now())
+    template = Job.objects.create(
+        queue_name="default", class_name="bench.benchapp.jobs.NoopJob", executions=1, finished_at=timezone.now()
+    )
     columns = [field.column for field in Job._meta.concrete_fields if not field.primary_key]
     vendor = connection.vendor
     if vendor == "postgresql":
@@ -227,8 +233,11 @@ def add_finished_jobs(count):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         template.delete()
-        cursor.execute({"postgresql": "VACUUM ANALYZE quebec_jobs", "mysql": "ANALYZE TABLE quebec_jobs",
-                        "sqlite": "ANALYZE"}[vendor])
+        cursor.execute(
+            {"postgresql": "VACUUM ANALYZE quebec_jobs", "mysql": "ANALYZE TABLE quebec_jobs", "sqlite": "ANALYZE"}[
+                vendor
+            ]
+        )
         if vendor == "mysql":
             cursor.fetchall()
     print(f"inserted {count:,} finished jobs in {time.perf_counter() - started:.1f} s", flush=True)
@@ -238,8 +247,11 @@ def run_suite(args, database_url, workdir):
     setup_django(database_url)
     from django.db import connection
 
-    print(f"== Quebec on {connection.vendor}: {args.single} single enqueues, {args.jobs} jobs per drain, "
-          f"{args.finished:,} finished rows", flush=True)
+    print(
+        f"== Quebec on {connection.vendor}: {args.single} single enqueues, {args.jobs} jobs per drain, "
+        f"{args.finished:,} finished rows",
+        flush=True,
+    )
     empty_quebec_tables()
     rate = bench_single(args.single)
     report("single", rate, f"single enqueue       {rate:8.0f} jobs/s (perform_later, one transaction each)")
@@ -256,7 +268,9 @@ def run_suite(args, database_url, workdir):
     empty_quebec_tables()
     jobs, _ = enqueue_ready(args.jobs)
     rate, _ = bench_drain(database_url, workdir, "fork", jobs, processes=FORK_PROCESSES)
-    report("drain_fork", rate, f"drain 2 processes    {rate:8.0f} jobs/s (fork mode, {FORK_PROCESSES} x {THREADS} threads)")
+    report(
+        "drain_fork", rate, f"drain 2 processes    {rate:8.0f} jobs/s (fork mode, {FORK_PROCESSES} x {THREADS} threads)"
+    )
 
     empty_quebec_tables()
     add_finished_jobs(args.finished)
@@ -272,8 +286,12 @@ def main():
     parser.add_argument("--single", type=int, default=5000, help="jobs enqueued one by one (default: 5000)")
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per bulk enqueue and drain (default: 20000)")
     parser.add_argument("--latency-jobs", type=int, default=200, help="jobs for the latency (default: 200)")
-    parser.add_argument("--finished", type=int, default=1_000_000,
-                        help="finished jobs kept in the table for the last drain (default: 1000000)")
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=1_000_000,
+        help="finished jobs kept in the table for the last drain (default: 1000000)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_"))
     try:

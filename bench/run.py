@@ -63,23 +63,34 @@ def _span(table, column, where=""):
 
 PEERS = [
     Peer(
-        key="quebec-pypi", title="quebec (PyPI, Rust engine)", distribution="quebec",
-        packages=["quebec", "psycopg[binary]"], script="quebec_pypi.py", vendors=("postgresql", "sqlite"),
+        key="quebec-pypi",
+        title="quebec (PyPI, Rust engine)",
+        distribution="quebec",
+        packages=["quebec", "psycopg[binary]"],
+        script="quebec_pypi.py",
+        vendors=("postgresql", "sqlite"),
         worker_note=f"1 process x {PEER_THREADS} threads",
         done_sql="SELECT count(finished_at) FROM solid_queue_jobs",
         span_sql=_span("solid_queue_jobs", "finished_at"),
     ),
     Peer(
-        key="django-tasks-db", title="django-tasks-db (django.tasks)", distribution="django-tasks-db",
-        packages=["django-tasks-db", "psycopg[binary]"], script="django_tasks_db_peer.py",
+        key="django-tasks-db",
+        title="django-tasks-db (django.tasks)",
+        distribution="django-tasks-db",
+        packages=["django-tasks-db", "psycopg[binary]"],
+        script="django_tasks_db_peer.py",
         vendors=("postgresql", "sqlite"),
         worker_note="1 db_worker process, 1 task at a time (it has no threads)",
         done_sql="SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE status = 'SUCCESSFUL'",
         span_sql=_span("django_tasks_database_dbtaskresult", "finished_at", "WHERE status = 'SUCCESSFUL'"),
     ),
     Peer(
-        key="pgqueuer", title="pgqueuer (asyncio)", distribution="pgqueuer",
-        packages=["pgqueuer", "asyncpg"], script="pgqueuer_peer.py", vendors=("postgresql",),
+        key="pgqueuer",
+        title="pgqueuer (asyncio)",
+        distribution="pgqueuer",
+        packages=["pgqueuer", "asyncpg"],
+        script="pgqueuer_peer.py",
+        vendors=("postgresql",),
         worker_note="1 process, asyncio, default batch of 10",
         done_sql="SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'",
         span_sql=_span("pgqueuer_log", "created", "WHERE status = 'successful'"),
@@ -116,8 +127,9 @@ def mariadb_execute(server, sql):
     from urllib.parse import urlparse
 
     parts = urlparse(server)
-    connection = MySQLdb.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-                                 password=parts.password or "")
+    connection = MySQLdb.connect(
+        host=parts.hostname, port=parts.port or 3306, user=parts.username or "root", password=parts.password or ""
+    )
     try:
         connection.cursor().execute(sql)
     finally:
@@ -142,12 +154,13 @@ def stream(command, env=None, cwd=None):
     """Run ``command``, echo its lines as they come, and return the ``RESULT`` figures."""
     results = {}
     tail = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          cwd=cwd) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    ) as process:
         for line in process.stdout:
             line = line.rstrip("\n")
             if line.startswith("RESULT "):
-                results.update(json.loads(line[len("RESULT "):]))
+                results.update(json.loads(line[len("RESULT ") :]))
             elif line.strip():
                 print(f"    {line}", flush=True)
                 tail = [*tail[-5:], line]
@@ -161,9 +174,18 @@ def stream(command, env=None, cwd=None):
 
 
 def run_quebec(vendor, url, counts):
-    command = [sys.executable, str(BENCH / "quebec_suite.py"), "--single", str(counts["single"]),
-               "--jobs", str(counts["jobs"]), "--latency-jobs", str(counts["latency_jobs"]),
-               "--finished", str(counts["finished"])]
+    command = [
+        sys.executable,
+        str(BENCH / "quebec_suite.py"),
+        "--single",
+        str(counts["single"]),
+        "--jobs",
+        str(counts["jobs"]),
+        "--latency-jobs",
+        str(counts["latency_jobs"]),
+        "--finished",
+        str(counts["finished"]),
+    ]
     if url:
         command += ["--database-url", url]
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
@@ -187,8 +209,10 @@ def install_peer(peer):
         return python
     print(f"  installing {wanted} into {home.relative_to(BENCH.parent)}", flush=True)
     shutil.rmtree(home, ignore_errors=True)
-    steps = [[sys.executable, "-m", "venv", str(home)],
-             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *peer.packages]]
+    steps = [
+        [sys.executable, "-m", "venv", str(home)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *peer.packages],
+    ]
     for step in steps:
         done = subprocess.run(step, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode:
@@ -199,8 +223,11 @@ def install_peer(peer):
 
 
 def peer_version(python, distribution):
-    done = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
-                          stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({distribution!r}))"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return done.stdout.strip() or "?"
 
 
@@ -208,12 +235,15 @@ def run_peer(peer, python, vendor, url, counts, workdir, timeout):
     """The enqueue and drain figures of one peer on one database."""
     script = str(BENCH / "peers" / peer.script)
     base = [str(python), script]
-    results = stream([*base, "enqueue", "--database-url", url, "--single", str(counts["single"]),
-                      "--jobs", str(counts["jobs"])], cwd=workdir)
+    results = stream(
+        [*base, "enqueue", "--database-url", url, "--single", str(counts["single"]), "--jobs", str(counts["jobs"])],
+        cwd=workdir,
+    )
     log_path = workdir / f"{peer.key}-{vendor}-worker.log"
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen([*base, "worker", "--database-url", url], stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=workdir)
+        worker = subprocess.Popen(
+            [*base, "worker", "--database-url", url], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+        )
     connection = connect(vendor, url)
     try:
         deadline = time.monotonic() + timeout
@@ -261,8 +291,11 @@ def run_peers(peers, vendors, counts, args, workdir):
             version = peer_version(python, peer.distribution)
         except Failed as failure:
             print(f"    {failure.args[0]}", flush=True)
-            rows += [{"peer": peer, "vendor": vendor, "error": failure.args[0]} for vendor in peer.vendors
-                     if vendor in vendors]
+            rows += [
+                {"peer": peer, "vendor": vendor, "error": failure.args[0]}
+                for vendor in peer.vendors
+                if vendor in vendors
+            ]
             continue
         for vendor in peer.vendors:
             if vendor not in vendors:
@@ -315,9 +348,16 @@ def quebec_table(rows, counts):
         latency = row.get("latency")
         latency_text = " / ".join(f"{latency[key]:.1f}" for key in ("p50", "p95", "max")) if latency else "—"
         cells = [
-            VENDOR_NAMES[vendor], number(row.get("single")), number(row.get("bulk")), number(row.get("drain")),
-            number(row.get("drain_fork")), latency_text, number(row.get("drain")), number(row.get("drain_big")),
-            ratio(row.get("drain_big"), row.get("drain")), number(row.get("rss_idle"), 1),
+            VENDOR_NAMES[vendor],
+            number(row.get("single")),
+            number(row.get("bulk")),
+            number(row.get("drain")),
+            number(row.get("drain_fork")),
+            latency_text,
+            number(row.get("drain")),
+            number(row.get("drain_big")),
+            ratio(row.get("drain_big"), row.get("drain")),
+            number(row.get("rss_idle"), 1),
             number(row.get("rss_drained"), 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -333,9 +373,11 @@ def peers_table(quebec_rows, peer_rows):
     ]
     for vendor, row in quebec_rows.items():
         if vendor in {peer_row["vendor"] for peer_row in peer_rows}:
-            lines.append(f"| Quebec (this project) | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} "
-                         f"| {number(row.get('bulk'))} | {number(row.get('drain'))} "
-                         f"| {number(row.get('rss_drained'), 1)} | 1 process x 5 threads | |")
+            lines.append(
+                f"| Quebec (this project) | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} "
+                f"| {number(row.get('bulk'))} | {number(row.get('drain'))} "
+                f"| {number(row.get('rss_drained'), 1)} | 1 process x 5 threads | |"
+            )
     for row in peer_rows:
         peer, vendor = row["peer"], row["vendor"]
         title = f"{peer.title} {row.get('version', '')}".strip()
@@ -345,15 +387,19 @@ def peers_table(quebec_rows, peer_rows):
         ours = quebec_rows.get(vendor, {})
         ratios = " / ".join(ratio(ours.get(key), row.get(key)) for key in ("single", "bulk", "drain"))
         worker = peer.worker_note + (f"; partial: {row['partial']}" if "partial" in row else "")
-        lines.append(f"| {title} | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} | {number(row.get('bulk'))} "
-                     f"| {number(row.get('drain'))} | {number(row.get('rss_drained'), 1)} | {worker} | {ratios} |")
+        lines.append(
+            f"| {title} | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} | {number(row.get('bulk'))} "
+            f"| {number(row.get('drain'))} | {number(row.get('rss_drained'), 1)} | {worker} | {ratios} |"
+        )
     return "\n".join(lines)
 
 
 def machine_note():
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average {load} "
-            f"at the end (a shared machine: compare the ratios within one run, not across runs)")
+    return (
+        f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average {load} "
+        f"at the end (a shared machine: compare the ratios within one run, not across runs)"
+    )
 
 
 # Main
@@ -361,20 +407,34 @@ def machine_note():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"fewer jobs for development: {', '.join(f'{k}={v}' for k, v in QUICK.items())}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"fewer jobs for development: {', '.join(f'{k}={v}' for k, v in QUICK.items())}",
+    )
     parser.add_argument("--single", type=int, help=f"jobs enqueued one by one (default {DEFAULTS['single']})")
     parser.add_argument("--jobs", type=int, help=f"jobs per bulk enqueue and drain (default {DEFAULTS['jobs']})")
     parser.add_argument("--latency-jobs", type=int, help=f"jobs for the latency (default {DEFAULTS['latency_jobs']})")
-    parser.add_argument("--finished", type=int,
-                        help=f"finished jobs kept for the second claim rate (default {DEFAULTS['finished']:,})")
-    parser.add_argument("--databases", default="sqlite,postgres,mariadb",
-                        help="comma-separated: sqlite, postgres, mariadb (default: all three)")
-    parser.add_argument("--peers", default=",".join(peer.key for peer in PEERS),
-                        help="comma-separated peers to compare with (default: all)")
+    parser.add_argument(
+        "--finished", type=int, help=f"finished jobs kept for the second claim rate (default {DEFAULTS['finished']:,})"
+    )
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgres,mariadb",
+        help="comma-separated: sqlite, postgres, mariadb (default: all three)",
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(peer.key for peer in PEERS),
+        help="comma-separated peers to compare with (default: all)",
+    )
     parser.add_argument("--no-peers", action="store_true", help="measure Quebec only")
-    parser.add_argument("--peer-timeout", type=int, default=900,
-                        help="seconds a peer's drain may take; past that its rate is from the jobs done (default 900)")
+    parser.add_argument(
+        "--peer-timeout",
+        type=int,
+        default=900,
+        help="seconds a peer's drain may take; past that its rate is from the jobs done (default 900)",
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     parser.add_argument("--mariadb", default="mysql://root@127.0.0.1:3306", help="MariaDB server URL")
     args = parser.parse_args()
@@ -395,8 +455,11 @@ def main():
     peers = [peer for peer in PEERS if peer.key in peer_keys]
 
     started = time.monotonic()
-    print(f"Counts: {counts['single']:,} single enqueues, {counts['jobs']:,} jobs per bulk enqueue and drain, "
-          f"{counts['latency_jobs']} latency jobs, {counts['finished']:,} finished rows", flush=True)
+    print(
+        f"Counts: {counts['single']:,} single enqueues, {counts['jobs']:,} jobs per bulk enqueue and drain, "
+        f"{counts['latency_jobs']} latency jobs, {counts['finished']:,} finished rows",
+        flush=True,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_run_"))
     quebec_rows = {}
     try:

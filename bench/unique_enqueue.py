@@ -68,8 +68,10 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     plain, unique = max(rates["plain"]), max(rates["unique"])
-    print(f"Bulk enqueue of {args.jobs} jobs on {connection.vendor}, calls of {args.chunk or args.jobs}, "
-          f"best of {args.rounds}:")
+    print(
+        f"Bulk enqueue of {args.jobs} jobs on {connection.vendor}, calls of {args.chunk or args.jobs}, "
+        f"best of {args.rounds}:"
+    )
     rounds = {phase: ", ".join(f"{rate:.0f}" for rate in phase_rates) for phase, phase_rates in rates.items()}
     print(f"  without a unique key     {plain:8.0f} jobs/s   (rounds: {rounds['plain']})")
     print(f"  unique, every key free   {unique:8.0f} jobs/s   (rounds: {rounds['unique']})")

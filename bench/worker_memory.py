@@ -29,7 +29,11 @@ def breakdown(pid):
     except OSError:
         return ""
     kinds = dict(line.split(":", 1) for line in lines if line.startswith(("RssAnon", "RssFile", "RssShmem")))
-    return "  (" + ", ".join(f"{kind[3:].lower()} {int(value.split()[0]) / 1024:.1f}" for kind, value in kinds.items()) + ")"
+    return (
+        "  ("
+        + ", ".join(f"{kind[3:].lower()} {int(value.split()[0]) / 1024:.1f}" for kind, value in kinds.items())
+        + ")"
+    )
 
 
 def main():
@@ -51,8 +55,10 @@ def main():
             jobs, _ = enqueue_ready(args.jobs)
             wait_until_finished(worker, jobs)
             time.sleep(1)  # the last batch recorded, the threads idle again
-            print(f"after {round_number * args.jobs:>9,} jobs   {worker.rss():6.1f} MiB{breakdown(worker.popen.pid)}",
-                  flush=True)
+            print(
+                f"after {round_number * args.jobs:>9,} jobs   {worker.rss():6.1f} MiB{breakdown(worker.popen.pid)}",
+                flush=True,
+            )
         exit_code = worker.stop()
     finally:
         worker.kill()

@@ -22,15 +22,29 @@ def parser():
         description="Run Quebec's workers, dispatcher and scheduler for the jobs in PACKAGE(s). "
         "The database is DATABASE_URL or QUEBEC_DATABASE_URL; settings come from QUEBEC_* variables.",
     )
-    parser.add_argument("packages", nargs="+", metavar="PACKAGE",
-                        help="dotted package(s) whose job classes to run, e.g. 'jobs' or 'app.jobs'")
-    parser.add_argument("--only", default=os.environ.get("QUEBEC_SPAWN", ",".join(COMPONENTS)),
-                        help=f"comma-separated components to run (default: {','.join(COMPONENTS)})")
-    parser.add_argument("--control-plane", default=os.environ.get("QUEBEC_CONTROL_PLANE"), metavar="HOST:PORT",
-                        help="also serve the dashboard here (default: QUEBEC_CONTROL_PLANE)")
-    parser.add_argument("--create-tables", action="store_true",
-                        default=os.environ.get("QUEBEC_CREATE_TABLES", "").lower() in ("1", "true", "yes", "on"),
-                        help="run Quebec's migrations first (default: QUEBEC_CREATE_TABLES; SQLite always gets them)")
+    parser.add_argument(
+        "packages",
+        nargs="+",
+        metavar="PACKAGE",
+        help="dotted package(s) whose job classes to run, e.g. 'jobs' or 'app.jobs'",
+    )
+    parser.add_argument(
+        "--only",
+        default=os.environ.get("QUEBEC_SPAWN", ",".join(COMPONENTS)),
+        help=f"comma-separated components to run (default: {','.join(COMPONENTS)})",
+    )
+    parser.add_argument(
+        "--control-plane",
+        default=os.environ.get("QUEBEC_CONTROL_PLANE"),
+        metavar="HOST:PORT",
+        help="also serve the dashboard here (default: QUEBEC_CONTROL_PLANE)",
+    )
+    parser.add_argument(
+        "--create-tables",
+        action="store_true",
+        default=os.environ.get("QUEBEC_CREATE_TABLES", "").lower() in ("1", "true", "yes", "on"),
+        help="run Quebec's migrations first (default: QUEBEC_CREATE_TABLES; SQLite always gets them)",
+    )
     return parser
 
 

@@ -72,8 +72,17 @@ FILTERS = (lists.ClassNameFilter, lists.QueueFilter)
 
 @admin.register(models.Job)
 class JobAdmin(JobListAdmin):
-    list_display = ("job_link", "class_name", "queue_name", "priority", "status_label", "executions",
-                    "created_at", "finished_at", "arguments_preview")
+    list_display = (
+        "job_link",
+        "class_name",
+        "queue_name",
+        "priority",
+        "status_label",
+        "executions",
+        "created_at",
+        "finished_at",
+        "arguments_preview",
+    )
     list_filter = (lists.StatusFilter, *FILTERS, lists.UniqueKeyFilter, "finished_at", "created_at")
     job_fields = {"class_name": "class_name", "queue_name": "queue_name"}
     uuid_field = "active_job_id"
@@ -89,7 +98,11 @@ class JobAdmin(JobListAdmin):
 
     def get_list_title(self, request):
         status = request.GET.get("status")
-        return _("%(status)s jobs") % {"status": lists.STATUS_LABELS[status]} if status in lists.STATUS_LABELS else _("Jobs")
+        return (
+            _("%(status)s jobs") % {"status": lists.STATUS_LABELS[status]}
+            if status in lists.STATUS_LABELS
+            else _("Jobs")
+        )
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -97,8 +110,11 @@ class JobAdmin(JobListAdmin):
             path("live/", wrap(views.live), name="quebec_live"),
             path("throughput/", wrap(views.throughput), name="quebec_throughput"),
             path("<int:object_id>/arguments.json", wrap(self.arguments_view), name="quebec_job_arguments"),
-            re_path(rf"^(?P<object_id>\d+)/(?P<action>{'|'.join(views.JOB_ACTIONS)})/$", wrap(views.job_action),
-                    name="quebec_job_action"),
+            re_path(
+                rf"^(?P<object_id>\d+)/(?P<action>{'|'.join(views.JOB_ACTIONS)})/$",
+                wrap(views.job_action),
+                name="quebec_job_action",
+            ),
             *super().get_urls(),
         ]
 
@@ -154,8 +170,15 @@ class ScheduledExecutionAdmin(JobListAdmin):
 class ClaimedExecutionAdmin(JobListAdmin):
     tab = "claimed"
     list_title = _("Jobs in progress")
-    list_display = ("job_link", "job_class", "job_queue", "process_name", "created_at", "job_progress",
-                    "arguments_preview")
+    list_display = (
+        "job_link",
+        "job_class",
+        "job_queue",
+        "process_name",
+        "created_at",
+        "job_progress",
+        "arguments_preview",
+    )
     list_filter = (*FILTERS,)
     list_select_related = ("job", "process")
     ordering = ("created_at", "pk")
@@ -167,15 +190,20 @@ class ClaimedExecutionAdmin(JobListAdmin):
             return "-"
         if reported.percent is None:
             return str(reported.done)
-        return format_html('<progress max="100" value="{}">{}%</progress> {}%', reported.percent, reported.percent,
-                           reported.percent)
+        return format_html(
+            '<progress max="100" value="{}">{}%</progress> {}%', reported.percent, reported.percent, reported.percent
+        )
 
     @admin.display(description=_("process"))
     def process_name(self, obj):
         process = obj.process
         if process is None:
             return _("gone")
-        return _("%(name)s (%(host)s, pid %(pid)s)") % {"name": process.name, "host": process.hostname, "pid": process.pid}
+        return _("%(name)s (%(host)s, pid %(pid)s)") % {
+            "name": process.name,
+            "host": process.hostname,
+            "pid": process.pid,
+        }
 
 
 @admin.register(models.BlockedExecution)
@@ -202,12 +230,11 @@ class BlockedExecutionAdmin(JobListAdmin):
 class FailedExecutionAdmin(JobListAdmin):
     tab = "failed"
     list_title = _("Failed jobs")
-    list_display = ("job_link", "job_class", "job_queue", "exception_class", "short_message", "attempt",
-                    "failed_at")
+    list_display = ("job_link", "job_class", "job_queue", "exception_class", "short_message", "attempt", "failed_at")
     list_filter = (*FILTERS, "created_at")
     list_select_related = ("job",)
     text_fields = ("job__arguments", "exception_class", "message")
-    search_help_text = _('A job id, an active job id (UUID), or text in the arguments or the error.')
+    search_help_text = _("A job id, an active job id (UUID), or text in the arguments or the error.")
     ordering = ("-created_at", "-pk")
     actions = ("retry", "discard")
 

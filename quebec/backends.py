@@ -175,8 +175,9 @@ def _finished(result: "TaskResult[..., Any]", value: object = None, error: BaseE
     else:
         object.__setattr__(result, "status", TaskResultStatus.FAILED)
         described = describe_error(error)
-        result.errors.append(TaskError(exception_class_path=described["exception_class"],
-                                       traceback=described["backtrace"]))
+        result.errors.append(
+            TaskError(exception_class_path=described["exception_class"], traceback=described["backtrace"])
+        )
     task_finished.send(sender=type(result.task.get_backend()), task_result=result)
 
 
@@ -194,9 +195,19 @@ def job_class_for(task: "Task[..., Any]") -> type[TaskJob]:
     for name in ("retry_on", "discard_on", "rescue_from"):
         if options.get(name):
             attributes[name] = list(options[name])
-    for name in ("timeout", "concurrency_limit", "concurrency_duration", "concurrency_on_conflict",
-                 "rate_limit_max", "rate_limit_duration", "rate_limit_on_throttle", "exclusive",
-                 "unique_until", "unique_for", "unique_on_conflict"):
+    for name in (
+        "timeout",
+        "concurrency_limit",
+        "concurrency_duration",
+        "concurrency_on_conflict",
+        "rate_limit_max",
+        "rate_limit_duration",
+        "rate_limit_on_throttle",
+        "exclusive",
+        "unique_until",
+        "unique_for",
+        "unique_on_conflict",
+    ):
         if options.get(name) is not None:
             attributes[name] = options[name]
     for name in ("concurrency_key", "rate_limit_key", "unique_key"):
@@ -220,8 +231,11 @@ def _quebec_options(task: "Task[..., Any]") -> dict[str, Any]:
     if not isinstance(task, QuebecTask):
         return {}
     django_fields = {field.name for field in dataclasses.fields(Task)}
-    return {field.name: getattr(task, field.name) for field in dataclasses.fields(QuebecTask)
-            if field.name not in django_fields}
+    return {
+        field.name: getattr(task, field.name)
+        for field in dataclasses.fields(QuebecTask)
+        if field.name not in django_fields
+    }
 
 
 def _key_method(key: object) -> Callable[..., object]:
@@ -283,8 +297,20 @@ class QuebecBackend(BaseTaskBackend):
             pk = int(result_id)
         except (TypeError, ValueError):
             raise TaskResultDoesNotExist(result_id) from None
-        fields = ("class_name", "queue_name", "priority", "arguments", "attempts", "return_value", "created_at",
-                  "scheduled_at", "finished_at", "discarded_at", "status", "progress")
+        fields = (
+            "class_name",
+            "queue_name",
+            "priority",
+            "arguments",
+            "attempts",
+            "return_value",
+            "created_at",
+            "scheduled_at",
+            "finished_at",
+            "discarded_at",
+            "status",
+            "progress",
+        )
         row = Job.objects.using(self.using).with_status().filter(pk=pk).values(*fields).first()
         if row is None:
             raise TaskResultDoesNotExist(result_id)
@@ -313,9 +339,11 @@ class QuebecBackend(BaseTaskBackend):
             kwargs=kwargs,
             backend=self.alias,
             errors=[
-                TaskError(exception_class_path=attempt["error"]["exception_class"],
-                          traceback=attempt["error"]["backtrace"])
-                for attempt in attempts if "error" in attempt
+                TaskError(
+                    exception_class_path=attempt["error"]["exception_class"], traceback=attempt["error"]["backtrace"]
+                )
+                for attempt in attempts
+                if "error" in attempt
             ],
             worker_ids=worker_ids,
         )
@@ -352,18 +380,29 @@ class QuebecBackend(BaseTaskBackend):
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         messages: list[checks.CheckMessage] = []
         if not apps.is_installed("quebec"):
-            messages.append(checks.Error(
-                f"TASKS[{self.alias!r}] uses quebec.backends.QuebecBackend, but 'quebec' is not in INSTALLED_APPS",
-                hint="Add 'quebec' to INSTALLED_APPS and run migrate.", id="quebec.E003"))
+            messages.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] uses quebec.backends.QuebecBackend, but 'quebec' is not in INSTALLED_APPS",
+                    hint="Add 'quebec' to INSTALLED_APPS and run migrate.",
+                    id="quebec.E003",
+                )
+            )
         unknown = sorted(set(self.options) - set(OPTIONS))
         if unknown:
-            messages.append(checks.Error(
-                f"TASKS[{self.alias!r}]['OPTIONS'] has unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"QuebecBackend takes {', '.join(map(repr, OPTIONS))}", id="quebec.E004"))
+            messages.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}]['OPTIONS'] has unknown key(s) {', '.join(map(repr, unknown))}; "
+                    f"QuebecBackend takes {', '.join(map(repr, OPTIONS))}",
+                    id="quebec.E004",
+                )
+            )
         if self.using not in settings.DATABASES:
-            messages.append(checks.Error(
-                f"TASKS[{self.alias!r}]['OPTIONS']['database'] is {self.using!r}, which is not in DATABASES",
-                id="quebec.E004"))
+            messages.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}]['OPTIONS']['database'] is {self.using!r}, which is not in DATABASES",
+                    id="quebec.E004",
+                )
+            )
         messages += self._check_queues()
         return messages
 
@@ -372,24 +411,38 @@ class QuebecBackend(BaseTaskBackend):
 
         bad = [q for q in self.queues if not isinstance(q, str) or not q or len(q) > MAX_QUEUE_NAME]
         if bad:
-            return [checks.Error(
-                f"TASKS[{self.alias!r}]['QUEUES'] has invalid queue name(s) {bad!r}: each must be a non-empty "
-                f"string of at most {MAX_QUEUE_NAME} characters", id="quebec.E005")]
+            return [
+                checks.Error(
+                    f"TASKS[{self.alias!r}]['QUEUES'] has invalid queue name(s) {bad!r}: each must be a non-empty "
+                    f"string of at most {MAX_QUEUE_NAME} characters",
+                    id="quebec.E005",
+                )
+            ]
         try:
             settings_ = conf.get()
         except conf.ConfigError:
             return []  # reported by quebec.E001
         messages: list[checks.CheckMessage] = []
         selectors = [selector for worker in settings_.workers for selector in worker.queues]
-        unserved = sorted(q for q in self.queues if not any(queue_selectors.matches(selector, q) for selector in selectors))
+        unserved = sorted(
+            q for q in self.queues if not any(queue_selectors.matches(selector, q) for selector in selectors)
+        )
         if unserved:
-            messages.append(checks.Warning(
-                f"TASKS[{self.alias!r}]['QUEUES'] has queue(s) no configured worker reads: {', '.join(unserved)}",
-                hint="Add them to a worker's queues in QUEBEC / queue.yml, or use '*'.", id="quebec.W002"))
+            messages.append(
+                checks.Warning(
+                    f"TASKS[{self.alias!r}]['QUEUES'] has queue(s) no configured worker reads: {', '.join(unserved)}",
+                    hint="Add them to a worker's queues in QUEBEC / queue.yml, or use '*'.",
+                    id="quebec.W002",
+                )
+            )
         if not settings_.preserve_finished_jobs:
-            messages.append(checks.Warning(
-                "preserve_finished_jobs is off, so a task's row is deleted when it succeeds and get_result() "
-                "cannot find it afterwards", id="quebec.W003"))
+            messages.append(
+                checks.Warning(
+                    "preserve_finished_jobs is off, so a task's row is deleted when it succeeds and get_result() "
+                    "cannot find it afterwards",
+                    id="quebec.W003",
+                )
+            )
         return messages
 
 

@@ -258,11 +258,17 @@ def _check_limits(cls: type[BaseClass]) -> None:
     """Refuse, at class definition, limits that cannot work."""
     name = cls.__qualname__
     if cls.concurrency_limit is not None:
-        if isinstance(cls.concurrency_limit, bool) or not isinstance(cls.concurrency_limit, int) or cls.concurrency_limit < 1:
+        if (
+            isinstance(cls.concurrency_limit, bool)
+            or not isinstance(cls.concurrency_limit, int)
+            or cls.concurrency_limit < 1
+        ):
             raise TypeError(f"{name}.concurrency_limit must be a positive integer, got {cls.concurrency_limit!r}")
         if cls.concurrency_key is BaseClass.concurrency_key:
-            raise TypeError(f"{name} sets concurrency_limit but no concurrency_key(self, *args, **kwargs); "
-                            "define it to say which jobs share the limit")
+            raise TypeError(
+                f"{name} sets concurrency_limit but no concurrency_key(self, *args, **kwargs); "
+                "define it to say which jobs share the limit"
+            )
     if not isinstance(cls.concurrency_on_conflict, ConcurrencyConflict):
         raise TypeError(f"{name}.concurrency_on_conflict must be quebec.ConcurrencyConflict.Block or .Discard")
     if not isinstance(cls.rate_limit_on_throttle, RateLimitConflict):
@@ -274,5 +280,6 @@ def _check_limits(cls: type[BaseClass]) -> None:
             raise TypeError(f"{name}.rate_limit_max must be a positive integer, got {cls.rate_limit_max!r}")
         duration = cls.rate_limit_duration
         if not isinstance(duration, timedelta) or duration < timedelta(seconds=1):
-            raise TypeError(f"{name}.rate_limit_duration must be a datetime.timedelta of at least one second, "
-                            f"got {duration!r}")
+            raise TypeError(
+                f"{name}.rate_limit_duration must be a datetime.timedelta of at least one second, got {duration!r}"
+            )

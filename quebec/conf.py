@@ -336,8 +336,11 @@ def _override_worker_fields(values: dict[str, Any], origins: dict[str, str], ove
             f"but workers ({origins['workers']}) has {len(workers)}: set queues in each workers entry instead"
         )
     for entry in workers:
-        for flat, field in (("worker_threads", "threads"), ("worker_polling_interval", "polling_interval"),
-                            ("queues", "queues")):
+        for flat, field in (
+            ("worker_threads", "threads"),
+            ("worker_polling_interval", "polling_interval"),
+            ("queues", "queues"),
+        ):
             if flat in overridden:
                 entry.pop(field, None)
 
@@ -357,8 +360,9 @@ def load(config_file: str | os.PathLike[str] | None = None, command_line: dict[s
         document, source = read_yaml_section(path, is_flat_config)
         _merge_settings(values, origins, document, source)
     overridden = set()
-    sources = [(name, value, f"environment variable QUEBEC_{name.upper()}") for name, value in
-               _environment_settings().items()]
+    sources = [
+        (name, value, f"environment variable QUEBEC_{name.upper()}") for name, value in _environment_settings().items()
+    ]
     sources += [(name, value, f"quebec_run --{name}") for name, value in (command_line or {}).items()]
     for name, value, source in sources:
         key = ALIASES.get(name, name)

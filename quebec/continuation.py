@@ -50,8 +50,10 @@ class Step:
         """Move the cursor one past ``from_`` (default: the cursor), then checkpoint."""
         value = self.cursor if from_ is None else from_
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidStepError(f"step {self.name!r} cannot advance from {value!r}: advance() counts integers; "
-                                   "give the step a start=0, or use set(value)")
+            raise InvalidStepError(
+                f"step {self.name!r} cannot advance from {value!r}: advance() counts integers; "
+                "give the step a start=0, or use set(value)"
+            )
         self.set(value + 1)
 
     def set(self, value: Any) -> None:
@@ -73,7 +75,9 @@ class Continuation:
     def __init__(self, stored: dict[str, Any] | None) -> None:
         stored = stored or {}
         self.completed: list[str] = list(stored.get("completed", []))
-        self.resume_from: list[Any] | None = stored.get("current")  # [name, cursor] of the step an earlier run stopped in
+        self.resume_from: list[Any] | None = stored.get(
+            "current"
+        )  # [name, cursor] of the step an earlier run stopped in
         self.started = bool(self.completed or self.resume_from)
         self.resumptions: int = stored.get("resumptions", 0) + (1 if self.started else 0)
         self.current: list[Any] | None = self.resume_from
@@ -141,12 +145,16 @@ class Continuation:
         if name in self.completed:
             return
         if self.resume_from is not None and self.resume_from[0] != name and self.resume_from[0] not in self.encountered:
-            raise InvalidStepError(f"step {name!r} found where the job was to resume from step {self.resume_from[0]!r}; "
-                                   "were the steps reordered or renamed?")
+            raise InvalidStepError(
+                f"step {name!r} found where the job was to resume from step {self.resume_from[0]!r}; "
+                "were the steps reordered or renamed?"
+            )
         skipped = [done for done in self.completed if done not in self.encountered]
         if skipped:
-            raise InvalidStepError(f"step {name!r} found before step {skipped[0]!r}, which an earlier run completed; "
-                                   "were the steps reordered or renamed?")
+            raise InvalidStepError(
+                f"step {name!r} found before step {skipped[0]!r}, which an earlier run completed; "
+                "were the steps reordered or renamed?"
+            )
 
 
 class Continuable:
@@ -155,7 +163,9 @@ class Continuable:
 
     max_resumptions: ClassVar[int] = 25
     resume_errors_after_advancing: ClassVar[bool] = True
-    steps: ClassVar[list[str] | tuple[str, ...] | None] = None  # optional: the step names in order, for the dashboard's "steps to come"
+    steps: ClassVar[list[str] | tuple[str, ...] | None] = (
+        None  # optional: the step names in order, for the dashboard's "steps to come"
+    )
 
     _continuation: Continuation | None
 
@@ -281,8 +291,9 @@ def outcome_after(job: "BaseClass", error: BaseException) -> Outcome | None:
     if continuation.resumptions >= job.max_resumptions:
         from quebec.execution import handle_error
 
-        limit = ResumeLimitError(f"{type(job).__qualname__} was resumed {continuation.resumptions} times, "
-                                 f"its max_resumptions")
+        limit = ResumeLimitError(
+            f"{type(job).__qualname__} was resumed {continuation.resumptions} times, its max_resumptions"
+        )
         limit.__cause__ = recorded
         outcome: Outcome = handle_error(job, limit)
         return outcome

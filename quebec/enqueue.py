@@ -347,8 +347,11 @@ def _duplicate(pending: "PendingJob", handle: JobHandle, holder: "Job | None", t
     if job_class.unique_on_conflict == UniqueConflict.Raise:
         key = pending.job.stored_unique_key
         where = f"job #{holder.pk}" if holder is not None else "an earlier job of the same call"
-        raise DuplicateJob(f"{job_class.__qualname__}: unique key {key!r} is held by {where}",
-                           key=key, job_id=getattr(holder, "pk", None))
+        raise DuplicateJob(
+            f"{job_class.__qualname__}: unique key {key!r} is held by {where}",
+            key=key,
+            job_id=getattr(holder, "pk", None),
+        )
     handle.duplicate = True
     handle._job, handle._twin = holder, twin
 

@@ -45,8 +45,9 @@ def run_stored(job, quebec):
     try:
         throttled = rate_limit_delay(instance, args, kwargs, quebec.using)
     except DatabaseError as error:  # e.g. a deadlock victim: try the job again shortly
-        return instance, Outcome(RESCHEDULED, retry_at=timezone.now() + timedelta(seconds=1),
-                                 reason=f"rate limit check failed: {error}")
+        return instance, Outcome(
+            RESCHEDULED, retry_at=timezone.now() + timedelta(seconds=1), reason=f"rate limit check failed: {error}"
+        )
     except Exception as error:
         return instance, handle_error(instance, error)
     if throttled is not None:
@@ -139,9 +140,7 @@ async def _await_with_timeout(job, args, kwargs, timeout):
     try:
         return await asyncio.wait_for(job.perform(*args, **kwargs), timeout)
     except TimeoutError:
-        raise JobTimeoutError(
-            f"{type(job).__qualname__} was cancelled after its timeout of {timeout:g}s"
-        ) from None
+        raise JobTimeoutError(f"{type(job).__qualname__} was cancelled after its timeout of {timeout:g}s") from None
 
 
 def _timeout_seconds(job):

@@ -42,12 +42,20 @@ def remove_process(process, error, settings, quebec):
         # Locking the row makes one pruner own this process; others skip it.
         if not Process.objects.using(quebec.using).filter(pk=process.pk).select_for_update(skip_locked=True).exists():
             return False
-        handled = handle_claims(ClaimedExecution.objects.using(quebec.using).filter(process_id=process.pk),
-                                error, settings, quebec)
+        handled = handle_claims(
+            ClaimedExecution.objects.using(quebec.using).filter(process_id=process.pk), error, settings, quebec
+        )
         Process.objects.using(quebec.using).filter(pk=process.pk).delete()
         events.publish(events.PROCESS_PRUNED, quebec.using, process=process, error=error)
-    logger.warning("Removed %s %s (pid %s): %s; %d job(s) %s", process.kind, process.name, process.pid, error,
-                   handled, "released" if settings.on_process_death == "release" else "handled as failed")
+    logger.warning(
+        "Removed %s %s (pid %s): %s; %d job(s) %s",
+        process.kind,
+        process.name,
+        process.pid,
+        error,
+        handled,
+        "released" if settings.on_process_death == "release" else "handled as failed",
+    )
     return True
 
 
@@ -56,8 +64,9 @@ def handle_orphaned_claims(settings, quebec):
     live = Process.objects.using(quebec.using).values("pk")
     orphans = ClaimedExecution.objects.using(quebec.using).exclude(process_id__in=live)
     orphans = orphans | ClaimedExecution.objects.using(quebec.using).filter(process_id__isnull=True)
-    return handle_claims(orphans, ProcessExitError("the process that claimed this job no longer exists"),
-                         settings, quebec)
+    return handle_claims(
+        orphans, ProcessExitError("the process that claimed this job no longer exists"), settings, quebec
+    )
 
 
 def handle_claims(claims, error, settings, quebec):

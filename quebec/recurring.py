@@ -147,7 +147,9 @@ def _import(path: str, what: str) -> Any:
     try:
         return import_string(path)
     except (ImportError, TypeError):
-        raise ValueError(f"{what} {path!r} cannot be imported (use a dotted path like 'myapp.jobs.CleanupJob')") from None
+        raise ValueError(
+            f"{what} {path!r} cannot be imported (use a dotted path like 'myapp.jobs.CleanupJob')"
+        ) from None
 
 
 def load_static_tasks(config: "Config") -> dict[str, dict[str, Any]]:
@@ -201,7 +203,9 @@ def enqueue_run(task: "RecurringTask", run_at: datetime) -> "RecurringExecution 
         with write_transaction(using):
             # The unique (task_key, run_at) row is taken first: a second scheduler fails here
             # and its whole transaction, job included, rolls back.
-            execution: RecurringExecution = RecurringExecution.objects.using(using).create(task_key=task.key, run_at=run_at)
+            execution: RecurringExecution = RecurringExecution.objects.using(using).create(
+                task_key=task.key, run_at=run_at
+            )
             [handle] = enqueue_now([pending], using)
             if handle.id is not None:
                 execution.job_id = handle.id
@@ -246,8 +250,15 @@ def schedule_recurring_task(
     """
     from quebec.models import RecurringTask
 
-    entry: dict[str, Any] = {"schedule": schedule, "args": list(args), "kwargs": kwargs or {}, "queue": queue, "priority": priority,
-             "description": description, "catch_up": catch_up}
+    entry: dict[str, Any] = {
+        "schedule": schedule,
+        "args": list(args),
+        "kwargs": kwargs or {},
+        "queue": queue,
+        "priority": priority,
+        "description": description,
+        "catch_up": catch_up,
+    }
     entry.update({"class": job_class} if job_class is not None else {"command": command} if command else {})
     try:
         fields = task_fields(key, entry, static=False)

@@ -130,8 +130,7 @@ def _every_n(count, unit):
     if count < 1 or count >= size or size % count:
         choices = ", ".join(str(n) for n in range(1, size) if size % n == 0)
         raise ScheduleError(
-            f"'every {count} {unit}s' does not divide {PARENT[unit]} evenly; use one of {choices}, "
-            "or a cron expression"
+            f"'every {count} {unit}s' does not divide {PARENT[unit]} evenly; use one of {choices}, or a cron expression"
         )
     step = "*" if count == 1 else f"*/{count}"
     return {"second": f"{step} * * * * *", "minute": f"{step} * * * *", "hour": f"0 {step} * * *"}[unit]

@@ -117,8 +117,16 @@ CODECS = {
         lambda value, path: value.isoformat(),
         lambda value, path: datetime.datetime.fromisoformat(value),
     ),
-    "date": (datetime.date, lambda value, path: value.isoformat(), lambda value, path: datetime.date.fromisoformat(value)),
-    "time": (datetime.time, lambda value, path: value.isoformat(), lambda value, path: datetime.time.fromisoformat(value)),
+    "date": (
+        datetime.date,
+        lambda value, path: value.isoformat(),
+        lambda value, path: datetime.date.fromisoformat(value),
+    ),
+    "time": (
+        datetime.time,
+        lambda value, path: value.isoformat(),
+        lambda value, path: datetime.time.fromisoformat(value),
+    ),
     "timedelta": (datetime.timedelta, _encode_timedelta, _decode_timedelta),
     "decimal": (decimal.Decimal, lambda value, path: str(value), lambda value, path: decimal.Decimal(value)),
     "uuid": (uuid.UUID, lambda value, path: str(value), lambda value, path: uuid.UUID(value)),

@@ -17,9 +17,21 @@ PREFIX = "QUEBEC_"
 # QUEBEC_* variables read outside the settings: by Quebec itself, by ``python -m quebec`` and
 # its dashboard, and by the scripts of a source checkout (QUEBEC_TEST_* by its test runner).
 OTHER_VARIABLES = (
-    "ENV", "CONFIG", "RECURRING_SCHEDULE", "SUPERVISOR", "DATABASE_URL", "SPAWN", "CONTROL_PLANE",
-    "CREATE_TABLES", "SECRET_KEY", "ALLOWED_HOSTS", "DASHBOARD_USER", "DASHBOARD_PASSWORD",
-    "PYTHON", "VENV", "DEMO_ADDRESS",
+    "ENV",
+    "CONFIG",
+    "RECURRING_SCHEDULE",
+    "SUPERVISOR",
+    "DATABASE_URL",
+    "SPAWN",
+    "CONTROL_PLANE",
+    "CREATE_TABLES",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DASHBOARD_USER",
+    "DASHBOARD_PASSWORD",
+    "PYTHON",
+    "VENV",
+    "DEMO_ADDRESS",
 )
 TEST_PREFIX = "QUEBEC_TEST_"
 

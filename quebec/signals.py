@@ -40,8 +40,11 @@ process_pruned = Signal()
 def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
     for receiver, response in signal.send_robust(sender, **kwargs):
         if isinstance(response, Exception):
-            logger.error("A receiver of a Quebec signal failed: %r", receiver,
-                         exc_info=(type(response), response, response.__traceback__))
+            logger.error(
+                "A receiver of a Quebec signal failed: %r",
+                receiver,
+                exc_info=(type(response), response, response.__traceback__),
+            )
 
 
 def _job_model(job: Any) -> type:
@@ -62,8 +65,15 @@ def _for_runs(signal: Signal) -> Callable[..., None]:
         if signal.receivers:
             for run in runs:
                 extra = {"retry_at": run.outcome.retry_at} if signal is job_retried else {}
-                _send(signal, _job_model(run.job), job=run.job, error=run.outcome.error, result=run.outcome.result,
-                      elapsed=run.elapsed, **extra)
+                _send(
+                    signal,
+                    _job_model(run.job),
+                    job=run.job,
+                    error=run.outcome.error,
+                    result=run.outcome.result,
+                    elapsed=run.elapsed,
+                    **extra,
+                )
 
     return subscriber
 

@@ -21,8 +21,16 @@ logger = logging.getLogger("quebec.dashboard")
 # from URLs written for the original Quebec) are dropped.
 DRIVER_PARAMETERS = {
     "sqlite": {"timeout"},
-    "postgres": {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
-                 "options", "target_session_attrs"},
+    "postgres": {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "connect_timeout",
+        "application_name",
+        "options",
+        "target_session_attrs",
+    },
     "mysql": {"ssl", "ssl-ca", "charset", "connect_timeout", "init_command"},
 }
 
@@ -40,8 +48,12 @@ INSTALLED_APPS = [
 # Django's own checks, as a new project has them: they apply to QUEBEC_DASHBOARD_PASSWORD.
 PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}
-    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
-                 "NumericPasswordValidator")
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
 ]
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 WILDCARD_ADDRESSES = ("0.0.0.0", "::")
@@ -68,8 +80,14 @@ def database_settings(url):
 
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
-    family = {"sqlite": "sqlite", "postgres": "postgres", "postgresql": "postgres", "pgsql": "postgres",
-              "mysql": "mysql", "mariadb": "mysql"}.get(scheme)
+    family = {
+        "sqlite": "sqlite",
+        "postgres": "postgres",
+        "postgresql": "postgres",
+        "pgsql": "postgres",
+        "mysql": "mysql",
+        "mariadb": "mysql",
+    }.get(scheme)
     if family is None:
         raise ImproperlyConfigured(f"unsupported database URL {url!r}: use sqlite://, postgresql:// or mysql://")
     if family == "sqlite" and parts.netloc and parts.netloc != ":memory:":
@@ -122,15 +140,19 @@ def configure(url, quebec_settings):
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
         ],
         ROOT_URLCONF="quebec.standalone_urls",
-        TEMPLATES=[{
-            "BACKEND": "django.template.backends.django.DjangoTemplates",
-            "APP_DIRS": True,
-            "OPTIONS": {"context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]},
-        }],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
         STATIC_URL="/static/",
         AUTH_PASSWORD_VALIDATORS=PASSWORD_VALIDATORS,
         USE_TZ=True,
@@ -173,8 +195,12 @@ def hosts_for(host):
     if host in WILDCARD_ADDRESSES:
         import psutil
 
-        addresses = [address.address.split("%")[0] for entries in psutil.net_if_addrs().values()
-                     for address in entries if address.family in (socket.AF_INET, socket.AF_INET6)]
+        addresses = [
+            address.address.split("%")[0]
+            for entries in psutil.net_if_addrs().values()
+            for address in entries
+            if address.family in (socket.AF_INET, socket.AF_INET6)
+        ]
         names = [*LOOPBACK_HOSTS, socket.gethostname(), socket.getfqdn(), *addresses]
     elif host == "localhost" or _is_loopback(host):
         names = [*LOOPBACK_HOSTS, host]
@@ -198,8 +224,9 @@ def allow_hosts_for(host):
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = hosts_for(host)
-    logger.info("Dashboard accepts the hosts %s; set QUEBEC_ALLOWED_HOSTS for others",
-                ", ".join(settings.ALLOWED_HOSTS))
+    logger.info(
+        "Dashboard accepts the hosts %s; set QUEBEC_ALLOWED_HOSTS for others", ", ".join(settings.ALLOWED_HOSTS)
+    )
 
 
 def ensure_dashboard_user():

@@ -117,7 +117,11 @@ class RescueStrategy(Strategy):
 
 def check_strategies(job_class: "type[BaseClass]") -> None:
     """Refuse, at class definition, strategy lists of the wrong shape."""
-    for attribute, kind in (("retry_on", RetryStrategy), ("discard_on", DiscardStrategy), ("rescue_from", RescueStrategy)):
+    for attribute, kind in (
+        ("retry_on", RetryStrategy),
+        ("discard_on", DiscardStrategy),
+        ("rescue_from", RescueStrategy),
+    ):
         value = getattr(job_class, attribute)
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, kind) for item in value):
             raise TypeError(

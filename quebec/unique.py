@@ -49,8 +49,10 @@ def check_unique(cls: "type[BaseClass]") -> None:
     name = cls.__qualname__
     if cls.unique_until is None:
         if cls.unique_key is not BaseClass.unique_key or cls.unique_for is not None:
-            raise TypeError(f"{name} defines unique_key or unique_for but no unique_until; "
-                            "set unique_until = 'finished' or 'started' to make it unique")
+            raise TypeError(
+                f"{name} defines unique_key or unique_for but no unique_until; "
+                "set unique_until = 'finished' or 'started' to make it unique"
+            )
         return
     if cls.unique_until not in UNTIL:
         raise TypeError(f"{name}.unique_until must be 'finished' or 'started', got {cls.unique_until!r}")

@@ -178,7 +178,6 @@ def start(settings, transactional_db):
         component.join(10)
 
 
-
 def finished(*handles):
     """True once every job has come to rest (finished, failed or discarded)."""
     return all(handle.status in ("finished", "failed", "discarded") for handle in handles)

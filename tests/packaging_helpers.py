@@ -22,14 +22,19 @@ class GreetJob(quebec.BaseClass):
 def clean_environment(**extra):
     """This environment without what points at the source tree, its settings or its virtualenv."""
     dropped = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-    env = {name: value for name, value in os.environ.items()
-           if name not in dropped and not name.startswith("QUEBEC_")}
+    env = {name: value for name, value in os.environ.items() if name not in dropped and not name.startswith("QUEBEC_")}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
 def run(*command, cwd=None, env=None, timeout=300):
-    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env or clean_environment(),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env or clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -61,4 +66,6 @@ def enqueue_greeting(venv, project, greeting, env=None):
 
 def job_finished(venv, project, job_id, env=None):
     code = f"from quebec.models import Job; print(Job.objects.get(pk={job_id}).finished_at is not None)"
-    return run(venv / "bin" / "python", "manage.py", "shell", "-c", code, cwd=project, env=env).splitlines()[-1] == "True"
+    return (
+        run(venv / "bin" / "python", "manage.py", "shell", "-c", code, cwd=project, env=env).splitlines()[-1] == "True"
+    )

@@ -221,7 +221,9 @@ def test_processes_page_shows_metadata_and_liveness(admin_client, settings_confi
 
 
 def test_recurring_tasks_page_shows_schedule_and_last_run(admin_client):
-    task = RecurringTask.objects.create(key="nightly", schedule="every day at 3am", class_name="tests.testapp.jobs.RecordJob")
+    task = RecurringTask.objects.create(
+        key="nightly", schedule="every day at 3am", class_name="tests.testapp.jobs.RecordJob"
+    )
     RecurringTask.objects.create(key="idle", schedule="every hour", class_name="tests.testapp.jobs.RecordJob")
     task.run_now()
     response = admin_client.get("/admin/quebec/recurringtask/")
@@ -248,12 +250,27 @@ def attempt_rows(body):
 def test_job_detail_lists_attempts_newest_first_with_errors_escaped(admin_client):
     handle = RecordJob.perform_later()
     retried = {"exception_class": "tests.testapp.jobs.Flaky", "message": HOSTILE, "backtrace": f"Traceback\n{HOSTILE}"}
-    Job.objects.filter(pk=handle.id).update(executions=2, return_value={"sent": 3, "note": HOSTILE}, attempts=[
-        {"number": 1, "process": "worker-a", "started_at": "2026-01-01T10:00:00+00:00",
-         "finished_at": "2026-01-01T10:00:02.500000+00:00", "outcome": "retry", "error": retried},
-        {"number": 2, "process": HOSTILE, "started_at": "2026-01-01T10:01:00+00:00",
-         "finished_at": "2026-01-01T10:01:00.035000+00:00", "outcome": "finished"},
-    ])
+    Job.objects.filter(pk=handle.id).update(
+        executions=2,
+        return_value={"sent": 3, "note": HOSTILE},
+        attempts=[
+            {
+                "number": 1,
+                "process": "worker-a",
+                "started_at": "2026-01-01T10:00:00+00:00",
+                "finished_at": "2026-01-01T10:00:02.500000+00:00",
+                "outcome": "retry",
+                "error": retried,
+            },
+            {
+                "number": 2,
+                "process": HOSTILE,
+                "started_at": "2026-01-01T10:01:00+00:00",
+                "finished_at": "2026-01-01T10:01:00.035000+00:00",
+                "outcome": "finished",
+            },
+        ],
+    )
     body = detail(admin_client, handle)
     newest, oldest = attempt_rows(body)
     assert ">2</th>" in newest and "35 ms" in newest and "Finished" in newest and "<details" not in newest
@@ -262,7 +279,7 @@ def test_job_detail_lists_attempts_newest_first_with_errors_escaped(admin_client
     assert HOSTILE not in body
     assert ESCAPED in newest and oldest.count(ESCAPED) == 2  # the message and the backtrace
     return_value = body.split('id="quebec-return-value">')[1].split("</pre>")[0]
-    assert return_value == '{\n  &quot;note&quot;: &quot;%s&quot;,\n  &quot;sent&quot;: 3\n}' % ESCAPED
+    assert return_value == "{\n  &quot;note&quot;: &quot;%s&quot;,\n  &quot;sent&quot;: 3\n}" % ESCAPED
 
 
 def test_job_detail_without_attempts_says_why_in_a_sentence(admin_client):
@@ -276,9 +293,14 @@ def test_job_detail_without_attempts_says_why_in_a_sentence(admin_client):
 
 def test_job_detail_survives_attempts_it_cannot_read(admin_client):
     handle = RecordJob.perform_later()
-    Job.objects.filter(pk=handle.id).update(return_value=False, attempts=[
-        "not an attempt", {"outcome": "failed", "started_at": "yesterday", "error": "gone"}, {},
-    ])
+    Job.objects.filter(pk=handle.id).update(
+        return_value=False,
+        attempts=[
+            "not an attempt",
+            {"outcome": "failed", "started_at": "yesterday", "error": "gone"},
+            {},
+        ],
+    )
     body = detail(admin_client, handle)
     assert len(attempt_rows(body)) == 2
     assert "Failed" in attempt_rows(body)[1] and "?" in attempt_rows(body)[1]
@@ -296,7 +318,7 @@ def test_job_detail_shows_the_attempts_and_return_value_a_worker_recorded(admin_
     assert '">worker-' in newest and "Traceback" in oldest
     body = detail(admin_client, returning)
     assert len(attempt_rows(body)) == 1
-    assert '&quot;total&quot;: 3' in body.split('id="quebec-return-value"')[1]
+    assert "&quot;total&quot;: 3" in body.split('id="quebec-return-value"')[1]
 
 
 LOCALE = Path(__file__).resolve().parent.parent / "quebec" / "locale"

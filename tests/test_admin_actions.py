@@ -103,7 +103,11 @@ def test_each_permission_unlocks_its_own_actions_only(staff_client):
 
 
 def bulk(client, url, action, ids, confirm=False, select_across=False, query=""):
-    data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in ids], "select_across": "1" if select_across else "0"}
+    data = {
+        "action": action,
+        ACTION_CHECKBOX_NAME: [str(pk) for pk in ids],
+        "select_across": "1" if select_across else "0",
+    }
     if confirm:
         data["confirm"] = "yes"
     else:

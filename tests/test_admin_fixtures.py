@@ -36,8 +36,17 @@ def staff_client(db):
 
 VIEW_ALL = tuple(
     f"view_{name}"
-    for name in ("job", "readyexecution", "scheduledexecution", "claimedexecution", "blockedexecution",
-                 "failedexecution", "pause", "process", "recurringtask")
+    for name in (
+        "job",
+        "readyexecution",
+        "scheduledexecution",
+        "claimedexecution",
+        "blockedexecution",
+        "failedexecution",
+        "pause",
+        "process",
+        "recurringtask",
+    )
 )
 
 
@@ -99,18 +108,27 @@ def hostile_world(db):
     blocked = RecordJob.perform_later().id
     ReadyExecution.objects.filter(pk=blocked).delete()
     Job.objects.filter(pk=blocked).update(concurrency_key=hostile("concurrency-key"))
-    BlockedExecution.objects.create(job_id=blocked, queue_name="default", concurrency_key=hostile("concurrency-key"),
-                                    expires_at=timezone.now() + timedelta(minutes=5))
+    BlockedExecution.objects.create(
+        job_id=blocked,
+        queue_name="default",
+        concurrency_key=hostile("concurrency-key"),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
     claimed = RecordJob.perform_later().id
     ReadyExecution.objects.filter(pk=claimed).delete()
     process = Process.objects.register("Worker", hostile("process-name"), {"queues": ["*"], "threads": 1})
     Process.objects.filter(pk=process.pk).update(hostname=hostile("hostname"))
     ClaimedExecution.objects.create(job_id=claimed, process=process)
     failed = failed_job().id
-    FailedExecution.objects.filter(pk=failed).update(exception_class=hostile("error-class"),
-                                                     message=hostile("error-message"), backtrace=hostile("backtrace"))
-    RecurringTask.objects.create(key=hostile("task-key"), schedule=hostile("task-schedule"),
-                                 class_name=hostile("task-class"), description=hostile("task-description"))
+    FailedExecution.objects.filter(pk=failed).update(
+        exception_class=hostile("error-class"), message=hostile("error-message"), backtrace=hostile("backtrace")
+    )
+    RecurringTask.objects.create(
+        key=hostile("task-key"),
+        schedule=hostile("task-schedule"),
+        class_name=hostile("task-class"),
+        description=hostile("task-description"),
+    )
     RecurringTask.objects.create(key="by-command", schedule="every hour", command=hostile("task-command"))
     RecurringExecution.objects.create(task_key=hostile("task-key"), run_at=timezone.now(), job_id=ready)
     return {"ready": ready, "blocked": blocked, "claimed": claimed, "failed": failed}

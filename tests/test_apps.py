@@ -20,8 +20,9 @@ def manage(*args, settings="tests.settings"):
         "DATABASE_URL": database_url(),
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
     }
-    done = subprocess.run([sys.executable, "-m", "django", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "django", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     return done.returncode, done.stdout + done.stderr
 
 

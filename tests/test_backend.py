@@ -34,8 +34,12 @@ def labels():
 def test_capabilities_are_the_ones_quebec_honours():
     backend = task_backends["default"]
     assert isinstance(backend, QuebecBackend)
-    assert (backend.supports_defer, backend.supports_async_task, backend.supports_get_result,
-            backend.supports_priority) == (True, True, True, True)
+    assert (
+        backend.supports_defer,
+        backend.supports_async_task,
+        backend.supports_get_result,
+        backend.supports_priority,
+    ) == (True, True, True, True)
 
 
 def test_enqueue_writes_a_ready_job_and_returns_its_result():
@@ -47,7 +51,11 @@ def test_enqueue_writes_a_ready_job_and_returns_its_result():
     assert ReadyExecution.objects.filter(job=job).exists() and result.enqueued_at == job.created_at
     fetched = tasks.add.get_result(result.id)
     assert (fetched.status, fetched.args, fetched.task.priority, fetched.task.queue_name) == (
-        TaskResultStatus.READY, [2, 3], 30, "default")
+        TaskResultStatus.READY,
+        [2, 3],
+        30,
+        "default",
+    )
     with pytest.raises(ValueError, match="not finished"):
         fetched.return_value  # noqa: B018
 
@@ -158,6 +166,7 @@ def test_signals_are_sent_at_each_stage(start):
         def receive(sender, task_result, **kwargs):
             with lock:
                 seen.append((signal_name, sender, task_result.status, task_result.id))
+
         return receive
 
     receivers = {name: receiver(name) for name in ("enqueued", "started", "finished")}
@@ -172,14 +181,17 @@ def test_signals_are_sent_at_each_stage(start):
     finally:
         for signal, name in ((task_enqueued, "enqueued"), (task_started, "started"), (task_finished, "finished")):
             signal.disconnect(receivers[name])
-    assert sorted(seen, key=lambda event: (event[3], event[0])) == sorted([
-        ("enqueued", QuebecBackend, "READY", ok.id),
-        ("started", QuebecBackend, "RUNNING", ok.id),
-        ("finished", QuebecBackend, "SUCCESSFUL", ok.id),
-        ("enqueued", QuebecBackend, "READY", bad.id),
-        ("started", QuebecBackend, "RUNNING", bad.id),
-        ("finished", QuebecBackend, "FAILED", bad.id),
-    ], key=lambda event: (event[3], event[0]))
+    assert sorted(seen, key=lambda event: (event[3], event[0])) == sorted(
+        [
+            ("enqueued", QuebecBackend, "READY", ok.id),
+            ("started", QuebecBackend, "RUNNING", ok.id),
+            ("finished", QuebecBackend, "SUCCESSFUL", ok.id),
+            ("enqueued", QuebecBackend, "READY", bad.id),
+            ("started", QuebecBackend, "RUNNING", bad.id),
+            ("finished", QuebecBackend, "FAILED", bad.id),
+        ],
+        key=lambda event: (event[3], event[0]),
+    )
 
 
 def test_enqueue_joins_the_callers_transaction():
@@ -287,8 +299,11 @@ def test_a_unique_task_is_enqueued_once_and_its_duplicate_sends_no_signal():
         first = tasks.sync_account.enqueue("acme")
         again = tasks.sync_account.enqueue("acme")
         other = tasks.sync_account.enqueue("globex")
-        by_arguments = [tasks.refresh_feed.enqueue("news"), tasks.refresh_feed.enqueue(feed="news"),
-                        tasks.refresh_feed.enqueue("news")]
+        by_arguments = [
+            tasks.refresh_feed.enqueue("news"),
+            tasks.refresh_feed.enqueue(feed="news"),
+            tasks.refresh_feed.enqueue("news"),
+        ]
     finally:
         task_enqueued.disconnect(receive)
     assert again.id == first.id != other.id

@@ -58,10 +58,14 @@ def kill_a_worker(rng, supervisor_pid):
 def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path):
     threads = 4
     config = tmp_path / "queue.yml"
-    config.write_text(yaml.safe_dump({
-        "workers": [{"queues": "*", "threads": threads, "processes": 3, "polling_interval": 0.02}],
-        "dispatchers": [{"polling_interval": 0.2, "processes": 1}],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "workers": [{"queues": "*", "threads": threads, "processes": 3, "polling_interval": 0.02}],
+                "dispatchers": [{"polling_interval": 0.2, "processes": 1}],
+            }
+        )
+    )
     supervisor = quebec_run("--config", str(config), "-v", "0", env={"QUEBEC_SUPERVISOR": "1"})
     supervisor_pid = supervisor.popen.pid
     wait_until(lambda: Process.objects.filter(kind="Worker").count() == 3, timeout=30)

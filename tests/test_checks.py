@@ -6,7 +6,9 @@ pytestmark = pytest.mark.django_db(databases=["default", "second"])
 
 
 def quebec_messages():
-    return [message for message in checks.run_checks(include_deployment_checks=False) if message.id.startswith("quebec.")]
+    return [
+        message for message in checks.run_checks(include_deployment_checks=False) if message.id.startswith("quebec.")
+    ]
 
 
 def test_a_valid_configuration_passes():

@@ -57,12 +57,16 @@ def test_files_without_this_environment_are_warnings(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("quebec", "expected"),
     [
-        ({"process_alive_threshold": 30},
-         "process_alive_threshold (30s, from settings.QUEBEC) must be at least 130s: twice process_heartbeat_interval"),
+        (
+            {"process_alive_threshold": 30},
+            "process_alive_threshold (30s, from settings.QUEBEC) must be at least 130s: twice process_heartbeat_interval",
+        ),
         ({"worker_polling_interval": 0}, "settings.QUEBEC: worker_polling_interval must be at least 0.01 seconds"),
         ({"shutdown_timeout": float("nan")}, "settings.QUEBEC: shutdown_timeout must be a finite number of seconds"),
-        ({"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}},
-         "settings.QUEBEC['recurring']: recurring task 'nightly': unknown option 'clas'; did you mean 'class'?"),
+        (
+            {"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}},
+            "settings.QUEBEC['recurring']: recurring task 'nightly': unknown option 'clas'; did you mean 'class'?",
+        ),
         ({"worker_thread": 3}, "settings.QUEBEC: unknown key 'worker_thread'; did you mean 'worker_threads'?"),
     ],
 )
@@ -74,15 +78,22 @@ def test_invalid_settings_are_errors(settings, quebec, expected):
 def test_manage_py_check_shows_warnings_and_fails_on_errors(tmp_path):
     (tmp_path / "recurring.yml").write_text("cleanup:\n  class: tests.testapp.jobs.RecordJob\n  schedul: '@daily'\n")
     env = {name: value for name, value in os.environ.items() if not name.startswith("QUEBEC_")}
-    env.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url(), QUEBEC_SHUTDOWN_TIMOUT="10",
-               QUEBEC_RECURRING_SCHEDULE=str(tmp_path / "recurring.yml"),
-               PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "testproject")]))
-    result = subprocess.run([sys.executable, "-m", "django", "check"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=database_url(),
+        QUEBEC_SHUTDOWN_TIMOUT="10",
+        QUEBEC_RECURRING_SCHEDULE=str(tmp_path / "recurring.yml"),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert (
         "(quebec.E001) Quebec's configuration is invalid: "
         f"{tmp_path / 'recurring.yml'}: recurring task 'cleanup': unknown option 'schedul'; did you mean 'schedule'?"
     ) in result.stderr
-    assert "(quebec.W010) environment variable QUEBEC_SHUTDOWN_TIMOUT names no Quebec setting and is ignored; " \
-           "did you mean QUEBEC_SHUTDOWN_TIMEOUT?" in result.stderr
+    assert (
+        "(quebec.W010) environment variable QUEBEC_SHUTDOWN_TIMOUT names no Quebec setting and is ignored; "
+        "did you mean QUEBEC_SHUTDOWN_TIMEOUT?" in result.stderr
+    )

@@ -32,8 +32,10 @@ def spans(**filters):
 
 def max_overlap(intervals):
     """The largest number of intervals running at one instant."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-                    key=lambda event: (event[0], event[1]))
+    events = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+        key=lambda event: (event[0], event[1]),
+    )
     running = peak = 0
     for _, change in events:
         running += change
@@ -109,8 +111,10 @@ def test_keys_never_run_more_than_their_limit(quebec_run):
 @pytest.mark.django_db(transaction=True)
 def test_a_queue_limit_holds_across_processes_without_starving_other_queues(quebec_run):
     workers(quebec_run, 3, env={"QUEBEC_QUEUE_CONCURRENCY": '{"reports": 2}'})
-    quebec.perform_all_later([SpanJob.set(queue="reports").build("r", 0.1) for _ in range(20)]
-                             + [SpanJob.set(queue="default").build("d", 0.1) for _ in range(20)])
+    quebec.perform_all_later(
+        [SpanJob.set(queue="reports").build("r", 0.1) for _ in range(20)]
+        + [SpanJob.set(queue="default").build("d", 0.1) for _ in range(20)]
+    )
     wait_until(at_rest, timeout=120, interval=0.2)
     overlaps = overlap_by("queue")
     assert overlaps["reports"] <= 2, overlaps
@@ -143,7 +147,7 @@ def test_rate_limit_holds_a_sliding_window_across_processes(quebec_run):
     assert len(starts) == 40 and all(handle.status == "finished" for handle in handles)
     # Starts are measured inside perform, after the limiter admitted them: on a loaded machine a
     # thread may start late, hence the allowance. A broken limiter crowds far more than this.
-    crowded = [starts[i:i + 6] for i in range(len(starts) - 5) if starts[i + 5] - starts[i] < 2 - 0.25]
+    crowded = [starts[i : i + 6] for i in range(len(starts) - 5) if starts[i + 5] - starts[i] < 2 - 0.25]
     assert not crowded, f"more than 5 starts within 2 seconds: {crowded[:1]}"
     assert ScheduledExecution.objects.count() == 0
 
@@ -161,8 +165,11 @@ def test_rate_limit_discard_drops_the_excess_visibly(quebec_run):
 @pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
 def test_an_exclusive_job_runs_alone_in_its_process(quebec_run):
-    quebec.perform_all_later([SpanJob.build("before", 0.2) for _ in range(8)] + [LoneJob.build("lone", 0.3)]
-                             + [SpanJob.build("after", 0.2) for _ in range(8)])
+    quebec.perform_all_later(
+        [SpanJob.build("before", 0.2) for _ in range(8)]
+        + [LoneJob.build("lone", 0.3)]
+        + [SpanJob.build("after", 0.2) for _ in range(8)]
+    )
     workers(quebec_run, 1, threads=4)
     wait_until(at_rest, timeout=60, interval=0.2)
     [lone] = [span for span in spans() if span["key"] == "lone"]

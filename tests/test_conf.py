@@ -77,8 +77,16 @@ def test_environment_threads_override_every_worker_entry(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(5, 5.0), (0.5, 0.5), ("5s", 5.0), ("2m", 120.0), ("1h", 3600.0), ("250ms", 0.25), ("3", 3.0),
-     (timedelta(minutes=1), 60.0)],
+    [
+        (5, 5.0),
+        (0.5, 0.5),
+        ("5s", 5.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("250ms", 0.25),
+        ("3", 3.0),
+        (timedelta(minutes=1), 60.0),
+    ],
 )
 def test_durations(value, seconds):
     assert conf.parse_duration(value) == seconds
@@ -98,7 +106,9 @@ def test_force_override_queue_is_sanitised_and_pins_workers(monkeypatch):
 
 def test_unknown_key_in_settings_names_it_and_suggests(settings):
     settings.QUEBEC = {"worker_thread": 3}
-    with pytest.raises(conf.ConfigError, match=r"settings.QUEBEC: unknown key 'worker_thread'; did you mean 'worker_threads'"):
+    with pytest.raises(
+        conf.ConfigError, match=r"settings.QUEBEC: unknown key 'worker_thread'; did you mean 'worker_threads'"
+    ):
         conf.load()
 
 
@@ -177,8 +187,12 @@ def test_the_alive_threshold_leaves_room_for_one_missed_heartbeat(settings, monk
 
 def test_the_scheduler_sleep_counts_as_a_pause_between_heartbeats(settings):
     # With these, an idle scheduler (which wakes every 5 s) was pruned and quebec_run shut down.
-    settings.QUEBEC = {"process_heartbeat_interval": 0.5, "worker_polling_interval": 0.05,
-                       "dispatcher_polling_interval": 0.1, "process_alive_threshold": 2}
+    settings.QUEBEC = {
+        "process_heartbeat_interval": 0.5,
+        "worker_polling_interval": 0.05,
+        "dispatcher_polling_interval": 0.1,
+        "process_alive_threshold": 2,
+    }
     with pytest.raises(conf.ConfigError, match=r"must be at least 11s: .* \(the scheduler's, 5s\)"):
         conf.load()
     assert conf.SCHEDULER_LONGEST_SLEEP == scheduler.MAX_SLEEP
@@ -199,13 +213,19 @@ def test_a_slow_polling_worker_entry_raises_the_threshold_it_needs(tmp_path, mon
     ("source", "expected"),
     [
         ({"QUEBEC": {"worker_polling_interval": 0}}, "settings.QUEBEC: worker_polling_interval must be at least 0.01"),
-        ({"env": ("QUEBEC_DISPATCHER_POLLING_INTERVAL", "0")},
-         "environment variable QUEBEC_DISPATCHER_POLLING_INTERVAL: dispatcher_polling_interval must be at least 0.01"),
-        ({"yml": "workers:\n  - polling_interval: 0\n"},
-         "queue.yml: workers[0]: polling_interval must be at least 0.01"),
-        ({"yml": "dispatchers:\n  - polling_interval: 1ms\n"},
-         "queue.yml: dispatchers[0]: polling_interval must be at least 0.01 seconds (0 would poll without pause), "
-         "got '1ms'"),
+        (
+            {"env": ("QUEBEC_DISPATCHER_POLLING_INTERVAL", "0")},
+            "environment variable QUEBEC_DISPATCHER_POLLING_INTERVAL: dispatcher_polling_interval must be at least 0.01",
+        ),
+        (
+            {"yml": "workers:\n  - polling_interval: 0\n"},
+            "queue.yml: workers[0]: polling_interval must be at least 0.01",
+        ),
+        (
+            {"yml": "dispatchers:\n  - polling_interval: 1ms\n"},
+            "queue.yml: dispatchers[0]: polling_interval must be at least 0.01 seconds (0 would poll without pause), "
+            "got '1ms'",
+        ),
     ],
 )
 def test_polling_intervals_must_leave_the_cpu_idle(settings, tmp_path, monkeypatch, source, expected):
@@ -227,8 +247,10 @@ def test_polling_intervals_must_leave_the_cpu_idle(settings, tmp_path, monkeypat
         ({"clear_finished_jobs_after": -1}, "clear_finished_jobs_after must not be negative, got -1"),
         ({"process_heartbeat_interval": 0}, "process_heartbeat_interval must be more than 0 seconds, got 0"),
         ({"worker_memory_check_interval": "0s"}, "worker_memory_check_interval must be more than 0 seconds"),
-        ({"dispatcher_concurrency_maintenance_interval": 1e300},
-         "dispatcher_concurrency_maintenance_interval must be at most"),
+        (
+            {"dispatcher_concurrency_maintenance_interval": 1e300},
+            "dispatcher_concurrency_maintenance_interval must be at most",
+        ),
     ],
 )
 def test_durations_are_finite_and_in_range(settings, quebec, expected):
@@ -257,8 +279,10 @@ def test_zero_still_means_no_wait_where_it_has_a_meaning(settings):
     ("text", "expected"),
     [
         ("worker:\n  - threads: 2\n", "queue.yml: unknown key 'worker'; did you mean 'workers'?"),
-        ("queue_concurency:\n  reports: 2\n",
-         "queue.yml: unknown key 'queue_concurency'; did you mean 'queue_concurrency'?"),
+        (
+            "queue_concurency:\n  reports: 2\n",
+            "queue.yml: unknown key 'queue_concurency'; did you mean 'queue_concurrency'?",
+        ),
     ],
 )
 def test_a_misspelt_flat_file_is_not_taken_for_another_environment(tmp_path, text, expected):
@@ -278,8 +302,11 @@ def test_a_misspelt_recurring_option_names_the_task_the_option_and_a_correction(
     )
     (tmp_path / "recurring.yml").unlink()
     settings.QUEBEC = {"recurring": {"nightly": {"clas": "tests.testapp.jobs.RecordJob", "schedule": "@daily"}}}
-    with pytest.raises(conf.ConfigError, match=r"settings.QUEBEC\['recurring'\]: recurring task 'nightly': "
-                                              r"unknown option 'clas'; did you mean 'class'\?"):
+    with pytest.raises(
+        conf.ConfigError,
+        match=r"settings.QUEBEC\['recurring'\]: recurring task 'nightly': "
+        r"unknown option 'clas'; did you mean 'class'\?",
+    ):
         recurring.load_static_tasks(conf.load())
 
 
@@ -309,8 +336,11 @@ def test_queues_in_settings_apply_to_worker_entries_that_name_none(settings, tmp
 def test_queues_from_the_environment_cannot_cover_several_worker_groups(tmp_path, monkeypatch):
     write_yaml(tmp_path / "queue.yml", "workers:\n  - queues: [a]\n  - queues: [b]\n")
     monkeypatch.setenv("QUEBEC_QUEUES", "c")
-    with pytest.raises(conf.ConfigError, match=r"queues \(c, from environment variable QUEBEC_QUEUES\) sets the "
-                       r"queues of one worker group, but workers \(from queue.yml\) has 2"):
+    with pytest.raises(
+        conf.ConfigError,
+        match=r"queues \(c, from environment variable QUEBEC_QUEUES\) sets the "
+        r"queues of one worker group, but workers \(from queue.yml\) has 2",
+    ):
         conf.load()
     monkeypatch.delenv("QUEBEC_QUEUES")
     with pytest.raises(conf.ConfigError, match="quebec_run --queues: queues "):

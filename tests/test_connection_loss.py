@@ -23,9 +23,7 @@ def kill_other_sessions():
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
             return cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-        )
+        cursor.execute("SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
         sessions = [row[0] for row in cursor.fetchall()]
         for session in sessions:
             cursor.execute(f"KILL {int(session)}")

@@ -22,8 +22,12 @@ def test_four_worker_processes_run_each_of_2000_jobs_exactly_once(quebec_run):
     # Enqueue once every worker polls, so that all of them compete for the same rows.
     wait_until(lambda: Process.objects.filter(kind="Worker").count() == WORKERS, timeout=60)
     handles = quebec.perform_all_later(RecordJob.build(str(index)) for index in range(JOBS))
-    wait_until(lambda: JobRun.objects.count() >= JOBS and not ClaimedExecution.objects.exists(), timeout=240,
-               interval=0.5, message=f"{JOBS} runs")
+    wait_until(
+        lambda: JobRun.objects.count() >= JOBS and not ClaimedExecution.objects.exists(),
+        timeout=240,
+        interval=0.5,
+        message=f"{JOBS} runs",
+    )
     assert [worker.stop() for worker in workers] == [0] * WORKERS
 
     runs_per_job = Counter(JobRun.objects.values_list("job_id", flat=True))

@@ -37,11 +37,15 @@ def test_an_interrupted_job_resumes_at_its_cursor_and_skips_finished_steps():
     assert run(handle).state == FINISHED
     assert labels() == [("prepare", None), *(("item", index) for index in range(10)), ("finish", 1)]
     assert Job.objects.get(pk=handle.id).continuation == {
-        "completed": ["prepare", "items", "finish"], "current": None, "resumptions": 1}
+        "completed": ["prepare", "items", "finish"],
+        "current": None,
+        "resumptions": 1,
+    }
 
 
 def test_a_stop_between_steps_resumes_at_the_next_step():
     handle = BackfillJob.perform_later(3, pause=0)
+
     def between_steps():
         return "items" in (progress.current().job.continuation or {}).get("completed", [])
 
@@ -74,10 +78,13 @@ class Reordered(quebec.BaseClass, quebec.Continuable):
                 step.advance()
 
 
-@pytest.mark.parametrize(("job_class", "message"), [
-    (Nested, "step 'inner' is nested inside step 'outer'"),
-    (Repeated, "step 'same' was already met in this run"),
-])
+@pytest.mark.parametrize(
+    ("job_class", "message"),
+    [
+        (Nested, "step 'inner' is nested inside step 'outer'"),
+        (Repeated, "step 'same' was already met in this run"),
+    ],
+)
 def test_misused_steps_fail_with_invalid_step_error(job_class, message):
     outcome = run(job_class.perform_later())
     assert outcome.state == FAILED and isinstance(outcome.error, quebec.InvalidStepError)
@@ -139,7 +146,8 @@ def test_an_isolated_step_runs_in_a_run_of_its_own():
 
 class OneLiners(quebec.BaseClass, quebec.Continuable):
     def perform(self):
-        with self.step("a"): record(self, "a")  # noqa: E701 (a body on the line of its with)
+        with self.step("a"):
+            record(self, "a")  # noqa: E701 (a body on the line of its with)
         with self.step("b", start=0) as step:
             step.set("halfway")
             record(self, "b", step.resumed)

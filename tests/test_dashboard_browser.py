@@ -60,8 +60,13 @@ def browser(tmp_path):
     webdriver, binary, driver = find_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--window-size=1400,1000"):
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
     chrome.implicitly_wait(0)
@@ -224,9 +229,12 @@ def test_rows_stay_while_the_user_selects_and_a_hint_says_the_list_changed(dashb
     assert dashboard.texts(".action-counter") == ["2 of 2 selected"]
     assert all(box.is_selected() for box in dashboard.all("input.action-select"))
     assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
-    assert dashboard.browser.execute_script(
-        "return Object.hasOwn(document, 'addEventListener') || Object.hasOwn(window, 'addEventListener')"
-    ) is False  # the rebinding left the document's own methods in place
+    assert (
+        dashboard.browser.execute_script(
+            "return Object.hasOwn(document, 'addEventListener') || Object.hasOwn(window, 'addEventListener')"
+        )
+        is False
+    )  # the rebinding left the document's own methods in place
     dashboard.screenshot("rows-refreshed-then-selected")
     dashboard.choose("select[name=action]", "retry")
     dashboard.css("button[name=index]").click()

@@ -21,8 +21,14 @@ from tests.testapp.jobs import RecordJob
 
 pytestmark = pytest.mark.django_db
 MEGABYTE = 2**20
-LISTS = ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "/admin/quebec/failedexecution/",
-         "/admin/quebec/scheduledexecution/", "/admin/quebec/", "/admin/quebec/job/live/?fragments=failures"]
+LISTS = [
+    "/admin/quebec/job/",
+    "/admin/quebec/readyexecution/",
+    "/admin/quebec/failedexecution/",
+    "/admin/quebec/scheduledexecution/",
+    "/admin/quebec/",
+    "/admin/quebec/job/live/?fragments=failures",
+]
 
 
 def give_arguments(handle, arguments):
@@ -73,14 +79,17 @@ def test_a_preview_shows_the_characters_the_arguments_hold(admin_client):
     assert "café ✓ 😀 \\\\u00e9 &lt;script&gt;" in body and HOSTILE not in body
 
 
-@pytest.mark.parametrize(("head", "shown"), [
-    ('"caf\\u00e9"', '"café"'),
-    ('"\\\\u00e9"', '"\\\\u00e9"'),
-    ('"\\ud83d\\ude00"', '"😀"'),
-    ('"cut \\u00', '"cut \\u00'),
-    ("x" * 81, "x" * 79 + "…"),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    ("head", "shown"),
+    [
+        ('"caf\\u00e9"', '"café"'),
+        ('"\\\\u00e9"', '"\\\\u00e9"'),
+        ('"\\ud83d\\ude00"', '"😀"'),
+        ('"cut \\u00', '"cut \\u00'),
+        ("x" * 81, "x" * 79 + "…"),
+        (None, ""),
+    ],
+)
 def test_preview_text(head, shown):
     assert previews.preview(head) == shown
 

@@ -68,8 +68,7 @@ def test_cancelling_a_running_job_from_its_page_shows_the_request_pending(admin_
 
 def test_cancel_needs_its_own_permission(staff_client):
     handle = SleepJob.perform_later(0)
-    changer = staff_client(*VIEW_ALL, "change_scheduledexecution", "change_blockedexecution",
-                           "change_failedexecution")
+    changer = staff_client(*VIEW_ALL, "change_scheduledexecution", "change_blockedexecution", "change_failedexecution")
     assert cancel_url(handle) not in job_page(changer, handle)
     assert changer.post(cancel_url(handle)).status_code == 403
     assert handle.status == "ready"

@@ -53,7 +53,13 @@ def test_live_counts_only_the_states_the_user_may_view(staff_client):
     counts = staff_client("view_readyexecution", "change_job").get(LIVE).json()["counts"]
     assert counts == {"ready": "1", "finished": "0"}
     assert set(staff_client(*VIEW_ALL).get(LIVE).json()["counts"]) == {
-        "ready", "scheduled", "claimed", "blocked", "failed", "finished"}
+        "ready",
+        "scheduled",
+        "claimed",
+        "blocked",
+        "failed",
+        "finished",
+    }
 
 
 def test_live_fragments_leave_out_what_the_user_may_not_see(staff_client):
@@ -137,8 +143,9 @@ def fill(rows):
         failed_job(index, message=f"error {index}")
         finish(RecordJob.perform_later(index), timezone.now())
         Process.objects.register("Worker", f"worker-{index}-{rows}", {"queues": ["*"], "threads": 3})
-        task = RecurringTask.objects.create(key=f"task-{index}-{rows}", schedule="every hour",
-                                            class_name="tests.testapp.jobs.RecordJob")
+        task = RecurringTask.objects.create(
+            key=f"task-{index}-{rows}", schedule="every hour", class_name="tests.testapp.jobs.RecordJob"
+        )
         task.run_now()
         Pause.pause(f"q{index}")
 

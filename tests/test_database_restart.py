@@ -24,8 +24,12 @@ def restart_postgresql():
 
 
 def can_restart():
-    return (connection.vendor == "postgresql" and shutil.which("pg_ctlcluster") and os.geteuid() == 0
-            and Path("/etc/postgresql").is_dir())
+    return (
+        connection.vendor == "postgresql"
+        and shutil.which("pg_ctlcluster")
+        and os.geteuid() == 0
+        and Path("/etc/postgresql").is_dir()
+    )
 
 
 def test_worker_survives_a_postgresql_restart(quebec_run):

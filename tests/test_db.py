@@ -1,6 +1,5 @@
 """The statements of quebec/db/, on whichever database the suite runs."""
 
-
 import pytest
 from django.utils import timezone
 

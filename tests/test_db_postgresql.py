@@ -46,7 +46,10 @@ def rows(jobs):
             for row in model.objects.filter(job_id=job.pk):
                 tables[model.__name__] = {k: v for k, v in model_to_dict(row).items() if k not in VOLATILE}
         fields = {k: v for k, v in model_to_dict(job).items() if k not in VOLATILE}
-        fields["arguments"] = {**fields["arguments"], "args": [arg.split("-", 1)[1] for arg in fields["arguments"]["args"]]}
+        fields["arguments"] = {
+            **fields["arguments"],
+            "args": [arg.split("-", 1)[1] for arg in fields["arguments"]["args"]],
+        }
         fields["scheduled_at"] = fields["scheduled_at"] is not None
         for table in tables.values():
             table.pop("scheduled_at", None)
@@ -70,7 +73,10 @@ def test_the_one_statement_writes_what_the_general_path_writes():
         assert (stored.scheduled_at, stored.created_at) == (job.scheduled_at, job.created_at)
     assert [job.pk for job in fast] == sorted(job.pk for job in fast)
     assert [Job.objects.get(pk=job.pk).arguments["args"][0] for job in fast] == [
-        "fast-plain", "fast-urgent", "fast-later", "fast-overdue"
+        "fast-plain",
+        "fast-urgent",
+        "fast-later",
+        "fast-overdue",
     ]
     assert {job.created_at for job in fast} == {Job.objects.get(pk=fast[0].pk).created_at}
 
@@ -107,8 +113,10 @@ def test_a_refused_enqueue_is_an_error_and_leaves_the_callers_transaction_usable
 
 def test_json_rows_carries_each_objects_columns_and_position():
     now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    jobs = [Job(pk=index, queue_name=f"q{index}", finished_at=now if index else None, return_value={"n": index})
-            for index in range(2)]
+    jobs = [
+        Job(pk=index, queue_name=f"q{index}", finished_at=now if index else None, return_value={"n": index})
+        for index in range(2)
+    ]
     fields = [Job._meta.get_field(name) for name in ("id", "queue_name", "finished_at", "return_value")]
     rows = json.loads(json_rows(fields, jobs, connection))
     assert [row["position"] for row in rows] == [0, 1]
@@ -120,4 +128,4 @@ def test_the_unique_keys_table_has_its_primary_key_and_no_pattern_index():
     # Every enqueue of a unique job writes this index; Django's LIKE index would double that.
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'quebec_unique_keys'")
-        assert [name for name, in cursor.fetchall()] == ["quebec_unique_keys_pkey"]
+        assert [name for (name,) in cursor.fetchall()] == ["quebec_unique_keys_pkey"]

@@ -107,8 +107,9 @@ def free_port():
 
 
 def start(command, cwd, env):
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def stop(process, signum=signal.SIGTERM, timeout=30):
@@ -123,16 +124,20 @@ def stop(process, signum=signal.SIGTERM, timeout=30):
 
 
 @pytest.mark.packaging
-@pytest.mark.skipif(os.environ.get("QUEBEC_TEST_PACKAGING") != "1",
-                    reason="builds and installs the package from the index: set QUEBEC_TEST_PACKAGING=1")
+@pytest.mark.skipif(
+    os.environ.get("QUEBEC_TEST_PACKAGING") != "1",
+    reason="builds and installs the package from the index: set QUEBEC_TEST_PACKAGING=1",
+)
 def test_the_commands_of_compose_and_systemd_serve_and_run_jobs(tmp_path):
     database_url = postgres_database()
     wheel = build_dist(tmp_path / "dist")[1]
     venv, bin_dir = tmp_path / "venv", tmp_path / "venv" / "bin"
     run(sys.executable, "-m", "venv", venv)
     # The image's RUN steps, with the package from this tree instead of the index.
-    requirements = [f"{line.split('#')[0].strip()} @ {wheel.as_uri()}" if line.startswith("django-quebec") else line
-                    for line in (DEPLOY / "requirements.txt").read_text().splitlines()]
+    requirements = [
+        f"{line.split('#')[0].strip()} @ {wheel.as_uri()}" if line.startswith("django-quebec") else line
+        for line in (DEPLOY / "requirements.txt").read_text().splitlines()
+    ]
     (tmp_path / "requirements.txt").write_text("\n".join(requirements))
     run_steps = [arguments for instruction, arguments in dockerfile() if instruction == "RUN" and "pip" in arguments]
     assert run_steps == ["pip install -r requirements.txt"]
@@ -141,8 +146,10 @@ def test_the_commands_of_compose_and_systemd_serve_and_run_jobs(tmp_path):
 
     services = compose()
     # The image's PATH leads to its Python; the database is this machine's, not the service "db".
-    env = clean_environment(**{**services["worker"]["environment"], "DATABASE_URL": database_url},
-                            PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = clean_environment(
+        **{**services["worker"]["environment"], "DATABASE_URL": database_url},
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    )
     run(*shlex.split(services["migrate"]["command"]), cwd=project, env=env)
     port = free_port()
     web = start(shlex.split(services["web"]["command"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")), project, env)
@@ -151,8 +158,11 @@ def test_the_commands_of_compose_and_systemd_serve_and_run_jobs(tmp_path):
         greeting = tmp_path / "greeting.txt"
         job_id = enqueue_greeting(venv, project, greeting, env=env)
         wait_until(greeting.exists, timeout=60, message="the compose worker to run the job")
-        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/").status == 200,
-                   timeout=30, message="the compose web process to answer")
+        wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/").status == 200,
+            timeout=30,
+            message="the compose web process to answer",
+        )
     finally:
         code, output = stop(worker, timeout=parse_duration(services["worker"]["stop_grace_period"]))
         stop(web)
@@ -167,7 +177,9 @@ def test_the_commands_of_compose_and_systemd_serve_and_run_jobs(tmp_path):
         greeting = tmp_path / f"{name}.txt"
         job_id = enqueue_greeting(venv, project, greeting, env=unit_env)
         wait_until(greeting.exists, timeout=60, message=f"the job to run under {name}'s command")
-        code, output = stop(process, getattr(signal, settings["KillSignal"]), parse_duration(settings["TimeoutStopSec"]))
+        code, output = stop(
+            process, getattr(signal, settings["KillSignal"]), parse_duration(settings["TimeoutStopSec"])
+        )
         assert code == 0, output
         assert job_finished(venv, project, job_id, env=unit_env), output
         assert ("Supervisor" in output) == (name == "quebec-supervisor.service"), output

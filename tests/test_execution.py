@@ -49,7 +49,9 @@ def test_retry_then_success_keeps_the_job_and_its_active_job_id(start):
     assert Job.objects.count() == 1
     first, second = job.attempts
     assert (first["number"], first["outcome"], second["number"], second["outcome"]) == (1, "retry", 2, "finished")
-    assert first["error"]["exception_class"] == "tests.testapp.jobs.Flaky" and "Traceback" in first["error"]["backtrace"]
+    assert (
+        first["error"]["exception_class"] == "tests.testapp.jobs.Flaky" and "Traceback" in first["error"]["backtrace"]
+    )
     assert "error" not in second and second["process"].startswith("worker-")
     assert first["started_at"] <= first["finished_at"] <= second["started_at"] <= second["finished_at"]
 
@@ -146,8 +148,14 @@ def test_jitter_only_adds():
 def test_callbacks_run_in_order(start):
     handle = CallbacksJob.perform_later()
     run_to_rest(start, handle)
-    assert labels(handle) == ["after_enqueue", "before_perform", "around_before", "perform", "around_after",
-                              "after_perform"]
+    assert labels(handle) == [
+        "after_enqueue",
+        "before_perform",
+        "around_before",
+        "perform",
+        "around_after",
+        "after_perform",
+    ]
     assert handle.status == "finished"
 
 

@@ -75,4 +75,3 @@ def test_bulk_actions_follow_the_filters():
     assert [handle.status for handle in handles] == ["ready", "ready", "discarded", "failed"]
     assert queueing.discard(FailedExecution.objects.all()) == 1  # the transition the methods call
     assert not FailedExecution.objects.exists()
-

@@ -147,8 +147,12 @@ def test_the_command_exit_code_in_a_real_process(transactional_db):
 
     from tests.conftest import ROOT, database_url
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")])}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
+    }
     command = [sys.executable, "-m", "django", "quebec_health"]
     unhealthy = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert unhealthy.returncode == 1 and "no worker process is alive" in unhealthy.stderr

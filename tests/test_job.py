@@ -144,7 +144,11 @@ def test_enqueue_after_commit_as_a_class_attribute():
 
 def test_force_override_queue_rewrites_every_enqueue(monkeypatch):
     monkeypatch.setenv("QUEBEC_FORCE_OVERRIDE_QUEUE", "branch x")
-    handles = [RecordJob.perform_later(), RecordJob.set(queue="critical").perform_later(), *quebec.perform_all_later([AttributesJob.build()])]
+    handles = [
+        RecordJob.perform_later(),
+        RecordJob.set(queue="critical").perform_later(),
+        *quebec.perform_all_later([AttributesJob.build()]),
+    ]
     assert {handle.queue_name for handle in handles} == {"branch-x"}
 
 

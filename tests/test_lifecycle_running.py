@@ -1,6 +1,5 @@
 """Claiming, ending and releasing jobs: quebec/lifecycle/running.py, one job or a batch at a time."""
 
-
 import pytest
 from django.db import transaction
 
@@ -137,6 +136,7 @@ def test_release_puts_jobs_back_with_their_queue_and_priority(process):
 
 # Batches of runs, as a worker records its successful ones with its next claim.
 
+
 def run(job, result=None):
     """What a worker thread does to a job that ran successfully."""
     job.executions += 1
@@ -206,8 +206,9 @@ def test_finish_and_claim_records_what_is_ours_and_claims_the_next_jobs(process,
     quebec.perform_all_later(RecordJob.build(f"job-{index}") for index in range(5))
     kept, released = running.claim("default", ["*"], 2, process.pk)
     assert running.release(ClaimedExecution.objects.filter(job_id=released.pk)) == 1
-    recorded, claimed = running.end_and_claim("default", [run(kept, [1, 2]), run(released)], process.pk, preserve,
-                                              ["*"], 2)
+    recorded, claimed = running.end_and_claim(
+        "default", [run(kept, [1, 2]), run(released)], process.pk, preserve, ["*"], 2
+    )
     assert [run.job.pk for run in recorded] == [kept.pk]
     assert [job.arguments["args"][0] for job in claimed] == ["job-1", "job-2"]  # the released job is back first
     assert set(ClaimedExecution.objects.values_list("job_id", flat=True)) == {job.pk for job in claimed}

@@ -224,10 +224,23 @@ print(json.dumps([[build.job.stored_unique_key, handle.id, handle.duplicate] for
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_threads_and_four_processes_enqueueing_the_same_keys_write_each_once(tmp_path):
     go = tmp_path / "go"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
-           "PYTHONPATH": f"{ROOT}:{ROOT / 'testproject'}"}
-    children = [subprocess.Popen([sys.executable, "-c", ENQUEUER, str(go)], cwd=ROOT, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(PROCESSES)]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'testproject'}",
+    }
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", ENQUEUER, str(go)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
     results, errors = [], []
     barrier = threading.Barrier(THREADS + 1)
 

@@ -42,8 +42,13 @@ def test_quebec_run_database_runs_that_databases_jobs_there(quebec_run):
     scheduled = SecondRecordJob.set(wait=1).perform_later("scheduled")
     routed = RecordJob.perform_later(second, "routed")  # a default-bound class, sent there explicitly
     on_default = RecordJob.perform_later("stays")
-    process = quebec_run("--database", "second", "--only", "worker,dispatcher",
-                         env={"QUEBEC_WORKER_POLLING_INTERVAL": "0.05", "QUEBEC_DISPATCHER_POLLING_INTERVAL": "0.1"})
+    process = quebec_run(
+        "--database",
+        "second",
+        "--only",
+        "worker,dispatcher",
+        env={"QUEBEC_WORKER_POLLING_INTERVAL": "0.05", "QUEBEC_DISPATCHER_POLLING_INTERVAL": "0.1"},
+    )
     wait_until(lambda: finished(ready, scheduled, routed), message="the second database's jobs to finish")
     assert {ready.status, scheduled.status, routed.status} == {"finished"}
     kinds = set(Process.objects.using("second").values_list("kind", flat=True))
@@ -56,7 +61,9 @@ def test_quebec_run_database_runs_that_databases_jobs_there(quebec_run):
 
 
 def test_quebec_run_refuses_an_unknown_alias():
-    with pytest.raises(CommandError, match=r"quebec_run --database: no database alias 'nowhere' in settings\.DATABASES"):
+    with pytest.raises(
+        CommandError, match=r"quebec_run --database: no database alias 'nowhere' in settings\.DATABASES"
+    ):
         call_command("quebec_run", "--database", "nowhere")
 
 
@@ -146,5 +153,7 @@ def test_checks_name_an_alias_missing_from_databases():
 
 
 def test_checks_look_at_every_alias_quebec_uses():
-    ids = [message.id for message in checks.run_checks(databases=["default", "second"]) if message.id.startswith("quebec.")]
+    ids = [
+        message.id for message in checks.run_checks(databases=["default", "second"]) if message.id.startswith("quebec.")
+    ]
     assert ids == []

@@ -19,9 +19,12 @@ from tests.packaging_helpers import build_dist, clean_environment, enqueue_greet
 
 pytestmark = [
     pytest.mark.packaging,
-    pytest.mark.skipif(os.environ.get("QUEBEC_TEST_PACKAGING") != "1",
-                       reason="builds and installs the package from the index: set QUEBEC_TEST_PACKAGING=1"),
+    pytest.mark.skipif(
+        os.environ.get("QUEBEC_TEST_PACKAGING") != "1",
+        reason="builds and installs the package from the index: set QUEBEC_TEST_PACKAGING=1",
+    ),
 ]
+
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
@@ -51,11 +54,20 @@ def test_a_fresh_project_runs_a_job_with_the_installed_wheel(dist, tmp_path):
     python = venv / "bin" / "python"
     run(str(python), "-m", "pip", "install", "--quiet", str(dist[1]))
     # Nothing of the test tools, nor of standalone mode's extra, came with it.
-    run(str(python), "-c", "import importlib.util as u; assert not any(u.find_spec(name) for name in "
-                          "('pytest', 'pytest_django', 'selenium', 'environ'))")
+    run(
+        str(python),
+        "-c",
+        "import importlib.util as u; assert not any(u.find_spec(name) for name in "
+        "('pytest', 'pytest_django', 'selenium', 'environ'))",
+    )
     # Standalone mode says which extra it needs.
-    result = subprocess.run([str(python), "-c", "import quebec; quebec.Quebec('sqlite:///demo.db')"], cwd=tmp_path,
-                            env=clean_environment(), capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-c", "import quebec; quebec.Quebec('sqlite:///demo.db')"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "pip install 'django-quebec[standalone]'" in result.stderr
 
     project = new_project(venv, tmp_path / "project")
@@ -63,8 +75,14 @@ def test_a_fresh_project_runs_a_job_with_the_installed_wheel(dist, tmp_path):
     greeting = tmp_path / "greeting.txt"
     job_id = enqueue_greeting(venv, project, greeting)
 
-    worker = subprocess.Popen([str(python), "manage.py", "quebec_run"], cwd=project, env=clean_environment(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen(
+        [str(python), "manage.py", "quebec_run"],
+        cwd=project,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_until(greeting.exists, timeout=60, message="the job to run in quebec_run")
         worker.send_signal(signal.SIGTERM)

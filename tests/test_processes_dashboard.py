@@ -58,8 +58,12 @@ def test_dashboard_serves_the_admin_and_its_static_files(quebec_run):
 def test_dashboard_never_shows_debug_pages_or_tracebacks(quebec_run):
     """The test project runs with DEBUG on; the dashboard must not."""
     process, base = start_dashboard(quebec_run)
-    for path in ("/static/%2e%2e/", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/../settings.py",
-                 "/static/admin/%2e%2e/%2e%2e/%2e%2e/quebec/conf.py"):
+    for path in (
+        "/static/%2e%2e/",
+        "/static/%2e%2e/%2e%2e/etc/passwd",
+        "/static/../settings.py",
+        "/static/admin/%2e%2e/%2e%2e/%2e%2e/quebec/conf.py",
+    ):
         status, body = raw_get(base, path)
         assert status == 404, (path, status, body[:500])
         assert "Traceback" not in body and "SuspiciousFileOperation" not in body and "import" not in body

@@ -12,7 +12,9 @@ from tests.testapp.jobs import RecordJob, SoloJob
 
 
 def test_due_jobs_move_to_ready_and_later_ones_wait(start):
-    due, later = quebec.perform_all_later([RecordJob.set(wait=3600).build("due"), RecordJob.set(wait=3600).build("later")])
+    due, later = quebec.perform_all_later(
+        [RecordJob.set(wait=3600).build("due"), RecordJob.set(wait=3600).build("later")]
+    )
     ScheduledExecution.objects.filter(job_id=due.id).update(scheduled_at=timezone.now() - timedelta(seconds=1))
     start(Dispatcher)
     wait_until(lambda: due.status == "ready", message="the due job to be dispatched")

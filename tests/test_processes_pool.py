@@ -40,8 +40,7 @@ def test_cancel_waiting_takes_back_only_what_no_thread_started():
 
 def test_an_item_that_waited_too_long_is_not_run_but_handed_back():
     release, ran, expired = threading.Event(), [], []
-    pool, _ = pool_of(1, lambda item: (release.wait(5), ran.append(item)), max_wait=0.05,
-                      on_expired=expired.append)
+    pool, _ = pool_of(1, lambda item: (release.wait(5), ran.append(item)), max_wait=0.05, on_expired=expired.append)
     pool.post("first")
     pool.post("stale")
     time.sleep(0.1)

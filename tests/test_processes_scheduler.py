@@ -25,6 +25,8 @@ def test_three_schedulers_enqueue_every_second_exactly_once(quebec_run, tmp_path
     gaps = {(later - earlier).total_seconds() for earlier, later in zip(runs, runs[1:], strict=False)}
     assert gaps == {1.0}, f"runs were not one second apart: {sorted(gaps)}"
     assert Job.objects.count() == len(runs)  # one job per run, none from a scheduler that lost the race
-    assert set(RecurringExecution.objects.values_list("job_id", flat=True)) == set(Job.objects.values_list("pk", flat=True))
+    assert set(RecurringExecution.objects.values_list("job_id", flat=True)) == set(
+        Job.objects.values_list("pk", flat=True)
+    )
     logs = "".join(scheduler.output() for scheduler in schedulers)
     assert logs.count("enqueued tick for") == len(runs)

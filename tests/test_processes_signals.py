@@ -36,8 +36,10 @@ def assert_stopped_now(process, handle, second):
     assert not ClaimedExecution.objects.exists() and not Process.objects.exists()
 
 
-@pytest.mark.parametrize("first, second", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT),
-                                           (signal.SIGTERM, signal.SIGQUIT)])
+@pytest.mark.parametrize(
+    "first, second",
+    [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGQUIT)],
+)
 def test_a_second_signal_stops_a_single_process_now(quebec_run, first, second):
     handle = SleepJob.perform_later(120, label="completed")
     process = quebec_run("--only", "worker", env=LONG)

@@ -23,11 +23,17 @@ FAST = {
 
 def fork_mode(tmp_path, worker_processes=2, threads=2, **extra):
     config = tmp_path / "queue.yml"
-    config.write_text(yaml.safe_dump({
-        "workers": [{"queues": "*", "threads": threads, "processes": worker_processes, "polling_interval": 0.05}],
-        "dispatchers": [{"polling_interval": 0.1, "processes": 1}],
-        **extra,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "workers": [
+                    {"queues": "*", "threads": threads, "processes": worker_processes, "polling_interval": 0.05}
+                ],
+                "dispatchers": [{"polling_interval": 0.1, "processes": 1}],
+                **extra,
+            }
+        )
+    )
     return ["--config", str(config)], {**FAST, "QUEBEC_SUPERVISOR": "1"}
 
 
@@ -113,8 +119,12 @@ def test_quiet_mode_stops_claiming_and_quiet_then_exit_exits_once_drained(quebec
 
 
 def test_memory_recycling_exits_75_and_the_supervisor_reforks(quebec_run, tmp_path):
-    env = {**FAST, "QUEBEC_WORKER_MAX_RSS_MB": "200", "QUEBEC_WORKER_MEMORY_CHECK_INTERVAL": "0.2",
-           "QUEBEC_WORKER_MEMORY_RECYCLE_CONFIRMATIONS": "2"}
+    env = {
+        **FAST,
+        "QUEBEC_WORKER_MAX_RSS_MB": "200",
+        "QUEBEC_WORKER_MEMORY_CHECK_INTERVAL": "0.2",
+        "QUEBEC_WORKER_MEMORY_RECYCLE_CONFIRMATIONS": "2",
+    }
     standalone = quebec_run("--only", "worker", env=env)
     hog = HogMemoryJob.perform_later(300)
     assert standalone.wait(60) == 75
@@ -141,8 +151,13 @@ def test_lifecycle_hooks_run_in_the_right_process_and_a_failing_one_is_contained
     assert process.stop() == 0
     lines = log.read_text().splitlines()
     pid = process.popen.pid
-    assert lines == [f"on_start {pid}", f"on_worker_start {pid} Worker", f"on_shutdown {pid}",
-                     f"on_worker_stop {pid} Worker", f"on_stop {pid}"]
+    assert lines == [
+        f"on_start {pid}",
+        f"on_worker_start {pid} Worker",
+        f"on_shutdown {pid}",
+        f"on_worker_stop {pid} Worker",
+        f"on_stop {pid}",
+    ]
     assert "Lifecycle hook on_shutdown" in process.output() and "on_shutdown hook failed on purpose" in process.output()
 
 

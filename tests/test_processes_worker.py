@@ -10,7 +10,15 @@ from quebec.models import ClaimedExecution, FailedExecution, Job, Process, Ready
 from quebec.processes.dispatcher import Dispatcher
 from quebec.processes import claiming
 from tests.conftest import finished, wait_until
-from tests.testapp.jobs import AsyncRecordJob, AttributesJob, EchoArgumentsJob, FailingJob, RecordJob, ReturnJob, SleepJob
+from tests.testapp.jobs import (
+    AsyncRecordJob,
+    AttributesJob,
+    EchoArgumentsJob,
+    FailingJob,
+    RecordJob,
+    ReturnJob,
+    SleepJob,
+)
 from tests.testapp.models import Account, JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -203,5 +211,6 @@ def test_jobs_claimed_ahead_go_back_when_every_thread_is_busy_too_long(start, jo
     # ...and once the thread is free they are claimed again and run, each once.
     wait_until(lambda: finished(sleeper, *behind), timeout=20)
     assert sorted(JobRun.objects.filter(label__startswith="behind").values_list("label", flat=True)) == sorted(
-        f"behind-{index}" for index in range(CLAIM_AHEAD))
+        f"behind-{index}" for index in range(CLAIM_AHEAD)
+    )
     assert worker.is_alive()

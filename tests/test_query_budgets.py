@@ -17,16 +17,40 @@ BATCH = 50
 
 # Statements per operation and database (BEGIN and COMMIT count where the driver sends them).
 BUDGETS = {
-    "postgresql": {"enqueue one": 1, "enqueue a batch": 1, "claim": 1, "end and claim": 1,
-                   "end and claim, keyed": 5, "enqueue one, keyed": 8,
-                   "enqueue a batch, unique": 4, "enqueue a duplicate": 5, "end and claim, unique": 4},
+    "postgresql": {
+        "enqueue one": 1,
+        "enqueue a batch": 1,
+        "claim": 1,
+        "end and claim": 1,
+        "end and claim, keyed": 5,
+        "enqueue one, keyed": 8,
+        "enqueue a batch, unique": 4,
+        "enqueue a duplicate": 5,
+        "end and claim, unique": 4,
+    },
     # MySQL returns only the id of a single-row INSERT: a batch of jobs is an INSERT per job.
-    "mysql": {"enqueue one": 4, "enqueue a batch": 4, "claim": 6, "end and claim": 9,
-              "end and claim, keyed": 10, "enqueue one, keyed": 9,
-              "enqueue a batch, unique": 5, "enqueue a duplicate": 4, "end and claim, unique": 7},
-    "sqlite": {"enqueue one": 4, "enqueue a batch": 4, "claim": 7, "end and claim": 9,
-               "end and claim, keyed": 9, "enqueue one, keyed": 9,
-               "enqueue a batch, unique": 6, "enqueue a duplicate": 5, "end and claim, unique": 6},
+    "mysql": {
+        "enqueue one": 4,
+        "enqueue a batch": 4,
+        "claim": 6,
+        "end and claim": 9,
+        "end and claim, keyed": 10,
+        "enqueue one, keyed": 9,
+        "enqueue a batch, unique": 5,
+        "enqueue a duplicate": 4,
+        "end and claim, unique": 7,
+    },
+    "sqlite": {
+        "enqueue one": 4,
+        "enqueue a batch": 4,
+        "claim": 7,
+        "end and claim": 9,
+        "end and claim, keyed": 9,
+        "enqueue one, keyed": 9,
+        "enqueue a batch, unique": 6,
+        "enqueue a duplicate": 5,
+        "end and claim, unique": 6,
+    },
 }
 
 
@@ -81,11 +105,13 @@ def test_unique_jobs(process):
     # reads its holder; giving the keys back is one statement for the whole batch.
     counts = {
         "enqueue a batch, unique": statements(
-            lambda: quebec.perform_all_later(UniqueArgumentsJob.build(i) for i in range(BATCH))),
+            lambda: quebec.perform_all_later(UniqueArgumentsJob.build(i) for i in range(BATCH))
+        ),
         "enqueue a duplicate": statements(lambda: UniqueArgumentsJob.perform_later(0)),
     }
     claimed = running.claim("default", ["*"], BATCH, process.pk)
     counts["end and claim, unique"] = statements(
-        lambda: running.end_and_claim("default", finished_runs(claimed), process.pk, True, ["*"], BATCH))
+        lambda: running.end_and_claim("default", finished_runs(claimed), process.pk, True, ["*"], BATCH)
+    )
     assert Job.objects.finished().count() == BATCH
     assert counts == {name: BUDGETS[connection.vendor][name] for name in counts}

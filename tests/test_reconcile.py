@@ -39,11 +39,20 @@ def test_500_jobs_with_random_outcomes_reconcile(quebec_run):
         assert statuses[handle.id] == EXPECTED[plan], f"job {handle.id} ({plan}) ended {statuses[handle.id]}"
     # Exactly one state each: a failed job has its failed execution and nothing else; a
     # finished or discarded one has no execution row left anywhere.
-    rows = Counter(job_id for model in EXECUTION_STATES.values() for job_id in model.objects.values_list("job_id", flat=True))
+    rows = Counter(
+        job_id for model in EXECUTION_STATES.values() for job_id in model.objects.values_list("job_id", flat=True)
+    )
     for handle, plan in zip(handles, plans, strict=True):
-        assert rows[handle.id] == (1 if EXPECTED[plan] == "failed" else 0), f"job {handle.id} ({plan}) has {rows[handle.id]} execution rows"
+        assert rows[handle.id] == (1 if EXPECTED[plan] == "failed" else 0), (
+            f"job {handle.id} ({plan}) has {rows[handle.id]} execution rows"
+        )
     executions = dict(Job.objects.values_list("pk", "executions"))
     runs = Counter(plan for plan in plans)
     assert sum(executions.values()) == (
-        runs["ok"] + 2 * runs["flaky-then-ok"] + runs["rescue"] + 3 * runs["flaky"] + runs["unexpected"] + runs["discard"]
+        runs["ok"]
+        + 2 * runs["flaky-then-ok"]
+        + runs["rescue"]
+        + 3 * runs["flaky"]
+        + runs["unexpected"]
+        + runs["discard"]
     )

@@ -38,12 +38,25 @@ def test_tasks_from_settings_and_file(settings, tmp_path):
         "    command: tests.testapp.jobs.record_command\n"
         "    schedule: '@hourly'\n"
     )
-    tasks = static(settings, ping={"command": "tests.testapp.jobs.record_command", "kwargs": {"label": "ping"},
-                                   "schedule": "every 10 seconds", "description": "keeps warm"})
+    tasks = static(
+        settings,
+        ping={
+            "command": "tests.testapp.jobs.record_command",
+            "kwargs": {"label": "ping"},
+            "schedule": "every 10 seconds",
+            "description": "keeps warm",
+        },
+    )
     assert set(tasks) == {"ping", "cleanup"}
     assert tasks["cleanup"] == {
-        "schedule": "every day at 3am", "class_name": RECORD, "command": "", "queue_name": "maintenance",
-        "priority": 5, "description": "", "catch_up": False, "arguments": {"args": ["cleanup"], "kwargs": {}},
+        "schedule": "every day at 3am",
+        "class_name": RECORD,
+        "command": "",
+        "queue_name": "maintenance",
+        "priority": 5,
+        "description": "",
+        "catch_up": False,
+        "arguments": {"args": ["cleanup"], "kwargs": {}},
     }
     assert tasks["ping"]["command"] == "tests.testapp.jobs.record_command"
 
@@ -51,7 +64,10 @@ def test_tasks_from_settings_and_file(settings, tmp_path):
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"class": RECORD, "schedule": "every 7 minutes"}, r"recurring task 'bad': schedule 'every 7 minutes': .*divide"),
+        (
+            {"class": RECORD, "schedule": "every 7 minutes"},
+            r"recurring task 'bad': schedule 'every 7 minutes': .*divide",
+        ),
         ({"class": RECORD}, r"'bad': schedule None: a schedule must be a non-empty string"),
         ({"schedule": "@daily"}, "needs exactly one of 'class'"),
         ({"class": "tests.testapp.jobs.Nope", "schedule": "@daily"}, "cannot be imported"),
@@ -68,8 +84,9 @@ def test_invalid_tasks_are_refused_naming_key_text_and_why(settings, entry, mess
 
 def test_sync_adds_changes_and_removes_static_tasks_and_keeps_dynamic_ones(settings):
     quebec.schedule_recurring_task("dynamic", job_class=RECORD, schedule="@daily")
-    RecurringTask.objects.sync_static(static(settings, a={"class": RECORD, "schedule": "@hourly"},
-                                             b={"class": RECORD, "schedule": "@daily"}))
+    RecurringTask.objects.sync_static(
+        static(settings, a={"class": RECORD, "schedule": "@hourly"}, b={"class": RECORD, "schedule": "@daily"})
+    )
     assert set(RecurringTask.objects.values_list("key", "static")) == {("a", True), ("b", True), ("dynamic", False)}
     RecurringTask.objects.sync_static(static(settings, a={"class": RECORD, "schedule": "every 5 minutes"}))
     assert dict(RecurringTask.objects.values_list("key", "schedule")) == {"a": "every 5 minutes", "dynamic": "@daily"}
@@ -94,8 +111,9 @@ def test_dynamic_tasks_from_code(settings):
 
 
 def test_a_run_is_enqueued_once_whoever_asks():
-    task = quebec.schedule_recurring_task("once", job_class=RECORD, args=["x"], schedule="@hourly", queue="cron",
-                                          priority=3)
+    task = quebec.schedule_recurring_task(
+        "once", job_class=RECORD, args=["x"], schedule="@hourly", queue="cron", priority=3
+    )
     run_at = datetime(2026, 11, 30, 11, tzinfo=UTC)
     execution = task.enqueue(run_at)
     assert execution is not None and task.enqueue(run_at) is None
@@ -105,8 +123,9 @@ def test_a_run_is_enqueued_once_whoever_asks():
 
 
 def test_operations_run_now_pause_resume_last_and_next_run(transactional_db, start):
-    task = quebec.schedule_recurring_task("ops", command="tests.testapp.jobs.record_command", args=["by hand"],
-                                          schedule="every day at 9am")
+    task = quebec.schedule_recurring_task(
+        "ops", command="tests.testapp.jobs.record_command", args=["by hand"], schedule="every day at 9am"
+    )
     assert task.last_execution() is None
     assert task.next_run(datetime(2026, 11, 30, 10, tzinfo=UTC)) == datetime(2026, 12, 1, 9, tzinfo=UTC)
     task.run_now()
@@ -176,11 +195,17 @@ def test_a_command_argument_naming_any_other_callable_fails_the_job_and_runs_not
 
 
 @pytest.mark.subprocess
-def test_a_task_row_naming_an_unregistered_command_fails_each_run_and_runs_nothing(transactional_db, quebec_run,
-                                                                                   tmp_path):
+def test_a_task_row_naming_an_unregistered_command_fails_each_run_and_runs_nothing(
+    transactional_db, quebec_run, tmp_path
+):
     marker = tmp_path / "ran"
-    RecurringTask.objects.create(key="planted", schedule="every second", command="os.system", static=False,
-                                 arguments=serialize_arguments([f"touch {marker}"], {}))
+    RecurringTask.objects.create(
+        key="planted",
+        schedule="every second",
+        command="os.system",
+        static=False,
+        arguments=serialize_arguments([f"touch {marker}"], {}),
+    )
     process = quebec_run(env={"QUEBEC_WORKER_POLLING_INTERVAL": "0.05"})
     wait_until(lambda: FailedExecution.objects.count() >= 2, message="two runs of the planted task to fail")
     assert process.stop() == 0
@@ -194,8 +219,15 @@ def test_registered_and_configured_commands_run(start):
 
     registered = RecurringCommandJob.perform_later("tests.testapp.jobs.record_command", ["registered"], {})
     configured = RecurringCommandJob.perform_later("tests.testapp.jobs.record_configured_command", ["configured"], {})
-    start(recurring={"nightly": {"command": "tests.testapp.jobs.record_configured_command", "args": ["nightly"],
-                                 "schedule": "every day at 3am"}})
+    start(
+        recurring={
+            "nightly": {
+                "command": "tests.testapp.jobs.record_configured_command",
+                "args": ["nightly"],
+                "schedule": "every day at 3am",
+            }
+        }
+    )
     wait_until(lambda: finished(registered, configured))
     assert (registered.status, configured.status) == ("finished", "finished")
     assert set(JobRun.objects.values_list("label", flat=True)) == {"registered", "configured"}
@@ -207,8 +239,11 @@ def test_dynamic_tasks_take_only_allowed_commands():
     task = quebec.schedule_recurring_task("by-function", command=record_command, schedule="@hourly")
     assert task.command == "tests.testapp.jobs.record_command"
     for command in ("os.system", "tests.testapp.jobs.record_configured_command"):
-        with pytest.raises(ValueError, match=rf"recurring task 'x': recurring command '{command}' is not allowed.*"
-                                             "decorate it with @quebec.command"):
+        with pytest.raises(
+            ValueError,
+            match=rf"recurring task 'x': recurring command '{command}' is not allowed.*"
+            "decorate it with @quebec.command",
+        ):
             quebec.schedule_recurring_task("x", command=command, schedule="@hourly")
     assert not RecurringTask.objects.filter(key="x").exists()
 

@@ -54,7 +54,9 @@ def test_deleted_model_instance_fails_with_a_clear_error():
     account = Account.objects.create(name="gone")
     stored = serialize_arguments([], {"account": account})
     account.delete()
-    with pytest.raises(DeserializationError, match=r"kwargs\['account'\]: testapp.Account with pk \d+ no longer exists"):
+    with pytest.raises(
+        DeserializationError, match=r"kwargs\['account'\]: testapp.Account with pk \d+ no longer exists"
+    ):
         deserialize_arguments(stored)
 
 

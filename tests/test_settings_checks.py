@@ -18,8 +18,16 @@ def test_an_unknown_quebec_variable_is_reported_with_a_correction(monkeypatch):
 
 
 def test_settings_aliases_and_quebecs_other_variables_are_not_reported(monkeypatch):
-    for name in ("QUEBEC_WORKER_THREADS", "QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY", "QUEBEC_ENV", "QUEBEC_CONFIG",
-                 "QUEBEC_RECURRING_SCHEDULE", "QUEBEC_SUPERVISOR", "QUEBEC_DATABASE_URL", "QUEBEC_TEST_MYSQL_URL"):
+    for name in (
+        "QUEBEC_WORKER_THREADS",
+        "QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY",
+        "QUEBEC_ENV",
+        "QUEBEC_CONFIG",
+        "QUEBEC_RECURRING_SCHEDULE",
+        "QUEBEC_SUPERVISOR",
+        "QUEBEC_DATABASE_URL",
+        "QUEBEC_TEST_MYSQL_URL",
+    ):
         monkeypatch.setenv(name, "1" if name != "QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY" else "{}")
     assert settings_checks.unknown_environment_variables() == []
 
@@ -66,11 +74,15 @@ def test_quebec_run_refuses_an_alive_threshold_below_the_heartbeat(quebec_run):
 def test_quebec_run_logs_configuration_warnings_and_runs(quebec_run, tmp_path):
     config = tmp_path / "queue.yml"
     config.write_text("production:\n  worker_threads: 8\n")
-    process = quebec_run("--only", "worker", env={
-        "QUEBEC_CONFIG": str(config),
-        "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
-        "QUEBEC_WORKER_THREAD": "8",
-    })
+    process = quebec_run(
+        "--only",
+        "worker",
+        env={
+            "QUEBEC_CONFIG": str(config),
+            "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
+            "QUEBEC_WORKER_THREAD": "8",
+        },
+    )
     process.wait_for_output("Worker ")
     output = process.output()
     assert (

@@ -10,8 +10,16 @@ from quebec.models import Job, Process
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import ChaosJob, RecordJob
 
-SIGNALS = ("job_enqueued", "job_started", "job_finished", "job_retried", "job_failed", "job_discarded",
-           "process_started", "process_stopped")
+SIGNALS = (
+    "job_enqueued",
+    "job_started",
+    "job_finished",
+    "job_retried",
+    "job_failed",
+    "job_discarded",
+    "process_started",
+    "process_stopped",
+)
 
 
 @pytest.fixture

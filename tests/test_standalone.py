@@ -82,8 +82,11 @@ def free_port():
 
 def plain_environment(**extra):
     """The environment of a user's shell: no Django settings module, no test configuration."""
-    env = {key: value for key, value in os.environ.items()
-           if key != "DJANGO_SETTINGS_MODULE" and not key.startswith("QUEBEC_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "DJANGO_SETTINGS_MODULE" and not key.startswith("QUEBEC_")
+    }
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", QUEBEC_WORKER_POLLING_INTERVAL="0.05", **extra)
     return env
 
@@ -92,15 +95,19 @@ class Script:
     def __init__(self, args, cwd, env):
         self.log = cwd / f"output-{time.monotonic_ns()}.log"
         with self.log.open("wb") as log:
-            self.popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def output(self):
         return self.log.read_text()
 
     def wait_for(self, text, timeout=30):
-        wait_until(lambda: text in self.output() or self.popen.poll() is not None, timeout=timeout,
-                   message=f"{text!r} in the output")
+        wait_until(
+            lambda: text in self.output() or self.popen.poll() is not None,
+            timeout=timeout,
+            message=f"{text!r} in the output",
+        )
         assert text in self.output(), self.output()
 
     def stop(self):
@@ -145,8 +152,12 @@ def test_python_m_quebec_runs_a_jobs_package_with_a_dashboard_login(tmp_path, sc
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     port = free_port()
-    env = plain_environment(DATABASE_URL="sqlite:///demo.db?mode=rwc", QUEBEC_CONTROL_PLANE=f"127.0.0.1:{port}",
-                            QUEBEC_DASHBOARD_USER="ops", QUEBEC_DASHBOARD_PASSWORD="s3cret-pass")
+    env = plain_environment(
+        DATABASE_URL="sqlite:///demo.db?mode=rwc",
+        QUEBEC_CONTROL_PLANE=f"127.0.0.1:{port}",
+        QUEBEC_DASHBOARD_USER="ops",
+        QUEBEC_DASHBOARD_PASSWORD="s3cret-pass",
+    )
     enqueue = subprocess.run([sys.executable, "enqueue.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert enqueue.returncode == 0 and "enqueued 1" in enqueue.stdout, enqueue.stderr
     runner = scripts([sys.executable, "-m", "quebec", "jobs"], tmp_path, env)
@@ -174,8 +185,11 @@ def test_the_dashboard_allows_the_hosts_named_by_quebec_allowed_hosts(tmp_path, 
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     port = free_port()
-    env = plain_environment(DATABASE_URL="sqlite:///demo.db", QUEBEC_CONTROL_PLANE=f"127.0.0.1:{port}",
-                            QUEBEC_ALLOWED_HOSTS="jobs.example, ops.example")
+    env = plain_environment(
+        DATABASE_URL="sqlite:///demo.db",
+        QUEBEC_CONTROL_PLANE=f"127.0.0.1:{port}",
+        QUEBEC_ALLOWED_HOSTS="jobs.example, ops.example",
+    )
     runner = scripts([sys.executable, "-m", "quebec", "--only", "dispatcher", "jobs"], tmp_path, env)
     runner.wait_for("Dashboard at")
     wait_until(lambda: status_for_host(port, "jobs.example") == 200, message="the dashboard to answer")
@@ -185,19 +199,27 @@ def test_the_dashboard_allows_the_hosts_named_by_quebec_allowed_hosts(tmp_path, 
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize(("password", "message"), [
-    ("x", "This password is too short. It must contain at least 8 characters."),
-    ("password", "This password is too common."),
-    ("8731409265", "This password is entirely numeric."),
-])
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("x", "This password is too short. It must contain at least 8 characters."),
+        ("password", "This password is too common."),
+        ("8731409265", "This password is entirely numeric."),
+    ],
+)
 def test_a_weak_dashboard_password_is_refused(tmp_path, password, message):
     for name, text in JOBS_PACKAGE.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
-    env = plain_environment(DATABASE_URL="sqlite:///demo.db", QUEBEC_CONTROL_PLANE=f"127.0.0.1:{free_port()}",
-                            QUEBEC_DASHBOARD_USER="ops", QUEBEC_DASHBOARD_PASSWORD=password)
-    result = subprocess.run([sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=60)
+    env = plain_environment(
+        DATABASE_URL="sqlite:///demo.db",
+        QUEBEC_CONTROL_PLANE=f"127.0.0.1:{free_port()}",
+        QUEBEC_DASHBOARD_USER="ops",
+        QUEBEC_DASHBOARD_PASSWORD=password,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1, result.stderr
     assert f"QUEBEC_DASHBOARD_PASSWORD is refused: {message}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -238,12 +260,14 @@ def test_python_m_quebec_on_each_database(tmp_path, scripts, transactional_db):
 def test_python_m_quebec_says_what_is_missing(tmp_path):
     env = plain_environment()
     env.pop("DATABASE_URL", None)
-    result = subprocess.run([sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 1 and "set DATABASE_URL" in result.stderr
     env["DATABASE_URL"] = "sqlite:///demo.db"
-    result = subprocess.run([sys.executable, "-m", "quebec", "no_such_jobs"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "quebec", "no_such_jobs"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 1 and "No module named 'no_such_jobs'" in result.stderr
 
 
@@ -253,26 +277,41 @@ def dashboard_page(port, username, password, path):
     base = f"http://127.0.0.1:{port}"
     opener.open(f"{base}/admin/login/")
     token = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
-    form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token,
-                                   "next": path}).encode()
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": token, "next": path}
+    ).encode()
     request = urllib.request.Request(f"{base}/admin/login/", data=form, headers={"Referer": f"{base}/admin/login/"})
     page = opener.open(request)
     assert page.url == f"{base}{path}", "the login did not succeed"
     return page.read().decode()
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("sqlite://demo.db?mode=rwc", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
-    ("sqlite:///demo.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
-    # An absolute path, with and without a query: Python 3.12.1's urlunsplit made both relative.
-    ("sqlite:////var/lib/app/q.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db"}),
-    ("sqlite:////var/lib/app/q.db?mode=rwc&timeout=5",
-     {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db", "OPTIONS": {"timeout": 5}}),
-    ("postgresql://app:pw@db:5433/jobs?sslmode=require&mode=rwc",
-     {"ENGINE": "django.db.backends.postgresql", "NAME": "jobs", "USER": "app", "PASSWORD": "pw", "HOST": "db",
-      "PORT": 5433, "OPTIONS": {"sslmode": "require"}}),
-    ("mariadb://root@127.0.0.1:3306/jobs", {"ENGINE": "django.db.backends.mysql", "NAME": "jobs", "PORT": 3306}),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite://demo.db?mode=rwc", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
+        ("sqlite:///demo.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "demo.db"}),
+        # An absolute path, with and without a query: Python 3.12.1's urlunsplit made both relative.
+        ("sqlite:////var/lib/app/q.db", {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db"}),
+        (
+            "sqlite:////var/lib/app/q.db?mode=rwc&timeout=5",
+            {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/app/q.db", "OPTIONS": {"timeout": 5}},
+        ),
+        (
+            "postgresql://app:pw@db:5433/jobs?sslmode=require&mode=rwc",
+            {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "jobs",
+                "USER": "app",
+                "PASSWORD": "pw",
+                "HOST": "db",
+                "PORT": 5433,
+                "OPTIONS": {"sslmode": "require"},
+            },
+        ),
+        ("mariadb://root@127.0.0.1:3306/jobs", {"ENGINE": "django.db.backends.mysql", "NAME": "jobs", "PORT": 3306}),
+    ],
+)
 def test_database_urls_are_read_as_django_environ_does_with_the_originals_forms(url, expected):
     settings = database_settings(url)
     assert {key: settings.get(key) for key in expected} == expected

@@ -22,8 +22,11 @@ LONG_KEY = "k" * 300
 def test_an_over_long_concurrency_key_fails_the_call_and_its_transaction_after_commit(settings):
     # The job would be written after the commit and refused there: the caller's data kept, the job lost.
     settings.QUEBEC = {"enqueue_after_commit": True}
-    with pytest.raises(ValueError, match=r"PairsJob: concurrency key 'PairsJob/kkk.* is 309 characters; "
-                                         r"the database stores at most 255"):
+    with pytest.raises(
+        ValueError,
+        match=r"PairsJob: concurrency key 'PairsJob/kkk.* is 309 characters; "
+        r"the database stores at most 255",
+    ):
         with transaction.atomic():
             Account.objects.create(name="paid")
             PairsJob.perform_later(LONG_KEY)
@@ -40,8 +43,11 @@ def test_an_over_long_queue_name_is_refused_before_anything_is_written():
 @on_postgresql
 def test_a_nul_character_in_an_argument_is_refused_on_postgresql_naming_where_it_is(settings):
     settings.QUEBEC = {"enqueue_after_commit": True}
-    with pytest.raises(ValueError, match=r"EchoArgumentsJob: argument kwargs\['rows'\]\[1\]\['name'\] contains a NUL "
-                                         r"character, which PostgreSQL cannot store"):
+    with pytest.raises(
+        ValueError,
+        match=r"EchoArgumentsJob: argument kwargs\['rows'\]\[1\]\['name'\] contains a NUL "
+        r"character, which PostgreSQL cannot store",
+    ):
         with transaction.atomic():
             Account.objects.create(name="paid")
             EchoArgumentsJob.perform_later(rows=[{"name": "fine"}, {"name": "bad\x00byte"}])
@@ -67,8 +73,11 @@ def test_databases_that_store_nul_characters_keep_them():
 
 
 def test_arguments_over_max_arguments_bytes_are_refused_with_their_size(settings):
-    with pytest.raises(ValueError, match=r"EchoArgumentsJob: arguments are 2,097,\d{3} bytes as JSON, "
-                                         r"over max_arguments_bytes \(1,048,576\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"EchoArgumentsJob: arguments are 2,097,\d{3} bytes as JSON, "
+        r"over max_arguments_bytes \(1,048,576\)",
+    ):
         EchoArgumentsJob.perform_later("x" * (2 * 1024 * 1024))
     settings.QUEBEC = {"max_arguments_bytes": 100}
     document = '{"args": ["%s"], "kwargs": {}}'
@@ -103,7 +112,9 @@ def test_the_extreme_priorities_are_stored_one_at_a_time_and_in_bulk(priority):
 
 
 def test_a_priority_out_of_range_is_refused():
-    with pytest.raises(ValueError, match=r"priority must be an integer between -2147483648 and 2147483647, got 2147483648"):
+    with pytest.raises(
+        ValueError, match=r"priority must be an integer between -2147483648 and 2147483647, got 2147483648"
+    ):
         RecordJob.set(priority=2**31).perform_later()
 
 

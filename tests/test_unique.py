@@ -46,7 +46,9 @@ def test_the_default_key_is_the_class_and_its_arguments_whatever_the_keyword_ord
     different = UniqueArgumentsJob.perform_later(2, b=2, c={"y": 1, "x": 2})
     assert same.duplicate and same.id == first.id
     assert not different.duplicate
-    assert Job.objects.get(pk=first.id).unique_key == 'UniqueArgumentsJob/{"args":[1],"kwargs":{"b":2,"c":{"x":2,"y":1}}}'
+    assert (
+        Job.objects.get(pk=first.id).unique_key == 'UniqueArgumentsJob/{"args":[1],"kwargs":{"b":2,"c":{"x":2,"y":1}}}'
+    )
     long = UniqueArgumentsJob.perform_later("x" * 1000)
     assert UniqueArgumentsJob.perform_later("x" * 1000).id == long.id
     stored = Job.objects.get(pk=long.id).unique_key
@@ -55,8 +57,9 @@ def test_the_default_key_is_the_class_and_its_arguments_whatever_the_keyword_ord
 
 def test_bulk_writes_each_key_once_and_names_the_duplicates():
     UniqueSyncJob.perform_later(1)
-    handles = quebec.perform_all_later([UniqueSyncJob.build(account) for account in (1, 2, 2, 3, 1, 3)]
-                                       + [RecordJob.build("plain")])
+    handles = quebec.perform_all_later(
+        [UniqueSyncJob.build(account) for account in (1, 2, 2, 3, 1, 3)] + [RecordJob.build("plain")]
+    )
     assert [handle.duplicate for handle in handles] == [True, False, True, False, True, True, False]
     ids = [handle.id for handle in handles]
     assert ids[0] == ids[4] and ids[1] == ids[2] and ids[3] == ids[5]
@@ -97,12 +100,14 @@ def test_callbacks_and_the_enqueued_signal_skip_duplicates(django_capture_on_com
         with django_capture_on_commit_callbacks(execute=True):
             first = UniqueSyncJob.perform_later(1)
             UniqueSyncJob.perform_later(1)
-            handles = quebec.perform_all_later([UniqueSyncJob.build(2), UniqueSyncJob.build(2),
-                                                UniqueSyncJob.build(1)])
+            handles = quebec.perform_all_later([UniqueSyncJob.build(2), UniqueSyncJob.build(2), UniqueSyncJob.build(1)])
     finally:
         signals.job_enqueued.disconnect(receive)
     assert UniqueSyncJob.enqueued == [
-        ("before", ([1], {})), ("after", first.id), ("before", ([2], {})), ("after", handles[0].id),
+        ("before", ([1], {})),
+        ("after", first.id),
+        ("before", ([2], {})),
+        ("after", handles[0].id),
     ]
     assert sent == [first.id, handles[0].id]
 
@@ -181,13 +186,16 @@ def test_the_key_is_checked_like_every_stored_key():
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize(("attributes", "message"), [
-    ({"unique_key": lambda self: "k"}, "defines unique_key or unique_for but no unique_until"),
-    ({"unique_for": 60}, "defines unique_key or unique_for but no unique_until"),
-    ({"unique_until": "done"}, "unique_until must be 'finished' or 'started'"),
-    ({"unique_until": "finished", "unique_for": 0}, "unique_for must be positive"),
-    ({"unique_until": "finished", "unique_on_conflict": "skip"}, "quebec.UniqueConflict.Skip or .Raise"),
-])
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"unique_key": lambda self: "k"}, "defines unique_key or unique_for but no unique_until"),
+        ({"unique_for": 60}, "defines unique_key or unique_for but no unique_until"),
+        ({"unique_until": "done"}, "unique_until must be 'finished' or 'started'"),
+        ({"unique_until": "finished", "unique_for": 0}, "unique_for must be positive"),
+        ({"unique_until": "finished", "unique_on_conflict": "skip"}, "quebec.UniqueConflict.Skip or .Raise"),
+    ],
+)
 def test_settings_that_cannot_work_are_refused_when_the_class_is_defined(attributes, message):
     with pytest.raises(TypeError, match=message):
         type("BadUniqueJob", (quebec.BaseClass,), {"perform": lambda self: None, **attributes})

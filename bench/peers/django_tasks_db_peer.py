@@ -26,7 +26,10 @@ def database_settings(url):
     """Django's DATABASES entry for a sqlite:///path or postgres:// URL."""
     parts = urlparse(url)
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": parts.path.removeprefix("/") if parts.path.startswith("//") else parts.path}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": parts.path.removeprefix("/") if parts.path.startswith("//") else parts.path,
+        }
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parts.path.lstrip("/"),

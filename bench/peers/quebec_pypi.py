@@ -18,8 +18,15 @@ os.environ.setdefault("RUST_LOG", "warn")  # its engine logs every start and reg
 import quebec  # noqa: E402
 
 CHUNK = 1000
-TABLES = ("ready_executions", "claimed_executions", "failed_executions", "scheduled_executions",
-          "blocked_executions", "processes", "jobs")
+TABLES = (
+    "ready_executions",
+    "claimed_executions",
+    "failed_executions",
+    "scheduled_executions",
+    "blocked_executions",
+    "processes",
+    "jobs",
+)
 
 
 class NoopJob(quebec.BaseClass):

@@ -20,27 +20,39 @@ class BulkAction:
 
 
 RETRY = BulkAction(
-    _("Retry failed jobs"), _("Put these failed jobs back in line?"), _("Yes, retry them"),
+    _("Retry failed jobs"),
+    _("Put these failed jobs back in line?"),
+    _("Yes, retry them"),
     ngettext_lazy("%(count)d job is back in line.", "%(count)d jobs are back in line.", "count"),
 )
 DISCARD = BulkAction(
-    _("Discard failed jobs"), _("Discard these failed jobs? They will not run again."), _("Yes, discard them"),
+    _("Discard failed jobs"),
+    _("Discard these failed jobs? They will not run again."),
+    _("Yes, discard them"),
     ngettext_lazy("%(count)d job was discarded.", "%(count)d jobs were discarded.", "count"),
 )
 RUN_NOW = BulkAction(
-    _("Run scheduled jobs now"), _("Make these scheduled jobs due now?"), _("Yes, run them now"),
+    _("Run scheduled jobs now"),
+    _("Make these scheduled jobs due now?"),
+    _("Yes, run them now"),
     ngettext_lazy("%(count)d job is due now.", "%(count)d jobs are due now.", "count"),
 )
 UNBLOCK = BulkAction(
-    _("Unblock jobs"), _("Make these blocked jobs ready now, over their concurrency limit?"), _("Yes, unblock them"),
+    _("Unblock jobs"),
+    _("Make these blocked jobs ready now, over their concurrency limit?"),
+    _("Yes, unblock them"),
     ngettext_lazy("%(count)d job is ready.", "%(count)d jobs are ready.", "count"),
 )
 CANCEL_BLOCKED = BulkAction(
-    _("Cancel blocked jobs"), _("Cancel these blocked jobs? They will not run."), _("Yes, cancel them"),
+    _("Cancel blocked jobs"),
+    _("Cancel these blocked jobs? They will not run."),
+    _("Yes, cancel them"),
     ngettext_lazy("%(count)d job was cancelled.", "%(count)d jobs were cancelled.", "count"),
 )
 CANCEL = BulkAction(
-    _("Cancel scheduled jobs"), _("Cancel these scheduled jobs? They will not run."), _("Yes, cancel them"),
+    _("Cancel scheduled jobs"),
+    _("Cancel these scheduled jobs? They will not run."),
+    _("Yes, cancel them"),
     ngettext_lazy("%(count)d job was cancelled.", "%(count)d jobs were cancelled.", "count"),
 )
 

@@ -37,8 +37,8 @@ def describe(job):
         execution=execution,
         retries=retries(job),
         recurring=RecurringExecution.objects.filter(job_id=job.pk).first(),
-        holds_unique_key=bool(job.unique_key) and UniqueKey.objects.held().filter(
-            key=job.unique_key, active_job_id=job.active_job_id).exists(),
+        holds_unique_key=bool(job.unique_key)
+        and UniqueKey.objects.held().filter(key=job.unique_key, active_job_id=job.active_job_id).exists(),
     )
 
 
@@ -139,7 +139,10 @@ def _reason(job, execution):
 
 
 def _ready(job, execution):
-    reason = _("Waiting in queue %(queue)s since %(since)s.") % {"queue": job.queue_name, "since": _when(execution.created_at)}
+    reason = _("Waiting in queue %(queue)s since %(since)s.") % {
+        "queue": job.queue_name,
+        "since": _when(execution.created_at),
+    }
     if Pause.objects.filter(queue_name=job.queue_name).exists():
         reason += " " + _("The queue is paused: no worker takes it until the queue is resumed.")
     return reason

@@ -44,8 +44,13 @@ class CappedChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         self.capped = getattr(self.paginator, "capped", False)
-        self.result_count_display = stats.format_count(self.result_count, getattr(self.paginator, "cap", stats.COUNT_CAP))
-        self.result_count_text = self.model_admin.count_text % {"count": self.result_count, "shown": self.result_count_display}
+        self.result_count_display = stats.format_count(
+            self.result_count, getattr(self.paginator, "cap", stats.COUNT_CAP)
+        )
+        self.result_count_text = self.model_admin.count_text % {
+            "count": self.result_count,
+            "shown": self.result_count_display,
+        }
         self.page_range = list(self.paginator.get_elided_page_range(self.page_num)) if self.multi_page else []
         if self.capped:
             self.can_show_all = False

@@ -37,8 +37,18 @@ class RecurringTaskAdmin(QuebecModelAdmin):
     tab = "recurring"
     list_title = _("Recurring tasks")
     count_text = ngettext_lazy("%(shown)s recurring task", "%(shown)s recurring tasks", "count")
-    list_display = ("key", "short_description", "schedule", "in_words", "target", "queue", "next_run_at",
-                    "last_run_at", "last_status_label", "paused")
+    list_display = (
+        "key",
+        "short_description",
+        "schedule",
+        "in_words",
+        "target",
+        "queue",
+        "next_run_at",
+        "last_run_at",
+        "last_status_label",
+        "paused",
+    )
     search_fields = ("key", "class_name", "command", "description")
     ordering = ("key",)
     actions = ("run_now", "pause", "resume")
@@ -49,7 +59,9 @@ class RecurringTaskAdmin(QuebecModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(last_run_at=Subquery(latest.values("run_at")[:1]), last_job_id=Subquery(latest.values("job_id")[:1]))
+            .annotate(
+                last_run_at=Subquery(latest.values("run_at")[:1]), last_job_id=Subquery(latest.values("job_id")[:1])
+            )
             .annotate(last_status=Subquery(last_status))
         )
 
@@ -103,7 +115,9 @@ class RecurringTaskAdmin(QuebecModelAdmin):
             try:
                 task.run_now()
             except Exception as error:  # a task whose class is gone must not hide the others' runs
-                self.message_user(request, _("%(task)s: %(error)s") % {"task": task.key, "error": error}, messages.ERROR)
+                self.message_user(
+                    request, _("%(task)s: %(error)s") % {"task": task.key, "error": error}, messages.ERROR
+                )
             else:
                 self.message_user(request, _("Enqueued a run of %(task)s.") % {"task": task.key}, messages.SUCCESS)
 
@@ -125,8 +139,18 @@ class ProcessAdmin(QuebecModelAdmin):
     tab = "processes"
     list_title = _("Processes")
     count_text = ngettext_lazy("%(shown)s process", "%(shown)s processes", "count")
-    list_display = ("name", "kind", "hostname", "pid", "queues", "threads", "details", "last_heartbeat_at", "alive",
-                    "supervisor")
+    list_display = (
+        "name",
+        "kind",
+        "hostname",
+        "pid",
+        "queues",
+        "threads",
+        "details",
+        "last_heartbeat_at",
+        "alive",
+        "supervisor",
+    )
     list_filter = ("kind",)
     list_select_related = ("supervisor",)
     search_fields = ("name", "hostname")

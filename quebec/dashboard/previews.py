@@ -53,11 +53,19 @@ def pretty_head(value, limit=PAGE_CHARS):
 
 def arguments_size(job_id):
     """Characters of the job's arguments as the database stores them, counted there."""
-    return Job.objects.filter(pk=job_id).annotate(size=Length(Cast("arguments", TextField()))).values_list(
-        "size", flat=True).first()
+    return (
+        Job.objects.filter(pk=job_id)
+        .annotate(size=Length(Cast("arguments", TextField())))
+        .values_list("size", flat=True)
+        .first()
+    )
 
 
 def arguments_text(job_id):
     """The job's arguments as the database stores them, as text (not parsed), or None."""
-    return Job.objects.filter(pk=job_id).annotate(text=Cast("arguments", TextField())).values_list(
-        "text", flat=True).first()
+    return (
+        Job.objects.filter(pk=job_id)
+        .annotate(text=Cast("arguments", TextField()))
+        .values_list("text", flat=True)
+        .first()
+    )

@@ -25,8 +25,9 @@ class ProgressView:
         if _number(done) and _number(total) and total > 0:
             percent = round(max(0.0, min(100.0, 100.0 * done / total)), 1)
         at = reported.get("at")
-        return cls(done, total, reported.get("message") or "", parse_datetime(at) if isinstance(at, str) else None,
-                   percent)
+        return cls(
+            done, total, reported.get("message") or "", parse_datetime(at) if isinstance(at, str) else None, percent
+        )
 
 
 @dataclasses.dataclass
@@ -46,8 +47,13 @@ class StepsView:
         current = stored.get("current") if isinstance(stored.get("current"), list) else None
         name, cursor = (current + [None, None])[:2] if current else (None, None)
         seen = {*completed, name}
-        return cls(completed, name, cursor, [step for step in _declared_steps(job) if step not in seen],
-                   stored.get("resumptions") or 0)
+        return cls(
+            completed,
+            name,
+            cursor,
+            [step for step in _declared_steps(job) if step not in seen],
+            stored.get("resumptions") or 0,
+        )
 
 
 @dataclasses.dataclass
@@ -63,8 +69,12 @@ def describe(job):
     ``status``); reads only the job's row."""
     cancel = None
     if job.cancel_requested_at is not None:
-        cancel = CancelView(job.cancel_requested_by or "code", job.cancel_requested_at,
-                            pending=job.status == "claimed", too_late=job.status in ("finished", "failed"))
+        cancel = CancelView(
+            job.cancel_requested_by or "code",
+            job.cancel_requested_at,
+            pending=job.status == "claimed",
+            too_late=job.status in ("finished", "failed"),
+        )
     return {"progress": ProgressView.of(job), "steps": StepsView.of(job), "cancel": cancel}
 
 

@@ -149,7 +149,9 @@ def throughput(range_name, now=None):
     buckets = []
     start = first
     while start <= now:
-        buckets.append({"start": start, "processed": processed_by_bucket.get(start, 0), "failed": failed_by_bucket.get(start, 0)})
+        buckets.append(
+            {"start": start, "processed": processed_by_bucket.get(start, 0), "failed": failed_by_bucket.get(start, 0)}
+        )
         start += step
     return {"range": range_name, "unit": unit, "buckets": buckets}
 

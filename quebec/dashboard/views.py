@@ -54,16 +54,19 @@ def tabs(request, active, counts):
     for key, label, model_name, url_name, query in TABS:
         if model_name and not can_view(request.user, model_name):
             continue
-        url = databases.link(plain_reverse(url_name, kwargs={"app_label": "quebec"} if key == "overview" else None) + query)
+        url = databases.link(
+            plain_reverse(url_name, kwargs={"app_label": "quebec"} if key == "overview" else None) + query
+        )
         hint = _("last 24 hours") if key == "finished" else None
-        shown.append({"key": key, "label": label, "url": url, "active": key == active, "count": counts.get(key), "hint": hint})
+        shown.append(
+            {"key": key, "label": label, "url": url, "active": key == active, "count": counts.get(key), "hint": hint}
+        )
     return shown
 
 
 def visible_states(user):
     """The job states whose counts ``user`` may see: those of the state tables it may view."""
-    return {key for key, _label, model_name, _url, _query in TABS
-            if key in STATE_KEYS and can_view(user, model_name)}
+    return {key for key, _label, model_name, _url, _query in TABS if key in STATE_KEYS and can_view(user, model_name)}
 
 
 def page_context(request, active):
@@ -146,16 +149,31 @@ def throughput(request):
 # action: (model, transition, message when done, message when the job left that state meanwhile)
 JOB_ACTIONS = {
     "retry": (FailedExecution, queueing.retry, gettext_lazy("Job #%(id)s is back in line."), gettext_lazy("failed")),
-    "discard": (FailedExecution, queueing.discard, gettext_lazy("Job #%(id)s was discarded."),
-                gettext_lazy("failed")),
-    "run_now": (ScheduledExecution, queueing.run_now, gettext_lazy("Job #%(id)s is due now."),
-                gettext_lazy("scheduled")),
-    "cancel": (ScheduledExecution, queueing.discard, gettext_lazy("Job #%(id)s was cancelled."),
-               gettext_lazy("scheduled")),
-    "unblock": (BlockedExecution, queueing.unblock, gettext_lazy("Job #%(id)s is ready, over its key's limit."),
-                gettext_lazy("blocked")),
-    "cancel_blocked": (BlockedExecution, queueing.discard, gettext_lazy("Job #%(id)s was cancelled."),
-                       gettext_lazy("blocked")),
+    "discard": (FailedExecution, queueing.discard, gettext_lazy("Job #%(id)s was discarded."), gettext_lazy("failed")),
+    "run_now": (
+        ScheduledExecution,
+        queueing.run_now,
+        gettext_lazy("Job #%(id)s is due now."),
+        gettext_lazy("scheduled"),
+    ),
+    "cancel": (
+        ScheduledExecution,
+        queueing.discard,
+        gettext_lazy("Job #%(id)s was cancelled."),
+        gettext_lazy("scheduled"),
+    ),
+    "unblock": (
+        BlockedExecution,
+        queueing.unblock,
+        gettext_lazy("Job #%(id)s is ready, over its key's limit."),
+        gettext_lazy("blocked"),
+    ),
+    "cancel_blocked": (
+        BlockedExecution,
+        queueing.discard,
+        gettext_lazy("Job #%(id)s was cancelled."),
+        gettext_lazy("blocked"),
+    ),
     "cancel_job": (Job, cancelling.cancel, gettext_lazy("Job #%(id)s was cancelled."), ""),  # see cancel_job
 }
 
@@ -182,8 +200,10 @@ def cancel_job(request, object_id):
     if result == cancelling.DISCARDED:
         messages.success(request, _("Job #%(id)s was cancelled.") % {"id": object_id})
     elif result == cancelling.REQUESTED:
-        messages.success(request, _("Job #%(id)s is running: it stops at its next checkpoint or progress report.")
-                         % {"id": object_id})
+        messages.success(
+            request,
+            _("Job #%(id)s is running: it stops at its next checkpoint or progress report.") % {"id": object_id},
+        )
     else:
         messages.warning(request, _("Job #%(id)s has ended; nothing was done.") % {"id": object_id})
     return redirect("admin:quebec_job_change", object_id)
@@ -200,7 +220,9 @@ def job_action(request, object_id, action):
     if transition(model.objects.filter(pk=object_id)) == 1:
         messages.success(request, done % {"id": object_id})
     else:
-        messages.warning(request, _("Job #%(id)s is no longer %(state)s; nothing was done.") % {"id": object_id, "state": state})
+        messages.warning(
+            request, _("Job #%(id)s is no longer %(state)s; nothing was done.") % {"id": object_id, "state": state}
+        )
     return redirect("admin:quebec_job_change", object_id)
 
 

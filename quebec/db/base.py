@@ -28,8 +28,14 @@ from quebec.models import (
 
 # What the end of a run writes to its job's row, whatever the outcome.
 END_FIELDS = (
-    "executions", "exception_executions", "attempts", "return_value", "scheduled_at", "finished_at",
-    "discarded_at", "updated_at",
+    "executions",
+    "exception_executions",
+    "attempts",
+    "return_value",
+    "scheduled_at",
+    "finished_at",
+    "discarded_at",
+    "updated_at",
 )
 
 
@@ -84,10 +90,10 @@ class Operations:
                     obj._state.adding, obj._state.db = False, self.using
                 return
             for start in range(0, len(objects), batch_size):
-                batch = objects[start:start + batch_size]
+                batch = objects[start : start + batch_size]
                 params = [convert(getattr(obj, name)) for obj in batch for name, convert in converters]
                 cursor.execute(head + ", ".join([row] * len(batch)) + returning, params)
-                ids = [row_id for row_id, in cursor.fetchall()] if auto_pk else None
+                ids = [row_id for (row_id,) in cursor.fetchall()] if auto_pk else None
                 for index, obj in enumerate(batch):
                     if auto_pk:
                         obj.pk = ids[index]
@@ -197,33 +203,59 @@ class Operations:
         """The ready, scheduled and blocked rows of saved jobs, a statement per table."""
         now = timezone.now()
         self.insert_ready([(job.pk, job.queue_name, job.priority) for job in placement.ready], now)
-        self.insert_rows(ScheduledExecution, [
-            new_row(ScheduledExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
-                    scheduled_at=job.scheduled_at, reason=placement.reasons.get(job.pk, ""), created_at=now)
-            for job in placement.scheduled
-        ])
-        self.insert_rows(BlockedExecution, [
-            new_row(BlockedExecution, job_id=job.pk, queue_name=job.queue_name, priority=job.priority,
-                    concurrency_key=job.concurrency_key, expires_at=expires_at, created_at=now)
-            for job, expires_at in placement.blocked
-        ])
+        self.insert_rows(
+            ScheduledExecution,
+            [
+                new_row(
+                    ScheduledExecution,
+                    job_id=job.pk,
+                    queue_name=job.queue_name,
+                    priority=job.priority,
+                    scheduled_at=job.scheduled_at,
+                    reason=placement.reasons.get(job.pk, ""),
+                    created_at=now,
+                )
+                for job in placement.scheduled
+            ],
+        )
+        self.insert_rows(
+            BlockedExecution,
+            [
+                new_row(
+                    BlockedExecution,
+                    job_id=job.pk,
+                    queue_name=job.queue_name,
+                    priority=job.priority,
+                    concurrency_key=job.concurrency_key,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+                for job, expires_at in placement.blocked
+            ],
+        )
 
     def insert_ready(self, rows, now):
         """Ready rows for (job id, queue name, priority) ``rows``, and a wake-up for the workers."""
         if rows:
-            self.insert_rows(ReadyExecution, [
-                new_row(ReadyExecution, job_id=job_id, queue_name=queue_name, priority=priority, created_at=now)
-                for job_id, queue_name, priority in rows
-            ])
+            self.insert_rows(
+                ReadyExecution,
+                [
+                    new_row(ReadyExecution, job_id=job_id, queue_name=queue_name, priority=priority, created_at=now)
+                    for job_id, queue_name, priority in rows
+                ],
+            )
             self.notify_ready()
 
     def insert_failures(self, jobs, errors):
         """The failed execution rows of ``jobs``, each with its error's description."""
         now = timezone.now()
-        self.insert_rows(FailedExecution, [
-            new_row(FailedExecution, job_id=job.pk, created_at=now, attempt=job.executions, **errors[job.pk])
-            for job in jobs
-        ])
+        self.insert_rows(
+            FailedExecution,
+            [
+                new_row(FailedExecution, job_id=job.pk, created_at=now, attempt=job.executions, **errors[job.pk])
+                for job in jobs
+            ],
+        )
 
     def notify_ready(self):
         """Wake listening workers once the transaction commits (PostgreSQL's LISTEN/NOTIFY)."""
@@ -239,17 +271,19 @@ class Operations:
         locked = []
         skip_queues = gate.full_queues() if gate else ()
         for selector in selectors:
-            locked += self.lock_ready(selector, limit - len(locked), skip_locked, skip_queues,
-                                      [job_id for job_id, _ in locked])
+            locked += self.lock_ready(
+                selector, limit - len(locked), skip_locked, skip_queues, [job_id for job_id, _ in locked]
+            )
             if len(locked) >= limit:
                 break
         job_ids = gate(locked) if gate else [job_id for job_id, _ in locked]
         if not job_ids:
             return []
         now = timezone.now()
-        self.insert_rows(ClaimedExecution, [
-            new_row(ClaimedExecution, job_id=job_id, created_at=now, process_id=process_id) for job_id in job_ids
-        ])
+        self.insert_rows(
+            ClaimedExecution,
+            [new_row(ClaimedExecution, job_id=job_id, created_at=now, process_id=process_id) for job_id in job_ids],
+        )
         self.delete_by_pk(ReadyExecution, job_ids)
         jobs = Job.objects.using(self.using).in_bulk(job_ids)
         return [jobs[job_id] for job_id in job_ids]
@@ -292,8 +326,10 @@ class Operations:
     def lock_semaphores(self, keys):
         """Lock the semaphores of ``keys`` in key order; returns {key: free slots} of those that exist."""
         placeholders = ", ".join(["%s"] * len(keys))
-        sql = (f"SELECT s.{self.quote('key')}, s.value FROM {self.table(Semaphore)} s "
-               f"WHERE s.{self.quote('key')} IN ({placeholders}) ORDER BY s.{self.quote('key')} {self.lock_clause(False)}")
+        sql = (
+            f"SELECT s.{self.quote('key')}, s.value FROM {self.table(Semaphore)} s "
+            f"WHERE s.{self.quote('key')} IN ({placeholders}) ORDER BY s.{self.quote('key')} {self.lock_clause(False)}"
+        )
         return dict(self._fetch(sql, list(keys)))
 
     def pass_slots(self, ending, now):
@@ -309,8 +345,9 @@ class Operations:
         values = self.lock_semaphores([key for key, *_ in ending])
         # A slot given back never lifts a key above its limit; an unblocked job's override may
         # have left it below zero, and then nobody waiting gets in until it is positive again.
-        free = {key: max(min(values[key] + count, limit), values[key]) for key, count, limit, _ in ending
-                if key in values}
+        free = {
+            key: max(min(values[key] + count, limit), values[key]) for key, count, limit, _ in ending if key in values
+        }
         handed = self.lock_blocked([(key, free[key]) for key, *_ in ending if free.get(key, 0) > 0])
         per_key = collections.Counter(key for *_, key in handed)
         changes = collections.defaultdict(list)
@@ -387,7 +424,9 @@ class Operations:
         with self.connection.cursor() as cursor:
             for chunk in chunks(sorted(pairs), 200):
                 condition = " OR ".join([f"({self.quote('key')} = %s AND active_job_id = %s)"] * len(chunk))
-                params = [value for key, holder in chunk for value in (key, field.get_db_prep_save(holder, self.connection))]
+                params = [
+                    value for key, holder in chunk for value in (key, field.get_db_prep_save(holder, self.connection))
+                ]
                 cursor.execute(f"DELETE FROM {self.table(UniqueKey)} WHERE {condition}", params)
 
     def _unique_converters(self):

@@ -60,8 +60,9 @@ def reset_after_job():
             if _clean(connection):
                 left_open.append(connection.alias)
         except Exception:
-            logger.warning("Closing database connection %r: its state after a job is unknown", connection.alias,
-                           exc_info=True)
+            logger.warning(
+                "Closing database connection %r: its state after a job is unknown", connection.alias, exc_info=True
+            )
             discard(connection)
     _checked.until = time.monotonic() + FRESH_FOR
     return left_open

@@ -62,8 +62,10 @@ class Operations(BaseOperations):
             for chunk in chunks(job_ids, KEYS_PER_STATEMENT):
                 join, params = keyed_join(chunk, self.table(ClaimedExecution), "job_id")
                 owner = "t.process_id IS NULL" if process_id is None else "t.process_id = %s"
-                cursor.execute(f"SELECT t.job_id FROM {join} WHERE {owner} FOR UPDATE",
-                               [*params, *([] if process_id is None else [process_id])])
+                cursor.execute(
+                    f"SELECT t.job_id FROM {join} WHERE {owner} FOR UPDATE",
+                    [*params, *([] if process_id is None else [process_id])],
+                )
                 owned.update(row[0] for row in cursor.fetchall())
         self.delete_by_pk(ClaimedExecution, sorted(owned))  # a claim's primary key is its job
         return owned
@@ -77,8 +79,9 @@ class Operations(BaseOperations):
                 f"{self.index_hint('quebec_blocked_release')} WHERE b.concurrency_key = %s "
                 f"ORDER BY b.priority, b.job_id LIMIT %s FOR UPDATE SKIP LOCKED)"
             )
-            locked += self._fetch(" UNION ALL ".join([select] * len(chunk)),
-                                  [value for key, count in chunk for value in (key, count)])
+            locked += self._fetch(
+                " UNION ALL ".join([select] * len(chunk)), [value for key, count in chunk for value in (key, count)]
+            )
         return locked
 
     def lock_semaphores(self, keys):
@@ -93,8 +96,10 @@ class Operations(BaseOperations):
         with self.connection.cursor() as cursor:
             for chunk in chunks(keys, KEYS_PER_STATEMENT):
                 join, params = keyed_join(chunk, self.table(Semaphore), self.quote("key"))
-                cursor.execute(f"UPDATE {join} SET t.value = t.value + %s, t.updated_at = %s, t.expires_at = %s",
-                               [*params, delta, self._datetime(now), self._datetime(expires_at)])
+                cursor.execute(
+                    f"UPDATE {join} SET t.value = t.value + %s, t.updated_at = %s, t.expires_at = %s",
+                    [*params, delta, self._datetime(now), self._datetime(expires_at)],
+                )
 
     def take_unique_keys(self, rows, now):
         """ON DUPLICATE KEY UPDATE takes over only an expired key. Its assignments run left to
@@ -111,10 +116,12 @@ class Operations(BaseOperations):
             values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
             params = [value for row in chunk for value in self._unique_values(row, now, convert)]
             db_now = self._datetime(now)
-            sql = (f"INSERT INTO {table} ({key}, active_job_id, expires_at, created_at) VALUES {values} "
-                   f"ON DUPLICATE KEY UPDATE active_job_id = IF({expired}, VALUES(active_job_id), active_job_id), "
-                   f"created_at = IF({expired}, VALUES(created_at), created_at), "
-                   f"expires_at = IF({expired}, VALUES(expires_at), expires_at)")
+            sql = (
+                f"INSERT INTO {table} ({key}, active_job_id, expires_at, created_at) VALUES {values} "
+                f"ON DUPLICATE KEY UPDATE active_job_id = IF({expired}, VALUES(active_job_id), active_job_id), "
+                f"created_at = IF({expired}, VALUES(created_at), created_at), "
+                f"expires_at = IF({expired}, VALUES(expires_at), expires_at)"
+            )
             if returning:
                 found = self._fetch(f"{sql} RETURNING {key}, active_job_id", [*params, db_now, db_now, db_now])
                 holders.update((row_key, to_uuid(holder)) for row_key, holder in found)

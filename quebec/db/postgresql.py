@@ -15,21 +15,41 @@ from quebec import conf
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL
 from quebec.db.rows import value_converter
-from quebec.models import BlockedExecution, ClaimedExecution, Job, ReadyExecution, ScheduledExecution, Semaphore, UniqueKey
+from quebec.models import (
+    BlockedExecution,
+    ClaimedExecution,
+    Job,
+    ReadyExecution,
+    ScheduledExecution,
+    Semaphore,
+    UniqueKey,
+)
 
 # How the one-statement enqueue fills each column of a new job: from the job's values, or with
 # the same value for every row (SQL text, or the time of the enqueue). The columns only a job
 # with a concurrency or unique key can fill are sent only when a job of the batch has one: fewer
 # parameters to adapt for every other enqueue.
 PER_JOB_COLUMNS = (
-    "queue_name", "class_name", "arguments", "priority", "active_job_id", "executions", "exception_executions",
+    "queue_name",
+    "class_name",
+    "arguments",
+    "priority",
+    "active_job_id",
+    "executions",
+    "exception_executions",
     "scheduled_at",
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
 UNIQUE_COLUMNS = ("unique_key",)
 SAME_FOR_EVERY_JOB = {
-    "attempts": "'[]'::jsonb", "return_value": "NULL", "created_at": "%s", "updated_at": "%s", "progress": "NULL",
-    "continuation": "NULL", "cancel_requested_at": "NULL", "cancel_requested_by": "''",
+    "attempts": "'[]'::jsonb",
+    "return_value": "NULL",
+    "created_at": "%s",
+    "updated_at": "%s",
+    "progress": "NULL",
+    "continuation": "NULL",
+    "cancel_requested_at": "NULL",
+    "cancel_requested_by": "''",
 }
 
 
@@ -63,14 +83,18 @@ class Operations(BaseOperations):
         now = placement.now
         db_now = self._datetime(now, connection)
         notify = conf.get().use_listen_notify and bool(placement.ready)
-        keyed = (*(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
-                 *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()))
+        keyed = (
+            *(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
+            *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()),
+        )
         fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
         if len(jobs) == 1:
             sql = _enqueue_sql(self.using, "one", notify, keyed)
-            params = [*(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
-                      *[db_now] * 6]
+            params = [
+                *(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
+                *[db_now] * 6,
+            ]
         else:  # the rows come after the SELECT's two times, in its FROM
             sql = _enqueue_sql(self.using, "many", notify, keyed)
             params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]
@@ -78,7 +102,7 @@ class Operations(BaseOperations):
             cursor.execute(sql, params)
             # Rows are inserted in the order of the jobs (ORDER BY position), and the id sequence
             # hands out increasing numbers within the statement.
-            ids = sorted(job_id for job_id, in cursor.fetchall())
+            ids = sorted(job_id for (job_id,) in cursor.fetchall())
         for job, job_id in zip(jobs, ids, strict=True):
             job.pk = job_id
             job.created_at = job.updated_at = now
@@ -130,8 +154,10 @@ class Operations(BaseOperations):
         fields = [Job._meta.get_field(name) for name in ("id", *END_FIELDS) if name != "updated_at"]
         assignments = ", ".join(f"{self.quote(field.column)} = v.{self.quote(field.column)}" for field in fields[1:])
         claim_sql, claim_params = self._claim_ctes(selectors[0], limit, process_id, skip_locked)
-        ctes = [f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) "
-                "RETURNING c.job_id)"]
+        ctes = [
+            f"owned AS (DELETE FROM {claimed} c WHERE c.process_id = %s AND c.job_id = ANY(%s::bigint[]) "
+            "RETURNING c.job_id)"
+        ]
         params = [process_id, ids]
         if written:
             ctes.append(f"""written AS (
@@ -151,7 +177,6 @@ class Operations(BaseOperations):
         rows = list(Job.objects.using(self.using).raw(sql, params))
         owned = set(rows[0].owned_ids or [])
         return owned, sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
-
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -198,8 +223,16 @@ class Operations(BaseOperations):
             SELECT EXISTS (SELECT 1 FROM handed),
                 ARRAY(SELECT e.key FROM ending e WHERE NOT EXISTS (SELECT 1 FROM sem WHERE sem.key = e.key) ORDER BY e.key)"""
         db_now = self._datetime(now)
-        params = [[key for key, *_ in ending], [count for _, count, _, _ in ending], [limit for _, _, limit, _ in ending],
-                  [self._datetime(expires_at) for *_, expires_at in ending], db_now, db_now, db_now, db_now]
+        params = [
+            [key for key, *_ in ending],
+            [count for _, count, _, _ in ending],
+            [limit for _, _, limit, _ in ending],
+            [self._datetime(expires_at) for *_, expires_at in ending],
+            db_now,
+            db_now,
+            db_now,
+            db_now,
+        ]
         [(any_ready, missing)] = self._fetch(sql, params)
         if any_ready:
             self.notify_ready()
@@ -228,11 +261,13 @@ class Operations(BaseOperations):
             WHERE {table}.expires_at < %s
             RETURNING key"""
         db_now = self._datetime(now)
-        document = json.dumps([
-            {"key": key, "holder": str(holder), "expires_at": expires_at and self._datetime(expires_at).isoformat()}
-            for key, holder, expires_at in rows
-        ])
-        taken = {key for key, in self._fetch(sql, [db_now, document, db_now])}
+        document = json.dumps(
+            [
+                {"key": key, "holder": str(holder), "expires_at": expires_at and self._datetime(expires_at).isoformat()}
+                for key, holder, expires_at in rows
+            ]
+        )
+        taken = {key for (key,) in self._fetch(sql, [db_now, document, db_now])}
         holders = {key: holder for key, holder, _ in rows if key in taken}
         if len(taken) < len(rows):
             holders.update(self.unique_holders([key for key, _, _ in rows if key not in taken]))
@@ -240,16 +275,20 @@ class Operations(BaseOperations):
 
     def unique_holders(self, keys, now=None):
         if now is not None:
-            sql = (f"SELECT key, active_job_id FROM {self.table(UniqueKey)} WHERE key = ANY(%s) "
-                   "AND (expires_at IS NULL OR expires_at >= %s)")
+            sql = (
+                f"SELECT key, active_job_id FROM {self.table(UniqueKey)} WHERE key = ANY(%s) "
+                "AND (expires_at IS NULL OR expires_at >= %s)"
+            )
             return dict(self._fetch(sql, [list(keys), self._datetime(now)]))
         sql = f"SELECT key, active_job_id FROM {self.table(UniqueKey)} WHERE key = ANY(%s) FOR UPDATE"
         return dict(self._fetch(sql, [list(keys)]))
 
     def release_unique_keys(self, pairs):
         if pairs:
-            sql = (f"DELETE FROM {self.table(UniqueKey)} u USING unnest(%s::text[], %s::uuid[]) AS r(key, holder) "
-                   "WHERE u.key = r.key AND u.active_job_id = r.holder")
+            sql = (
+                f"DELETE FROM {self.table(UniqueKey)} u USING unnest(%s::text[], %s::uuid[]) AS r(key, holder) "
+                "WHERE u.key = r.key AND u.active_job_id = r.holder"
+            )
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, [[key for key, _ in pairs], [holder for _, holder in pairs]])
 

@@ -33,4 +33,4 @@ def value_converter(field, connection):
 
 def chunks(values, size):
     values = list(values)
-    return [values[start:start + size] for start in range(0, len(values), size)]
+    return [values[start : start + size] for start in range(0, len(values), size)]

@@ -40,5 +40,7 @@ class Operations(BaseOperations):
             f"SELECT * FROM (SELECT b.job_id, b.queue_name, b.priority, b.concurrency_key "
             f"FROM {self.table(BlockedExecution)} b WHERE b.concurrency_key = %s ORDER BY b.priority, b.job_id LIMIT %s)"
         )
-        return self._fetch(" UNION ALL ".join([select] * len(key_counts)),
-                           [value for key, count in key_counts for value in (key, count)])
+        return self._fetch(
+            " UNION ALL ".join([select] * len(key_counts)),
+            [value for key, count in key_counts for value in (key, count)],
+        )

@@ -15,4 +15,3 @@ after the commit. See docs/architecture.md.
 This package imports no submodule itself: ``quebec`` loads parts of it (``outcome``) before
 Django's models are ready.
 """
-

@@ -23,7 +23,14 @@ def cancel(job_id: int, by: str = "code", using: str | None = None) -> Literal["
     ``using`` defaults to the database of the ``quebec.routing.use`` block, else the default."""
     from quebec.errors import JobCancelled
     from quebec.lifecycle.queueing import discard
-    from quebec.models import BlockedExecution, ClaimedExecution, FailedExecution, Job, ReadyExecution, ScheduledExecution
+    from quebec.models import (
+        BlockedExecution,
+        ClaimedExecution,
+        FailedExecution,
+        Job,
+        ReadyExecution,
+        ScheduledExecution,
+    )
     from quebec import routing
     from quebec.registry import default
 

@@ -76,13 +76,14 @@ class ConcurrencyKeys(Participant):
         ops = operations(using)
         now = timezone.now()
         missing = ops.pass_slots(
-            [(key, count, limits[key].limit, now + timedelta(seconds=limits[key].duration))
-             for key, count in sorted(ending.items())],
+            [
+                (key, count, limits[key].limit, now + timedelta(seconds=limits[key].duration))
+                for key, count in sorted(ending.items())
+            ],
             now,
         )
         if missing:
             _let_in_without_semaphore(missing, ending, limits, using, now)
-
 
     def withdrawn(self, jobs, using):
         """A ready job holds its key's slot, as a running one does."""
@@ -175,7 +176,11 @@ def rate_limit_delay(job, args, kwargs, using):
     bucket = f"{job_class.__qualname__}/{job.rate_limit_key(*args, **kwargs)}"
     check_key("rate limit bucket", bucket, job_class.__qualname__, nul_refused_by(using))
     until = RateLimitStart.objects.using(using).admit(
-        bucket, job_class.rate_limit_max, seconds(job_class.rate_limit_duration), timezone.now(), RATE_KEY.format(bucket)
+        bucket,
+        job_class.rate_limit_max,
+        seconds(job_class.rate_limit_duration),
+        timezone.now(),
+        RATE_KEY.format(bucket),
     )
     return None if until is None else (bucket, until)
 

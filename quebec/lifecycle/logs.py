@@ -31,8 +31,13 @@ def finished(runs):
 
 def retried(runs):
     for run in runs:
-        logger.warning("Retrying %s at %s (attempt %d failed: %s)", _name(run.job), run.outcome.retry_at,
-                       run.job.executions, _error(run.outcome.error))
+        logger.warning(
+            "Retrying %s at %s (attempt %d failed: %s)",
+            _name(run.job),
+            run.outcome.retry_at,
+            run.job.executions,
+            _error(run.outcome.error),
+        )
 
 
 def discarded(runs):
@@ -49,15 +54,24 @@ def rescheduled(runs):
 def resumed(runs):
     for run in runs:
         continuation = run.job.continuation or {}
-        logger.info("Interrupted %s at step %s; back in line with its progress (resumptions so far: %d)",
-                    _name(run.job), (continuation.get("current") or ["-"])[0], continuation.get("resumptions", 0))
+        logger.info(
+            "Interrupted %s at step %s; back in line with its progress (resumptions so far: %d)",
+            _name(run.job),
+            (continuation.get("current") or ["-"])[0],
+            continuation.get("resumptions", 0),
+        )
 
 
 def failed(runs):
     for run in runs:
         error = run.outcome.error
-        logger.error("Failed %s after %.1f ms: %s", _name(run.job), run.elapsed * 1000, _error(error),
-                     exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+        logger.error(
+            "Failed %s after %.1f ms: %s",
+            _name(run.job),
+            run.elapsed * 1000,
+            _error(error),
+            exc_info=(type(error), error, error.__traceback__) if error is not None else None,
+        )
 
 
 events.subscribe(events.FINISHED, finished)

@@ -24,8 +24,16 @@ from quebec.models import (
 )
 
 # What a job's row must carry to be put in line.
-READY_FIELDS = ("pk", "queue_name", "priority", "concurrency_key", "class_name", "scheduled_at", "unique_key",
-                "active_job_id")
+READY_FIELDS = (
+    "pk",
+    "queue_name",
+    "priority",
+    "concurrency_key",
+    "class_name",
+    "scheduled_at",
+    "unique_key",
+    "active_job_id",
+)
 # What a batch of jobs changes when they are discarded without running.
 DISCARD_FIELDS = ("finished_at", "discarded_at", "updated_at")
 
@@ -140,11 +148,21 @@ def put_in_line(jobs, using, placement=None):
 def _publish_discarded(placement, using):
     """The jobs a full concurrency key discarded on their way into line."""
     if placement.discarded:
-        events.publish(events.DISCARDED, using, runs=[
-            Run(job, Outcome(DISCARDED, error=ConcurrencyLimitReached(
-                f"concurrency key {job.concurrency_key} is at its limit")), applied=True)
-            for job in placement.discarded
-        ])
+        events.publish(
+            events.DISCARDED,
+            using,
+            runs=[
+                Run(
+                    job,
+                    Outcome(
+                        DISCARDED,
+                        error=ConcurrencyLimitReached(f"concurrency key {job.concurrency_key} is at its limit"),
+                    ),
+                    applied=True,
+                )
+                for job in placement.discarded
+            ],
+        )
 
 
 def dispatch_due(using, batch_size, skip_locked=True):
@@ -195,8 +213,9 @@ def discard(executions, batch_size=500, error=None):
                 if participant.concerns(discarded):
                     participant.withdrawn(discarded, using)
         done(discarded, using)
-        events.publish(events.DISCARDED, using,
-                       runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in discarded])
+        events.publish(
+            events.DISCARDED, using, runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in discarded]
+        )
 
     return in_locked_batches(executions, discard_batch, batch_size)
 
@@ -272,4 +291,3 @@ def release_expired(using):
         while release_blocked(key, using):
             moved += 1
     return moved
-

@@ -90,8 +90,9 @@ def _after_end(runs, using):
         done(over, using)
     failed = [run for run in runs if run.outcome.state == outcome.FAILED]
     if failed:
-        operations(using).insert_failures([run.job for run in failed],
-                                          {run.job.pk: describe_error(run.outcome.error) for run in failed})
+        operations(using).insert_failures(
+            [run.job for run in failed], {run.job.pk: describe_error(run.outcome.error) for run in failed}
+        )
     again = [run for run in runs if run.outcome.state in (outcome.RETRY, outcome.RESCHEDULED, outcome.RESUMED)]
     if again:
         placement = Placement([run.job for run in again], timezone.now())

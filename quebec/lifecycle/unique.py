@@ -43,9 +43,11 @@ class UniqueKeys(Participant):
         if not first:
             return
         now = placement.now
-        expiries = {job_class: None if seconds is None else now + timedelta(seconds=seconds)
-                    for job_class in {job.job_class for job in first.values()}
-                    for seconds in [unique_seconds(job_class)]}
+        expiries = {
+            job_class: None if seconds is None else now + timedelta(seconds=seconds)
+            for job_class in {job.job_class for job in first.values()}
+            for seconds in [unique_seconds(job_class)]
+        }
         rows = [(key, first[key].active_job_id, expiries[first[key].job_class]) for key in sorted(first)]
         holders = operations(using).take_unique_keys(rows, now)
         lost = {key: holder for key, holder in holders.items() if holder != first[key].active_job_id}
@@ -56,9 +58,12 @@ class UniqueKeys(Participant):
                 continue
             holder = written.get(lost[key]) if key in lost else first[key]
             if job.job_class.unique_on_conflict == UniqueConflict.Raise:
-                raise DuplicateJob(f"{job.job_class.__qualname__}: unique key {key!r} is held by "
-                                   f"{'job #%s' % holder.pk if holder is not None and holder.pk else 'another job'}",
-                                   key=key, job_id=getattr(holder, "pk", None))
+                raise DuplicateJob(
+                    f"{job.job_class.__qualname__}: unique key {key!r} is held by "
+                    f"{'job #%s' % holder.pk if holder is not None and holder.pk else 'another job'}",
+                    key=key,
+                    job_id=getattr(holder, "pk", None),
+                )
             placement.skip(job, holder)
 
     def started(self, job, using):
@@ -67,7 +72,8 @@ class UniqueKeys(Participant):
 
     def done(self, jobs, using):
         operations(using).release_unique_keys(
-            sorted({(job.unique_key, job.active_job_id) for job in jobs if job.unique_key}))
+            sorted({(job.unique_key, job.active_job_id) for job in jobs if job.unique_key})
+        )
 
 
 def _holder_rows(active_job_ids, using):

@@ -10,38 +10,40 @@ def skip_pattern_index(apps, schema_editor):
     statement the schema editor holds back until the end of this migration: leave it out."""
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.deferred_sql = [
-            statement for statement in schema_editor.deferred_sql
+            statement
+            for statement in schema_editor.deferred_sql
             if not ("quebec_unique_keys" in str(statement) and "_like" in str(statement))
         ]
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('quebec', '0003_verbose_names'),
+        ("quebec", "0003_verbose_names"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UniqueKey',
+            name="UniqueKey",
             fields=[
-                ('key', models.CharField(max_length=255, primary_key=True, serialize=False)),
-                ('active_job_id', models.UUIDField()),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("key", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("active_job_id", models.UUIDField()),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'db_table': 'quebec_unique_keys',
+                "db_table": "quebec_unique_keys",
             },
         ),
         migrations.AddField(
-            model_name='job',
-            name='unique_key',
-            field=models.CharField(blank=True, max_length=255, null=True, verbose_name='unique key'),
+            model_name="job",
+            name="unique_key",
+            field=models.CharField(blank=True, max_length=255, null=True, verbose_name="unique key"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('unique_key__isnull', False)), fields=['unique_key'], name='quebec_jobs_unique_key'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("unique_key__isnull", False)), fields=["unique_key"], name="quebec_jobs_unique_key"
+            ),
         ),
         migrations.RunPython(skip_pattern_index, migrations.RunPython.noop, elidable=True),
     ]

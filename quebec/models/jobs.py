@@ -71,8 +71,9 @@ class Job(models.Model):
     continuation = models.JSONField(null=True, blank=True, verbose_name=_("continuation"))
     # Set by quebec.cancel(); a running job reads it only when it checkpoints or reports progress.
     cancel_requested_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cancel requested at"))
-    cancel_requested_by = models.CharField(max_length=255, blank=True, default="",
-                                           verbose_name=_("cancel requested by"))
+    cancel_requested_by = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("cancel requested by")
+    )
 
     objects = QuebecManager.from_queryset(JobQuerySet)()
 
@@ -88,8 +89,9 @@ class Job(models.Model):
             models.Index(fields=["queue_name", "finished_at"], name="quebec_jobs_for_filtering"),
             # Partial: jobs without a unique key (most) add nothing to it. MySQL has no partial
             # indexes; there a filter by key reads the table.
-            models.Index(fields=["unique_key"], name="quebec_jobs_unique_key",
-                         condition=models.Q(unique_key__isnull=False)),
+            models.Index(
+                fields=["unique_key"], name="quebec_jobs_unique_key", condition=models.Q(unique_key__isnull=False)
+            ),
         ]
 
     def __str__(self):
@@ -113,7 +115,6 @@ class Execution(models.Model):
 
     def __str__(self):
         return f"{type(self).__name__} for job #{self.job_id}"
-
 
 
 class ReadyExecutionQuerySet(models.QuerySet):
@@ -144,7 +145,6 @@ class ReadyExecution(Execution):
 class ScheduledExecutionQuerySet(models.QuerySet):
     def due(self, now=None):
         return self.filter(scheduled_at__lte=now or timezone.now())
-
 
 
 class ScheduledExecution(Execution):
@@ -211,8 +211,9 @@ class FailedExecutionQuerySet(models.QuerySet):
         failure and text of the error."""
         failed = self
         if class_name:
-            failed = failed.filter(models.Q(job__class_name=class_name)
-                                   | models.Q(job__class_name__endswith=f".{class_name}"))
+            failed = failed.filter(
+                models.Q(job__class_name=class_name) | models.Q(job__class_name__endswith=f".{class_name}")
+            )
         if queue_name:
             failed = failed.filter(job__queue_name=queue_name)
         if failed_after:
@@ -239,7 +240,6 @@ class FailedExecutionQuerySet(models.QuerySet):
         return discard(self, batch_size)
 
 
-
 class FailedExecution(Execution):
     """A job whose last run raised; it stays here until retried or discarded."""
 
@@ -262,8 +262,6 @@ class FailedExecution(Execution):
     def discard(self):
         """Mark this job discarded; False if it is no longer failed."""
         return FailedExecution.objects.using(self._state.db).filter(pk=self.pk).discard_all() == 1
-
-
 
 
 # The state each execution table holds, in the order ``with_status`` looks for a job.
@@ -301,5 +299,3 @@ class Pause(models.Model):
     @classmethod
     def resume(cls, queue_name, using=None):
         cls.objects.db_manager(using).filter(queue_name=queue_name).delete()
-
-

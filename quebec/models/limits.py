@@ -52,8 +52,9 @@ class SemaphoreQuerySet(models.QuerySet):
     def signal(self, key, limit, duration):
         """Give back a slot of ``key``, never above ``limit``."""
         now = timezone.now()
-        self.filter(key=key, value__lt=limit).update(value=F("value") + 1, updated_at=now,
-                                                     expires_at=_expiry(now, duration))
+        self.filter(key=key, value__lt=limit).update(
+            value=F("value") + 1, updated_at=now, expires_at=_expiry(now, duration)
+        )
 
     def full(self, keys):
         return set(self.filter(key__in=keys, value__lte=0).values_list("key", flat=True))
@@ -121,8 +122,6 @@ class RateLimitStart(models.Model):
     class Meta:
         db_table = "quebec_rate_limit_starts"
         indexes = [models.Index(fields=["bucket", "started_at"], name="quebec_rate_limit_window")]
-
-
 
 
 class UniqueKeyQuerySet(models.QuerySet):

@@ -55,10 +55,10 @@ class Process(models.Model):
         now = timezone.now()
         if metadata:
             self.metadata = {**self.metadata, **metadata}
-        updated = Process.objects.using(self._state.db).filter(pk=self.pk).update(
-            last_heartbeat_at=now, metadata=self.metadata
+        updated = (
+            Process.objects.using(self._state.db)
+            .filter(pk=self.pk)
+            .update(last_heartbeat_at=now, metadata=self.metadata)
         )
         self.last_heartbeat_at = now
         return updated == 1
-
-

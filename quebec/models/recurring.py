@@ -107,5 +107,3 @@ class RecurringExecution(models.Model):
 
     def __str__(self):
         return f"{self.task_key} at {self.run_at}"
-
-

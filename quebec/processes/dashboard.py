@@ -49,8 +49,9 @@ class DashboardServer:
             listener = socket.create_server((host, port), family=family)
         except OSError as error:
             raise conf.ConfigError(f"dashboard address {host}:{port}: cannot listen there ({error.strerror})") from None
-        self.server = waitress.create_server(application, sockets=[listener], threads=THREADS, ident="quebec",
-                                             expose_tracebacks=False)
+        self.server = waitress.create_server(
+            application, sockets=[listener], threads=THREADS, ident="quebec", expose_tracebacks=False
+        )
         self.address = (self.server.effective_host, self.server.effective_port)
         self.thread = threading.Thread(target=self.server.run, name="quebec-dashboard", daemon=True)
         self.thread.start()

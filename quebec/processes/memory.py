@@ -26,8 +26,11 @@ class MemoryWatch:
 
     @classmethod
     def from_settings(cls, settings):
-        return cls(settings.worker_max_rss_mb, settings.worker_memory_recycle_confirmations,
-                   settings.worker_memory_check_interval)
+        return cls(
+            settings.worker_max_rss_mb,
+            settings.worker_memory_recycle_confirmations,
+            settings.worker_memory_check_interval,
+        )
 
     def sample(self):
         self.rss_mb = self._process.memory_info().rss / 2**20
@@ -41,8 +44,13 @@ class MemoryWatch:
             self.strikes = 0
             return False
         self.strikes += 1
-        logger.warning("RSS %.0f MB is above worker_max_rss_mb=%d (%d of %d)", self.rss_mb, self.limit_mb,
-                       self.strikes, self.confirmations)
+        logger.warning(
+            "RSS %.0f MB is above worker_max_rss_mb=%d (%d of %d)",
+            self.rss_mb,
+            self.limit_mb,
+            self.strikes,
+            self.confirmations,
+        )
         return self.strikes >= self.confirmations
 
     def metadata(self):

@@ -54,7 +54,9 @@ class Runner:
     def _build(self, only, static_tasks):
         components = []
         if "worker" in only:
-            components += [Worker(worker, settings=self.settings, quebec=self.quebec) for worker in self.settings.workers]
+            components += [
+                Worker(worker, settings=self.settings, quebec=self.quebec) for worker in self.settings.workers
+            ]
         if "dispatcher" in only:
             components += [Dispatcher(d, settings=self.settings, quebec=self.quebec) for d in self.settings.dispatchers]
         if "scheduler" in only:

@@ -146,8 +146,14 @@ class Supervisor:
             for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
             dashboard = self.dashboard if slot.kind == "dashboard" else None
-            runner = Runner(slot.settings, self.quebec, only=(slot.kind,), static_tasks=self.static_tasks,
-                            supervisor=self.process, dashboard=dashboard)
+            runner = Runner(
+                slot.settings,
+                self.quebec,
+                only=(slot.kind,),
+                static_tasks=self.static_tasks,
+                supervisor=self.process,
+                dashboard=dashboard,
+            )
             if self.quiet:
                 for worker in runner.workers:
                     worker.go_quiet()
@@ -183,8 +189,12 @@ class Supervisor:
         slot.crashes = 1 if now - slot.forked_at >= STABLE_UPTIME else slot.crashes + 1
         if slot.crashes > CRASHES_BEFORE_BACKOFF:
             delay = min(2 ** (slot.crashes - CRASHES_BEFORE_BACKOFF), MAX_BACKOFF)
-            logger.error("%s process keeps crashing (%d times in a row); waiting %ds before the next fork",
-                         slot.kind, slot.crashes, delay)
+            logger.error(
+                "%s process keeps crashing (%d times in a row); waiting %ds before the next fork",
+                slot.kind,
+                slot.crashes,
+                delay,
+            )
             slot.fork_at = now + delay
 
     def _handle_jobs_of(self, pid, reason):

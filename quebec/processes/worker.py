@@ -57,8 +57,14 @@ class Worker(Poller):
             self._listener = listener.Listener(self.using, self.wake, self.name)
             self._listener.start()
         super().register()
-        self.pool = Pool(self.threads, self._perform, on_idle=self._thread_freed, name=self.name,
-                         max_wait=CLAIM_AHEAD_MAX_WAIT, on_expired=self._not_started)
+        self.pool = Pool(
+            self.threads,
+            self._perform,
+            on_idle=self._thread_freed,
+            name=self.name,
+            max_wait=CLAIM_AHEAD_MAX_WAIT,
+            on_expired=self._not_started,
+        )
         EXCLUSIVE.add(self)
         ensure_queue_semaphores(self.using)
         orphans = maintenance.handle_orphaned_claims(self.settings, self.quebec)
@@ -138,7 +144,12 @@ class Worker(Poller):
         finished = self.outbox.take_runs()
         try:
             recorded, jobs = running.end_and_claim(
-                self.using, finished, self.process.pk, self.settings.preserve_finished_jobs, self.queues, limit,
+                self.using,
+                finished,
+                self.process.pk,
+                self.settings.preserve_finished_jobs,
+                self.queues,
+                limit,
                 self.settings.use_skip_locked,
             )
         except (OperationalError, InterfaceError):
@@ -176,8 +187,9 @@ class Worker(Poller):
         recorded_ids = {run.job.pk for run in recorded}
         for run in finished:
             if run.job.pk not in recorded_ids:
-                logger.warning("%s: job #%s was released while it ran; its outcome is not recorded", self.name,
-                               run.job.pk)
+                logger.warning(
+                    "%s: job #%s was released while it ran; its outcome is not recorded", self.name, run.job.pk
+                )
 
     def _is_exclusive(self, job):
         try:

@@ -104,8 +104,13 @@ class ChaosJob(quebec.BaseClass):
         record(self, f"run-{plan}")
         if plan == "ok" or (plan == "flaky-then-ok" and self.executions >= 2):
             return
-        raise {"flaky-then-ok": Flaky, "flaky": Flaky, "discard": Discardable, "rescue": Rescuable,
-               "unexpected": Unexpected}[plan](plan)
+        raise {
+            "flaky-then-ok": Flaky,
+            "flaky": Flaky,
+            "discard": Discardable,
+            "rescue": Rescuable,
+            "unexpected": Unexpected,
+        }[plan](plan)
 
     def after_discard(self, error):
         record(self, "after-discard", {"error": str(error)})
@@ -247,8 +252,11 @@ class SpanJob(quebec.BaseClass):
     def perform(self, key="", seconds=0.05):
         started = time.time()
         time.sleep(seconds)
-        record(self, "span", {"key": key, "start": started, "end": time.time(), "pid": os.getpid(),
-                              "queue": self.queue_name})
+        record(
+            self,
+            "span",
+            {"key": key, "start": started, "end": time.time(), "pid": os.getpid(), "queue": self.queue_name},
+        )
 
 
 class PairsJob(SpanJob):
@@ -351,8 +359,10 @@ class ProbeSessionJob(quebec.BaseClass):
         from django.db import connection
 
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('work_mem'), to_regclass('pg_temp.quebec_leftover') IS NOT NULL, "
-                           "current_setting('TimeZone')")
+            cursor.execute(
+                "SELECT current_setting('work_mem'), to_regclass('pg_temp.quebec_leftover') IS NOT NULL, "
+                "current_setting('TimeZone')"
+            )
             work_mem, temp_table, zone = cursor.fetchone()
         record(self, "probe", {"work_mem": work_mem, "temp_table": temp_table, "time_zone": zone})
 

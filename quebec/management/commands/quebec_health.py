@@ -39,4 +39,3 @@ class Command(BaseCommand):
             self.stderr.write(f"unhealthy: {problem}")
         if not report.healthy:
             raise SystemExit(1)
-

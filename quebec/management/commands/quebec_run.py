@@ -19,12 +19,17 @@ class Command(BaseCommand):
         parser.add_argument("--config", help="path of the queue.yml to read (default: QUEBEC_CONFIG, ./queue.yml)")
         parser.add_argument("--dashboard", metavar="HOST:PORT", help="also serve the admin dashboard here")
         parser.add_argument(
-            "--database", metavar="ALIAS", default=registry.default.using,
+            "--database",
+            metavar="ALIAS",
+            default=registry.default.using,
             help="run the jobs of this database alias: workers, dispatcher, scheduler and process rows all use it",
         )
-        parser.add_argument("--queues", metavar="QUEUE,...",
-                            help="comma-separated queues the worker reads, in order ('*', 'name', 'prefix*'): "
-                            "the one worker group's queues (default: QUEBEC_QUEUES, queue.yml, '*')")
+        parser.add_argument(
+            "--queues",
+            metavar="QUEUE,...",
+            help="comma-separated queues the worker reads, in order ('*', 'name', 'prefix*'): "
+            "the one worker group's queues (default: QUEBEC_QUEUES, queue.yml, '*')",
+        )
 
     def handle(self, *args, only, config, dashboard, database, queues, verbosity, **options):
         components = self._components(only)
@@ -39,8 +44,9 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         try:
             quebec = registry.for_database(database)
-            exit_code = quebec.run(control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity,
-                                   queues=queues)
+            exit_code = quebec.run(
+                control_plane=dashboard, spawn=components, config_file=config, verbosity=verbosity, queues=queues
+            )
         except conf.ConfigError as error:
             raise CommandError(str(error)) from None
         if exit_code:
@@ -52,4 +58,3 @@ class Command(BaseCommand):
         if unknown or not components:
             raise CommandError(f"--only takes a comma-separated list of {', '.join(COMPONENTS)}; got {only!r}")
         return components
-
