@@ -280,8 +280,9 @@ def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
         if not isinstance(pending, PendingJob):
             raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
     # Refused before any callback runs or any transaction (or commit hook) is touched.
-    for using, builds in _by_database((pending, None) for pending in pending_jobs).items():
-        check_jobs([pending for pending, _ in builds], using)
+    databases = {pending.quebec.using for pending in pending_jobs}
+    for using in databases:
+        check_jobs([pending for pending in pending_jobs if pending.quebec.using == using], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
     accepted = _accept(pairs)
     for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():

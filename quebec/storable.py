@@ -49,13 +49,16 @@ def nul_refused_by(using):
 
 
 def _check_arguments(document, owner, max_bytes, refuses_nul):
-    text = json.dumps(document, ensure_ascii=False)
-    size = len(text) if text.isascii() else len(text.encode())
-    if size > max_bytes:
-        raise ValueError(
-            f"{owner}: arguments are {size:,} bytes as JSON, over max_arguments_bytes ({max_bytes:,}); "
-            "store large data elsewhere (a file, a row) and pass a reference to it"
-        )
+    # json.dumps with its defaults reuses one encoder and escapes every non-ASCII character, so
+    # its length is cheap to get and never below the UTF-8 size: measure exactly only above it.
+    text = json.dumps(document)
+    if len(text) > max_bytes:
+        size = len(json.dumps(document, ensure_ascii=False).encode())
+        if size > max_bytes:
+            raise ValueError(
+                f"{owner}: arguments are {size:,} bytes as JSON, over max_arguments_bytes ({max_bytes:,}); "
+                "store large data elsewhere (a file, a row) and pass a reference to it"
+            )
     # JSON writes a NUL as the escape \u0000: look closer only when the text has one.
     if refuses_nul and "\\u0000" in text:
         path = _nul_path(document["args"], "args") or _nul_path(document["kwargs"], "kwargs")
