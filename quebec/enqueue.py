@@ -14,7 +14,7 @@ from django.utils import timezone
 from quebec import conf
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
-from quebec.storable import check_jobs
+from quebec.storable import MAX_KEY_LENGTH, check_jobs
 from quebec.errors import AbortEnqueue
 from quebec.unique import DuplicateJob, UniqueConflict
 
@@ -30,7 +30,7 @@ KeyPlace = tuple[str, str | None]
 
 logger = logging.getLogger("quebec.enqueue")
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
-MAX_QUEUE_NAME = 255
+MAX_QUEUE_NAME = MAX_KEY_LENGTH  # one length for every name and key the database stores
 
 
 class JobHandle:
