@@ -19,6 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from quebec.settings_values import (
+    _alias_map,
     _bool,
     _death_policy,
     _mapping,
@@ -58,6 +59,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "clear_finished_jobs_after": (86400.0, parse_duration),
     "use_skip_locked": (True, _bool),
     "use_listen_notify": (True, _bool),
+    "listen_databases": ({}, _alias_map),
     "quiet_then_exit": (False, _bool),
     "force_override_queue": (None, _override_queue),
     "queue_concurrency": ({}, _queue_limits),
@@ -126,6 +128,8 @@ class Config:
     clear_finished_jobs_after: float = 86400.0
     use_skip_locked: bool = True
     use_listen_notify: bool = True
+    # Quebec's alias -> the alias a worker LISTENs on: a direct connection beside a pooled one.
+    listen_databases: dict[str, str] = dataclasses.field(default_factory=dict)
     quiet_then_exit: bool = False
     force_override_queue: str | None = None
     queue_concurrency: dict[str, int] = dataclasses.field(default_factory=dict)

@@ -79,8 +79,30 @@ def missing_environment_sections(config_file):
     return messages
 
 
+def pooled_listening(config):
+    """One message per pooled PostgreSQL alias (``transaction_pooled``) whose workers will poll
+    although ``use_listen_notify`` is on, for want of a direct alias in ``listen_databases``."""
+    from django.db import connections
+
+    from quebec.db.connection import transaction_pooled
+
+    if not config.use_listen_notify:
+        return []
+    return [
+        f"database {connection.alias!r} goes through a transaction pooler (DISABLE_SERVER_SIDE_CURSORS), "
+        f"where LISTEN cannot work: its workers poll; name a direct alias for it in "
+        f"QUEBEC['listen_databases'], or set use_listen_notify to false"
+        for connection in connections.all()
+        if transaction_pooled(connection) and connection.alias not in config.listen_databases
+    ]
+
+
 def configuration_warnings(config):
-    return [*unknown_environment_variables(), *missing_environment_sections(config.config_file)]
+    return [
+        *unknown_environment_variables(),
+        *missing_environment_sections(config.config_file),
+        *pooled_listening(config),
+    ]
 
 
 def log_warnings(config):

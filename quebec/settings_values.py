@@ -119,6 +119,14 @@ def _queue_limits(value):
     return {str(queue): int(limit) for queue, limit in limits.items()}
 
 
+def _alias_map(value):
+    aliases = _mapping(value)
+    for alias, target in aliases.items():
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"the alias for {alias!r} must be a database alias (a string)")
+    return {str(alias): target for alias, target in aliases.items()}
+
+
 def _death_policy(value):
     if value not in ("fail", "release"):
         raise ValueError("must be 'fail' (record the job as failed, so retry_on can retry it) or 'release'")

@@ -17,6 +17,20 @@ from quebec.processes.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _drop_despite_the_pooler(creation, test_database_name, verbosity):
+    """Drop a test database the pooler still holds idle server sessions on (PostgreSQL 13+)."""
+    with creation._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {creation.connection.ops.quote_name(test_database_name)} WITH (FORCE)")
+
+
+if os.environ.get("QUEBEC_TEST_TRANSACTION_POOLER"):
+    # A pooler keeps its server sessions on a database after our connections closed, and a plain
+    # DROP DATABASE refuses to drop a database in use.
+    from django.db.backends.postgresql.creation import DatabaseCreation
+
+    DatabaseCreation._destroy_test_db = _drop_despite_the_pooler
+
+
 def database_url(alias="default"):
     """A DATABASE_URL for the test database this session created, for child processes."""
     settings = connections[alias].settings_dict

@@ -36,6 +36,13 @@ for _database in DATABASES.values():
         _name = Path(_database["NAME"])
         _name = _name if _name.is_absolute() else BASE_DIR.parent / "tests" / _name
         _database["TEST"] = {"NAME": str(_name.with_name(f"test_{_name.stem}.sqlite3"))}
+# The PostgreSQL databases sit behind a transaction pooler (scripts/test's PgBouncer run):
+# Django's marker for one, which Quebec reads too (quebec.db.connection.transaction_pooled).
+if os.environ.get("QUEBEC_TEST_TRANSACTION_POOLER"):
+    for _database in DATABASES.values():
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 # Created on its own when no test of several databases runs (tests/conftest.py: django_db_setup).
 DATABASES["second"]["TEST"] = {**DATABASES["second"].get("TEST", {}), "DEPENDENCIES": []}
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from quebec.db.connection import transaction_pooled
 from quebec.models import FailedExecution, Job
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import (
@@ -24,6 +25,10 @@ from tests.testapp.models import JobRun
 pytestmark = pytest.mark.django_db(transaction=True)
 postgresql_only = pytest.mark.skipif("connection.vendor != 'postgresql'")
 server_only = pytest.mark.skipif("connection.vendor == 'sqlite'")
+# Behind a transaction pooler each transaction may get another server session.
+direct_only = pytest.mark.skipif(
+    "transaction_pooled(connection)", reason="a pooler lends a session per transaction, not per connection"
+)
 
 
 @pytest.mark.parametrize("how", ["begin", "autocommit-off"])
@@ -62,6 +67,7 @@ def test_a_lock_taken_by_a_failing_job_is_released(start):
 
 
 @postgresql_only
+@direct_only
 def test_settings_and_temporary_tables_do_not_reach_the_next_job(start):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('work_mem')")
@@ -89,6 +95,7 @@ def test_a_job_that_breaks_its_connection_does_not_stop_the_worker(start, how):
     assert Job.objects.get(pk=after.id).executions == 1
 
 
+@direct_only
 def test_the_connection_is_kept_from_job_to_job(start):
     """Cleaning up after a job must not cost a new connection per job."""
     handles = [ConnectionIdJob.perform_later() for _ in range(5)]
@@ -96,3 +103,17 @@ def test_the_connection_is_kept_from_job_to_job(start):
     wait_until(lambda: finished(*handles), message="the jobs to finish")
     assert all(handle.status == "finished" for handle in handles)
     assert len(set(JobRun.objects.values_list("value", flat=True))) == 1
+
+
+@postgresql_only
+def test_behind_a_transaction_pooler_the_session_is_left_to_its_other_clients(start, monkeypatch):
+    """A pooled server session serves other clients between our transactions: resetting it would
+    undo their settings, so only a transaction left open is undone (the test above still holds)."""
+    if transaction_pooled(connection):
+        pytest.skip("the test marks a direct connection as pooled, to see the session it keeps")
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    leaver = LeaveSessionStateJob.perform_later()
+    probe = ProbeSessionJob.perform_later()
+    start(threads=1)
+    wait_until(lambda: finished(leaver, probe), message="the jobs to finish")
+    assert JobRun.objects.get(label="probe").value["work_mem"] == "7777kB"

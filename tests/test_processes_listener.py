@@ -1,12 +1,17 @@
 """PostgreSQL LISTEN/NOTIFY: enqueues wake idle workers; switched off, workers poll."""
 
 import contextlib
+import dataclasses
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 import quebec
+from quebec import conf
 from quebec.db import READY_CHANNEL
+from quebec.db.connection import transaction_pooled
+from quebec.processes.listener import listening_alias
+from quebec.settings_checks import pooled_listening
 from quebec.models import Process
 from tests.conftest import wait_until
 from tests.testapp.jobs import RecordJob
@@ -86,3 +91,42 @@ def test_switched_off_a_worker_does_not_listen_and_polls_instead(quebec_run):
     wait_until(lambda: handle.status == "finished", message="the job")
     assert listening_sessions() == 0
     assert process.stop() == 0
+
+
+def sessions_listening_on(alias):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query = %s",
+            [connections[alias].settings_dict["NAME"], f"LISTEN {READY_CHANNEL}"],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """The default database marked as behind a transaction pooler (Django's marker for one)."""
+    if transaction_pooled(connection):
+        pytest.skip("the test marks a direct connection as pooled, and reads what LISTENs directly")
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+
+
+def test_behind_a_transaction_pooler_a_worker_polls_and_the_checks_say_so(start, pooled):
+    worker = start(threads=1)
+    handle = RecordJob.perform_later("polled")
+    wait_until(lambda: handle.status == "finished", message="the job")
+    assert worker.is_alive() and sessions_listening_on("default") == 0
+    assert any("'default' goes through a transaction pooler" in message for message in pooled_listening(conf.get()))
+    assert pooled_listening(dataclasses.replace(conf.get(), listen_databases={"default": "second"})) == []
+
+
+@pytest.mark.django_db(databases=["default", "second"], transaction=True)
+def test_behind_a_transaction_pooler_a_worker_listens_on_the_alias_listen_databases_names(start, pooled):
+    start(threads=1, listen_databases={"default": "second"})  # here a direct alias of another database
+    wait_until(lambda: sessions_listening_on("second") == 1, message="the LISTEN on the named alias")
+    assert sessions_listening_on("default") == 0
+
+
+def test_listen_databases_must_name_an_alias(settings):
+    settings.QUEBEC = {"listen_databases": {"default": "nowhere"}}
+    with pytest.raises(ValueError, match=r"QUEBEC\['listen_databases'\]: no database alias 'nowhere'"):
+        listening_alias(conf.get(), "default")

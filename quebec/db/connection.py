@@ -38,6 +38,17 @@ def write_transaction(using):
         connection.transaction_mode = previous
 
 
+def transaction_pooled(connection):
+    """Whether ``connection`` goes through a pooler that lends a server session per transaction.
+
+    Django's own marker for one, ``DISABLE_SERVER_SIDE_CURSORS``, which PgBouncer's transaction
+    mode needs anyway: a cursor outlives its transaction. Behind such a pooler the session (its
+    ``SET`` values, advisory locks, temporary tables, ``LISTEN``) is shared with other clients
+    between our transactions, so Quebec leaves it alone.
+    """
+    return connection.vendor == "postgresql" and bool(connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"))
+
+
 @receiver(connection_created)
 def tune_sqlite(sender, connection, **kwargs):
     """Let readers and writers overlap (WAL) and make writers wait rather than fail."""

@@ -6,7 +6,10 @@ job on the thread, never committed), autocommit turned off, a PostgreSQL advisor
 value or temporary table, a MariaDB ``GET_LOCK``. ``reset_after_job`` rolls back a transaction
 left open (the worker fails the job for it), resets the session state each database lets us
 reset within the one round trip per job, and closes a connection whose state it cannot tell;
-Django opens a fresh one on next use.
+Django opens a fresh one on next use. Behind a transaction pooler (``transaction_pooled``) the
+session is not the job's: the server connection goes to other clients between transactions, and
+resetting it would undo their settings or drop their locks, so only a transaction left open is
+rolled back there.
 """
 
 import logging
@@ -15,7 +18,7 @@ import time
 
 from django.db import connections
 
-from quebec.db.connection import close_broken_connections
+from quebec.db.connection import close_broken_connections, transaction_pooled
 
 logger = logging.getLogger("quebec.worker")
 
@@ -109,6 +112,8 @@ def _clean_postgresql(connection):
         discard(connection)  # a command still running, or a lost connection
         return False
     left_open = _rollback_if(connection, status != PG_IDLE)
+    if transaction_pooled(connection):
+        return left_open
     cursor = raw.cursor()  # the driver's: Django's cursor may bind parameters server-side
     try:
         cursor.execute(_pg_reset(connection))

@@ -4,7 +4,9 @@ Whatever makes jobs ready sends one NOTIFY per transaction (``quebec.db.notify_r
 worker keeps a connection of its own listening and wakes its loop when one arrives. Polling
 carries on underneath at the worker's ``polling_interval``, so a notification missed while the
 listening connection reconnects costs at most one interval. ``use_listen_notify: false`` turns
-it off, for poolers that do not keep a session per client (PgBouncer in transaction mode).
+it off. A pooler that lends a session per transaction (PgBouncer in transaction mode) cannot
+carry a LISTEN: there a worker listens on the alias ``listen_databases`` names for its own (a
+direct connection to the same database), and polls when it names none.
 """
 
 import logging
@@ -13,6 +15,8 @@ import threading
 from django.db import connections
 
 from quebec.db import READY_CHANNEL
+from quebec.db.connection import transaction_pooled
+from quebec.routing import check_alias
 
 logger = logging.getLogger("quebec.worker")
 
@@ -29,6 +33,17 @@ def available(using):
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     return is_psycopg3
+
+
+def listening_alias(settings, using):
+    """The alias a worker of ``using`` listens on, or None when it can only poll."""
+    if not settings.use_listen_notify:
+        return None
+    alias = settings.listen_databases.get(using, using)
+    check_alias(alias, "QUEBEC['listen_databases']")
+    if not available(alias) or transaction_pooled(connections[alias]):
+        return None
+    return alias
 
 
 class Listener:

@@ -52,9 +52,9 @@ class Worker(Poller):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
 
     def register(self):
-        if self.settings.use_listen_notify and listener.available(self.using):
+        if listen_alias := listener.listening_alias(self.settings, self.using):
             # Listening before the first poll: nothing made ready after that poll goes unheard.
-            self._listener = listener.Listener(self.using, self.wake, self.name)
+            self._listener = listener.Listener(listen_alias, self.wake, self.name)
             self._listener.start()
         super().register()
         self.pool = Pool(
