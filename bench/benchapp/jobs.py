@@ -47,3 +47,25 @@ class UniqueNoopJob(KeyNoopJob):
 
     def unique_key(self, key):
         return key
+
+
+class RunLogJob(quebec.BaseClass):
+    """Does nothing but note its run, one line per run in a file of its worker process's own
+    (under ``QUEBEC_BENCH_RUN_LOG``): a count of each job's runs that does not rest on Quebec's
+    own bookkeeping."""
+
+    def perform(self):
+        os.write(_run_log(), f"{self.id}\n".encode())  # one O_APPEND write: whole, whatever the threads
+
+
+_run_logs = {}
+
+
+def _run_log():
+    """This process's run log file descriptor, opened once."""
+    pid = os.getpid()
+    if pid not in _run_logs:
+        name = f"{os.environ.get('QUEBEC_BENCH_HOST', 'host')}-{pid}.log"
+        path = os.path.join(os.environ["QUEBEC_BENCH_RUN_LOG"], name)
+        _run_logs[pid] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    return _run_logs[pid]
