@@ -4,7 +4,8 @@ On PostgreSQL or MariaDB (a local server: CPU time is read from /proc, see ``ser
 for no-op jobs:
 
 1. single enqueue: ``NoopJob.perform_later()`` in a loop; the CPU of this process's server
-   connection, per job;
+   connection, per job; beside it, that of a bare one-row autocommit ``INSERT``
+   (``commit_rate.py``), the floor of a commit;
 2. bulk enqueue: ``quebec.perform_all_later()`` in chunks of 1,000; the same;
 3. drain: one real ``quebec_run --only worker`` process (5 threads) works off the bulk-enqueued
    jobs; the CPU of every server connection of that process from its start (claim, start and
@@ -12,7 +13,9 @@ for no-op jobs:
    registration too, a few milliseconds), per job, with the worker process's own CPU per job
    from its first finish (its startup left out), and how many connections the worker opened.
 
-From those it prints the capacity model: jobs/s one database core sustains (enqueue plus
+Each figure is the median of ``--rounds`` rounds (3), printed with its lowest and highest: on
+a shared machine the CPU a statement takes moves with the load (caches, spinning locks). From
+those it prints the capacity model: jobs/s one database core sustains (enqueue plus
 drain), and how many fully busy worker cores it takes to keep one database core busy.
 
     python bench/capacity.py --database-url postgres://postgres@127.0.0.1:5432/quebec_bench
@@ -23,8 +26,10 @@ The database must exist; the script migrates it and empties Quebec's tables.
 
 import argparse
 import json
+import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +48,7 @@ from bench.bench_core import (  # noqa: E402
     setup_django,
     start_worker,
 )
+from bench.commit_rate import bare_insert_rate  # noqa: E402
 from bench.server_cpu import Meter, cpu_seconds, other_server_ids, own_server_id  # noqa: E402
 
 DRAIN_TIMEOUT = 600  # seconds
@@ -111,7 +117,8 @@ def measure(database_url, n, single):
         empty_quebec_tables()
         bench_single(100)  # warm up: imports, the connection, cached statements
         empty_quebec_tables()
-        results = {"database": connection.vendor, "jobs": n, "single": enqueue_cost(bench_single, single)}
+        results = {"database": connection.vendor, "jobs": n, "bare": enqueue_cost(bare_insert_rate, single)}
+        results["single"] = enqueue_cost(bench_single, single)
         empty_quebec_tables()
         results["bulk"] = enqueue_cost(bench_bulk, n)
         results["drain"] = drain_cost(n, database_url, workdir)
@@ -120,6 +127,20 @@ def measure(database_url, n, single):
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def median_round(rounds):
+    """Each figure's median over the rounds, with its lowest and highest as ``(low, high)``."""
+    merged = {"database": rounds[0]["database"], "jobs": rounds[0]["jobs"], "rounds": len(rounds)}
+    for phase in ("bare", "single", "bulk", "drain"):
+        merged[phase] = {
+            key: statistics.median(row[phase][key] for row in rounds) for key in rounds[0][phase] if key != "exit_code"
+        }
+        merged[phase]["range"] = {
+            key: (min(row[phase][key] for row in rounds), max(row[phase][key] for row in rounds))
+            for key in ("server_ms", "rate")
+        }
+    return merged
 
 
 def capacity(results):
@@ -135,16 +156,25 @@ def capacity(results):
     }
 
 
+def spread(phase):
+    low, high = phase["range"]["server_ms"]
+    return f"server {phase['server_ms']:.3f} ms/job ({low:.3f}-{high:.3f})"
+
+
 def report(results):
-    single, bulk, drain = results["single"], results["bulk"], results["drain"]
+    bare, single, bulk, drain = results["bare"], results["single"], results["bulk"], results["drain"]
     model = capacity(results)
-    print(f"Quebec capacity: {results['jobs']} no-op jobs on {results['database']} (server CPU from /proc)")
-    print(f"  single enqueue   server {single['server_ms']:.3f} ms/job   client {single['client_ms']:.3f} ms/job")
-    print(f"  bulk enqueue     server {bulk['server_ms']:.3f} ms/job   client {bulk['client_ms']:.3f} ms/job")
     print(
-        f"  drain (claim, start, finish; 1 process x {THREADS} threads)   server {drain['server_ms']:.3f} ms/job   "
+        f"Quebec capacity: {results['jobs']} no-op jobs on {results['database']}, "
+        f"median of {results['rounds']} rounds (lowest-highest); server CPU from /proc"
+    )
+    print(f"  bare INSERT      {spread(bare)}   (one-row autocommit INSERT with the driver: the floor)")
+    print(f"  single enqueue   {spread(single)}   client {single['client_ms']:.3f} ms/job")
+    print(f"  bulk enqueue     {spread(bulk)}   client {bulk['client_ms']:.3f} ms/job")
+    print(
+        f"  drain (claim, start, finish; 1 process x {THREADS} threads)   {spread(drain)}   "
         f"worker {drain['worker_ms']:.3f} ms/job   {drain['rate']:.0f} jobs/s   "
-        f"{drain['connections']} server connections"
+        f"{drain['connections']:.0f} server connections"
     )
     print(
         f"  one database core: {model['jobs_per_core_single']:.0f} jobs/s enqueued one by one and drained, "
@@ -152,6 +182,7 @@ def report(results):
         f"{model['drain_jobs_per_core']:.0f} jobs/s drained alone"
     )
     print(f"  a fully busy worker core keeps {model['db_cores_per_worker_core']:.2f} database cores busy")
+    print(f"  load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 def main():
@@ -159,11 +190,12 @@ def main():
     parser.add_argument("--database-url", required=True, help="a PostgreSQL or MariaDB database on this machine")
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs bulk-enqueued and drained (10,000)")
     parser.add_argument("--single", type=int, default=2_000, help="jobs enqueued one by one (2,000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is their median (3)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
     if args.database_url.startswith("sqlite"):
         parser.error("SQLite runs inside the client process: there is no server CPU to read")
-    results = measure(args.database_url, args.jobs, args.single)
+    results = median_round([measure(args.database_url, args.jobs, args.single) for _ in range(args.rounds)])
     if args.json:
         print(json.dumps({**results, "model": capacity(results)}))
     else:
