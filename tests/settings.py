@@ -42,6 +42,14 @@ if os.environ.get("QUEBEC_TEST_TRANSACTION_POOLER"):
     for _database in DATABASES.values():
         if _database["ENGINE"] == "django.db.backends.postgresql":
             _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # "direct": the default test database reached without the pooler, for a worker's LISTEN
+    # (listen_databases). No test asks for it, so no test database is made for it.
+    if _direct_url := os.environ.get("QUEBEC_TEST_DIRECT_DATABASE_URL"):
+        _default = DATABASES["default"]
+        DATABASES["direct"] = {
+            **environ.Env.db_url_config(_direct_url),
+            "NAME": _default.get("TEST", {}).get("NAME") or f"test_{_default['NAME']}",
+        }
 
 # Created on its own when no test of several databases runs (tests/conftest.py: django_db_setup).
 DATABASES["second"]["TEST"] = {**DATABASES["second"].get("TEST", {}), "DEPENDENCIES": []}

@@ -11,6 +11,7 @@ from quebec import conf
 from quebec.db import READY_CHANNEL
 from quebec.db.connection import transaction_pooled
 from quebec.processes.listener import listening_alias
+from quebec.processes.worker import Worker
 from quebec.settings_checks import pooled_listening
 from quebec.models import Process
 from tests.conftest import wait_until
@@ -130,3 +131,22 @@ def test_listen_databases_must_name_an_alias(settings):
     settings.QUEBEC = {"listen_databases": {"default": "nowhere"}}
     with pytest.raises(ValueError, match=r"QUEBEC\['listen_databases'\]: no database alias 'nowhere'"):
         listening_alias(conf.get(), "default")
+
+
+@pytest.mark.skipif("'direct' not in connections", reason="needs the pooled run's direct alias (scripts/test)")
+def test_through_a_real_pooler_a_worker_listening_directly_is_woken_by_a_pooled_enqueue(settings):
+    # Polling every 30 s: a job that starts within the wait below was started by the NOTIFY,
+    # sent through the pooler with the enqueue's commit and heard on the direct connection.
+    settings.QUEBEC = {"use_listen_notify": True, "listen_databases": {"default": "direct"}}
+    options = conf.WorkerConfig(queues=("*",), threads=1, polling_interval=30)
+    worker = Worker(options, settings=conf.get(), quebec=quebec.default)
+    worker.start()
+    try:
+        wait_until(lambda: sessions_listening_on("default") == 1, message="the LISTEN on the direct alias")
+        first = RecordJob.perform_later("first")
+        wait_until(lambda: first.status == "finished", timeout=10, message="the first job")
+        second = RecordJob.perform_later("second")  # the worker is asleep now, whatever woke it before
+        wait_until(lambda: second.status == "finished", timeout=10, message="the second job")
+    finally:
+        worker.stop()
+        worker.join(10)
