@@ -54,6 +54,31 @@ def check_configuration(app_configs=None, **kwargs):
 
 
 @checks.register()
+def check_pooled_listening(app_configs=None, **kwargs):
+    try:
+        config = conf.load()
+    except conf.ConfigError:
+        return []  # check_configuration reports it
+    unknown = [
+        checks.Error(
+            f"QUEBEC['listen_databases'] names the database alias {alias!r}, which is not in settings.DATABASES.",
+            hint="Name a direct alias of the same database that DATABASES has.",
+            id="quebec.E007",
+        )
+        for alias in config.listen_databases.values()
+        if alias not in settings.DATABASES
+    ]
+    return unknown + [
+        checks.Warning(
+            message,
+            hint="See the README's Deploying section, Behind PgBouncer in transaction mode.",
+            id="quebec.W014",
+        )
+        for message in settings_checks.pooled_listening(config)
+    ]
+
+
+@checks.register()
 def check_database_aliases(app_configs=None, **kwargs):
     return [
         checks.Error(

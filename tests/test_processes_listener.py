@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 
 import pytest
+from django.core import checks
 from django.db import connection, connections, transaction
 
 import quebec
@@ -118,6 +119,7 @@ def test_behind_a_transaction_pooler_a_worker_polls_and_the_checks_say_so(start,
     assert worker.is_alive() and sessions_listening_on("default") == 0
     assert any("'default' goes through a transaction pooler" in message for message in pooled_listening(conf.get()))
     assert pooled_listening(dataclasses.replace(conf.get(), listen_databases={"default": "second"})) == []
+    assert "quebec.W014" in {message.id for message in checks.run_checks()}
 
 
 @pytest.mark.django_db(databases=["default", "second"], transaction=True)
@@ -129,6 +131,7 @@ def test_behind_a_transaction_pooler_a_worker_listens_on_the_alias_listen_databa
 
 def test_listen_databases_must_name_an_alias(settings):
     settings.QUEBEC = {"listen_databases": {"default": "nowhere"}}
+    assert "quebec.E007" in {message.id for message in checks.run_checks()}
     with pytest.raises(ValueError, match=r"QUEBEC\['listen_databases'\]: no database alias 'nowhere'"):
         listening_alias(conf.get(), "default")
 
