@@ -51,6 +51,10 @@ class Worker(Poller):
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
 
+    def title(self):
+        busy = self.pool.busy() if self.pool is not None else 0
+        return f"worker queues={','.join(self.queues)} threads={self.threads} busy={busy}"
+
     def register(self):
         if self.settings.use_listen_notify and listener.available(self.using):
             # Listening before the first poll: nothing made ready after that poll goes unheard.
