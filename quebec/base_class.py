@@ -19,13 +19,28 @@ if TYPE_CHECKING:
 
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
-    """``self.logger``: records carry the job's id and queue, and the message names the job."""
+    """``self.logger``: records carry the job's id, class, queue and attempt, and the message
+    names the job. Read as each record is written: the id comes once the job is stored."""
 
-    extra: Mapping[str, object]
+    def __init__(self, logger: logging.Logger, job: "BaseClass") -> None:
+        super().__init__(logger)
+        self.job = job
+
+    @property
+    def context(self) -> dict[str, Any]:
+        job = self.job
+        return {
+            "job_id": job.id,
+            "job_class": type(job).__qualname__,
+            "queue_name": job.queue_name,
+            "attempt": job.executions,
+        }
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        kwargs.setdefault("extra", {}).update(self.extra)
-        return f"[{self.extra['job_class']} #{self.extra['job_id']} {self.extra['queue_name']}] {msg}", kwargs
+        context = self.context
+        kwargs["extra"] = {**kwargs.get("extra", {}), **context}
+        job = f"{context['job_class']} #{context['job_id']} {context['queue_name']}, attempt {context['attempt']}"
+        return f"[{job}] {msg}", kwargs
 
 
 class BaseClass:
@@ -223,10 +238,7 @@ class BaseClass:
         self.arguments = arguments
         self.enqueued_at = enqueued_at
         self.scheduled_at = None
-        self.logger = JobLogger(
-            logging.getLogger("quebec.job"),
-            {"job_id": job_id, "job_class": type(self).__qualname__, "queue_name": queue_name},
-        )
+        self.logger = JobLogger(logging.getLogger("quebec.job"), self)
 
     @classmethod
     def for_job(cls, job: "Job", args: list[Any], kwargs: dict[str, Any]) -> Self:
