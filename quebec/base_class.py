@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from quebec import conf, execution
+from quebec import conf, execution, tracing
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, JobHandle, PendingJob, check_priority, perform_all_later
 from quebec.lifecycle import progress as run_progress
@@ -208,12 +208,14 @@ class BaseClass:
         pending = cls.set().build(*args, **kwargs)
         job = pending.job
         job.executions = 1
-        outcome = execution.perform(job, *job.arguments)
+        with tracing.running(cls.job_name(), job.queue_name, job.executions) as traced:
+            outcome = execution.perform(job, *job.arguments)
+            traced.ended(outcome)
+            if outcome.state == execution.RETRY:  # the retry's enqueue is a child of this run
+                job.scheduled_at = outcome.retry_at
+                perform_all_later([pending])
         if outcome.state == execution.FAILED:
             raise outcome.error
-        if outcome.state == execution.RETRY:
-            job.scheduled_at = outcome.retry_at
-            perform_all_later([pending])
         return outcome.result
 
     def bind(
