@@ -88,12 +88,12 @@ def test_an_enqueue_after_commit_is_a_child_of_the_request_that_committed(spans,
 
 
 @pytest.mark.subprocess
-def test_a_worker_s_runs_continue_the_trace_and_record_the_failure(spans, quebec_run, tmp_path):
+@pytest.mark.parametrize("mode", ["threads", "fork"])
+def test_a_worker_s_runs_continue_the_trace_and_record_the_failure(spans, quebec_run, tmp_path, mode):
     spans_file = tmp_path / "spans.jsonl"
     spans_file.touch()
-    worker = quebec_run(
-        env={**FAST, "DJANGO_SETTINGS_MODULE": "tests.settings_otel", "QUEBEC_TEST_SPANS": str(spans_file)}
-    )
+    env = {**FAST, "DJANGO_SETTINGS_MODULE": "tests.settings_otel", "QUEBEC_TEST_SPANS": str(spans_file)}
+    worker = quebec_run(env={**env, "QUEBEC_SUPERVISOR": "1" if mode == "fork" else "0"})
     with trace.get_tracer("tests").start_as_current_span("request"):
         handle = TalkativeJob.perform_later("twice", fail_first=True)
     wait_until(lambda: handle.status == "finished", message="the job to finish on its second attempt")
