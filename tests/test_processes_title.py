@@ -45,11 +45,15 @@ def test_one_process_running_every_component_names_them_all(quebec_run):
     assert runner.stop() == 0
 
 
-def test_a_database_other_than_the_default_is_named():
-    assert describe(["supervisor"], "default") == "quebec supervisor"
-    assert describe(["worker queues=* threads=1 busy=0", "dispatcher"], "second") == (
-        "quebec worker queues=* threads=1 busy=0; dispatcher db=second"
+@pytest.mark.django_db(databases=["default", "second"], transaction=True)
+def test_a_process_of_another_database_than_the_default_names_it(quebec_run):
+    runner = quebec_run("--database", "second", "--only", "dispatcher", env=FAST)
+    wait_until(lambda: Process.objects.using("second").filter(kind="Dispatcher").exists(), timeout=30)
+    wait_until(
+        lambda: title(runner.popen.pid) == "quebec dispatcher db=second", message="the title naming the database"
     )
+    assert runner.stop() == 0
+    assert describe(["supervisor"], "default") == "quebec supervisor"
 
 
 def test_the_title_is_written_only_when_it_changes(monkeypatch):
