@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from quebec import conf, execution
+from quebec import conf, execution, tracing
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, JobHandle, PendingJob, check_priority, perform_all_later
 from quebec.lifecycle import progress as run_progress
@@ -19,13 +19,28 @@ if TYPE_CHECKING:
 
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
-    """``self.logger``: records carry the job's id and queue, and the message names the job."""
+    """``self.logger``: records carry the job's id, class, queue and attempt, and the message
+    names the job. Read as each record is written: the id comes once the job is stored."""
 
-    extra: Mapping[str, object]
+    def __init__(self, logger: logging.Logger, job: "BaseClass") -> None:
+        super().__init__(logger)
+        self.job = job
+
+    @property
+    def context(self) -> dict[str, Any]:
+        job = self.job
+        return {
+            "job_id": job.id,
+            "job_class": type(job).__qualname__,
+            "queue_name": job.queue_name,
+            "attempt": job.executions,
+        }
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        kwargs.setdefault("extra", {}).update(self.extra)
-        return f"[{self.extra['job_class']} #{self.extra['job_id']} {self.extra['queue_name']}] {msg}", kwargs
+        context = self.context
+        kwargs["extra"] = {**kwargs.get("extra", {}), **context}
+        job = f"{context['job_class']} #{context['job_id']} {context['queue_name']}, attempt {context['attempt']}"
+        return f"[{job}] {msg}", kwargs
 
 
 class BaseClass:
@@ -193,12 +208,14 @@ class BaseClass:
         pending = cls.set().build(*args, **kwargs)
         job = pending.job
         job.executions = 1
-        outcome = execution.perform(job, *job.arguments)
+        with tracing.running(cls.job_name(), job.queue_name, job.executions) as traced:
+            outcome = execution.perform(job, *job.arguments)
+            traced.ended(outcome)
+            if outcome.state == execution.RETRY:  # the retry's enqueue is a child of this run
+                job.scheduled_at = outcome.retry_at
+                perform_all_later([pending])
         if outcome.state == execution.FAILED:
             raise outcome.error
-        if outcome.state == execution.RETRY:
-            job.scheduled_at = outcome.retry_at
-            perform_all_later([pending])
         return outcome.result
 
     def bind(
@@ -223,10 +240,7 @@ class BaseClass:
         self.arguments = arguments
         self.enqueued_at = enqueued_at
         self.scheduled_at = None
-        self.logger = JobLogger(
-            logging.getLogger("quebec.job"),
-            {"job_id": job_id, "job_class": type(self).__qualname__, "queue_name": queue_name},
-        )
+        self.logger = JobLogger(logging.getLogger("quebec.job"), self)
 
     @classmethod
     def for_job(cls, job: "Job", args: list[Any], kwargs: dict[str, Any]) -> Self:

@@ -22,6 +22,7 @@ from quebec.settings_values import (
     _alias_map,
     _bool,
     _death_policy,
+    _log_format,
     _mapping,
     _non_negative_int,
     _optional_positive_int,
@@ -72,6 +73,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "on_process_death": ("fail", _death_policy),
     "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
     "dashboard_debug": (False, _bool),
+    "log_format": ("text", _log_format),  # of quebec_run's own output (quebec/logger.py)
     # The queues of the one worker group, for when queue.yml would hold only that.
     "queues": (None, optional_queues),
 }
@@ -142,6 +144,7 @@ class Config:
     on_process_death: str = "fail"
     monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
     dashboard_debug: bool = False
+    log_format: str = "text"
     queues: tuple[str, ...] | None = None
 
 

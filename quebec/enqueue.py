@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from quebec import conf
+from quebec import conf, tracing
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
@@ -379,7 +379,8 @@ def _write(pairs: list[Pair], using: str) -> None:
     from quebec.lifecycle.queueing import enqueue
 
     models = [pending.to_model() for pending, _ in pairs]
-    skipped = enqueue(models, using).skipped
+    with tracing.enqueueing(models):
+        skipped = enqueue(models, using).skipped
     written = []
     for model, (pending, handle) in zip(models, pairs, strict=True):
         if id(model) in skipped:  # a unique job another took the key of meanwhile

@@ -133,6 +133,12 @@ def _death_policy(value):
     return value
 
 
+def _log_format(value):
+    if not isinstance(value, str) or value.strip().lower() not in ("text", "json"):
+        raise ValueError("must be 'text' (lines for people) or 'json' (one object per line, for log collectors)")
+    return value.strip().lower()
+
+
 def parse_queues(value):
     """A tuple of queue selectors: ``"*"``, exact names and ``"prefix*"`` patterns."""
     if isinstance(value, str):

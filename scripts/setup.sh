@@ -76,7 +76,7 @@ setup_venv() {
         echo "==> Installing Quebec and its test tools into $venv"
         # pip 25.1 is the first to install a PEP 735 dependency group (--group).
         "$PYTHON" -m pip install --quiet --upgrade "pip>=25.1"
-        "$PYTHON" -m pip install --quiet -e "$ROOT[postgres,standalone]" --group "$ROOT/pyproject.toml:test"
+        "$PYTHON" -m pip install --quiet -e "$ROOT[postgres,standalone,otel]" --group "$ROOT/pyproject.toml:test"
         echo "$wanted" > "$stamp"
     fi
     # Tried again on every run until it builds: the headers may have been installed since.

@@ -32,7 +32,7 @@ def launch(quebec, create_tables=False, control_plane=None, spawn=None, config_f
     settings = conf.load(config_file, command_line={"queues": queues} if queues else None)
     static_tasks = recurring.load_static_tasks(settings) if "scheduler" in components else {}
     conf.use(settings)
-    configure_logging(verbosity)
+    configure_logging(verbosity, settings.log_format)
     settings_checks.log_warnings(settings)
     if control_plane and standalone.ensure_dashboard_user():
         logger.info("Dashboard user %s is ready", os.environ["QUEBEC_DASHBOARD_USER"])

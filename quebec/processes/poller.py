@@ -70,6 +70,10 @@ class Poller:
     def metadata(self):
         return {"polling_interval": self.polling_interval}
 
+    def title(self):
+        """What this component adds to the process title (``quebec/processes/title.py``)."""
+        return self.kind.lower()
+
     def run(self):
         try:
             self.register()

@@ -31,8 +31,11 @@ class Pool:
         self._in_flight = 0
         self._waiting_cut_short = False
         self._lock = threading.Condition()
+        # One flag per thread, each written only by its thread: counting the busy ones takes no lock.
+        self._running = [False] * size
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True) for index in range(size)
+            threading.Thread(target=self._work, args=(index,), name=f"{name}-{index}", daemon=True)
+            for index in range(size)
         ]
         for thread in self._threads:
             thread.start()
@@ -40,6 +43,10 @@ class Pool:
     def in_flight(self):
         with self._lock:
             return self._in_flight
+
+    def busy(self):
+        """How many threads are running an item now."""
+        return sum(self._running)
 
     def post(self, item, on_done=None):
         with self._lock:
@@ -95,7 +102,7 @@ class Pool:
             self._in_flight -= count
             self._lock.notify_all()
 
-    def _work(self):
+    def _work(self, index):
         try:
             while (posted := self._queue.get()) is not _STOP:
                 item, on_done, posted_at = posted
@@ -103,10 +110,12 @@ class Pool:
                     if self._max_wait is not None and time.monotonic() - posted_at > self._max_wait:
                         self._on_expired(item)
                     else:
+                        self._running[index] = True
                         self._run(item)
                 except BaseException:  # a thread that dies would still be counted as idle
                     logger.exception("Unexpected error in %s", threading.current_thread().name)
                 finally:
+                    self._running[index] = False
                     self._settle(1)
                     if on_done is not None:
                         on_done()

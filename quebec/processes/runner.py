@@ -19,6 +19,7 @@ from quebec.lifecycle import processes
 from quebec.processes.dispatcher import Dispatcher
 from quebec.processes.memory import MemoryWatch
 from quebec.processes.scheduler import Scheduler
+from quebec.processes.title import ProcessTitle, describe
 from quebec.processes.worker import Worker
 
 logger = logging.getLogger("quebec.runner")
@@ -50,6 +51,7 @@ class Runner:
         self._recycling = False
         self._parent_pid = os.getppid()
         self._signals = []
+        self._title = ProcessTitle()
 
     def _build(self, only, static_tasks):
         components = []
@@ -65,6 +67,7 @@ class Runner:
 
     def run(self):
         self._install_signal_handlers()
+        self._show_title()
         self._process_hook("on_start")
         server = self._serve_dashboard()
         self._register()
@@ -86,6 +89,12 @@ class Runner:
             logging.shutdown()
             os._exit(exit_code)
         return exit_code
+
+    def _show_title(self):
+        roles = [component.title() for component in self.components]
+        if self.dashboard:
+            roles.append("dashboard")
+        self._title.show(describe(roles, self.quebec.using))
 
     def _process_hook(self, name):
         # In fork mode these belong to the supervisor, which runs them once for the whole tree.
@@ -120,6 +129,7 @@ class Runner:
         next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
         while True:
             time.sleep(WATCH_INTERVAL)
+            self._show_title()
             if (reason := self._stop_reason()) is not None:
                 return reason
             if self.process is not None and time.monotonic() >= next_heartbeat:

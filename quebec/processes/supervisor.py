@@ -23,6 +23,7 @@ from quebec.errors import ProcessExitError
 from quebec.lifecycle import processes
 from quebec.models import Process
 from quebec.processes.runner import EXIT_RECYCLE, GRACEFUL_SIGNALS, QUIET_SIGNALS, WATCH_INTERVAL, Runner
+from quebec.processes.title import ProcessTitle, describe
 
 logger = logging.getLogger("quebec.supervisor")
 
@@ -79,6 +80,7 @@ class Supervisor:
     def run(self):
         for signum in (*GRACEFUL_SIGNALS, signal.SIGQUIT, *QUIET_SIGNALS, signal.SIGCHLD):
             signal.signal(signum, self._record_signal)
+        ProcessTitle().show(describe(["supervisor"], self.quebec.using))
         self.quebec.run_hooks("on_start")
         name = f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.process = processes.register("Supervisor", name, self.quebec.using, {"mode": "fork"})

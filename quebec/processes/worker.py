@@ -6,7 +6,7 @@ import time
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from quebec import execution, maintenance
+from quebec import execution, maintenance, tracing
 from quebec.db import close_broken_connections, hygiene
 from quebec.errors import TransactionLeftOpenError
 from quebec.lifecycle import outcome as outcomes, progress, running
@@ -50,6 +50,10 @@ class Worker(Poller):
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
+
+    def title(self):
+        busy = self.pool.busy() if self.pool is not None else 0
+        return f"worker queues={','.join(self.queues)} threads={self.threads} busy={busy}"
 
     def register(self):
         if listen_alias := listener.listening_alias(self.settings, self.using):
@@ -280,10 +284,12 @@ class Worker(Poller):
     def _perform_and_record(self, job):
         running.start(job, self.name, self.using)
         started_at, started = timezone.now(), time.monotonic()
-        with progress.running(job, self.using, stopping=self.interrupting):
-            instance, outcome = execution.run_stored(job, self.quebec)
-        if left_open := hygiene.reset_after_job():
-            outcome = left_transaction_open(job, left_open, outcome)
+        with tracing.running(job.class_name, job.queue_name, job.executions, job.pk, job.arguments) as traced:
+            with progress.running(job, self.using, stopping=self.interrupting):
+                instance, outcome = execution.run_stored(job, self.quebec)
+            if left_open := hygiene.reset_after_job():
+                outcome = left_transaction_open(job, left_open, outcome)
+            traced.ended(outcome)
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, started_at, self.name)

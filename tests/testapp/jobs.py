@@ -512,3 +512,14 @@ class CancellableJob(quebec.BaseClass):
                 self.progress(done, 600)
             time.sleep(0.05)
         record(self, "ran to its end")
+
+
+class TalkativeJob(quebec.BaseClass):
+    """Writes a line through ``self.logger`` on each attempt; fails its first when asked to."""
+
+    retry_on = [quebec.RetryStrategy(Flaky, wait=0, attempts=2, jitter=0)]
+
+    def perform(self, message, fail_first=False):
+        self.logger.info("saying %s", message)
+        if fail_first and self.executions == 1:
+            raise Flaky(message)
