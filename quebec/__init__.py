@@ -24,6 +24,7 @@ __all__ = [
     "AbortEnqueue",
     "AmbiguousJobClass",
     "BaseClass",
+    "Batch",
     "ConcurrencyConflict",
     "Continuable",
     "InvalidStepError",
@@ -51,3 +52,12 @@ __all__ = [
     "unschedule_recurring_task",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``quebec.Batch``: the model, imported once Django's apps are ready (not with ``quebec``)."""
+    if name == "Batch":
+        from quebec.models import Batch
+
+        return Batch
+    raise AttributeError(f"module 'quebec' has no attribute {name!r}")

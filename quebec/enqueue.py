@@ -260,6 +260,7 @@ class PendingJob:
             continuation=None,
             cancel_requested_at=None,
             cancel_requested_by="",
+            batch_id=None,
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
         # transaction without looking a class up by name (which may import code).

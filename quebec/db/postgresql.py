@@ -41,6 +41,7 @@ PER_JOB_COLUMNS = (
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
 UNIQUE_COLUMNS = ("unique_key",)
+BATCH_COLUMNS = ("batch",)
 SAME_FOR_EVERY_JOB = {
     "attempts": "'[]'::jsonb",
     "return_value": "NULL",
@@ -86,6 +87,7 @@ class Operations(BaseOperations):
         keyed = (
             *(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
             *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()),
+            *(BATCH_COLUMNS if any(job.batch_id for job in jobs) else ()),
         )
         fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
@@ -336,12 +338,13 @@ def json_rows_sql(fields, connection):
 def _enqueue_sql(using, rows, notify, keyed):
     """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
     many ("many": one JSON document read by ``jsonb_to_recordset``), with the columns of
-    ``KEYED_COLUMNS`` and ``UNIQUE_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
+    ``KEYED_COLUMNS``, ``UNIQUE_COLUMNS`` and ``BATCH_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
     per_job = (*PER_JOB_COLUMNS, *keyed)
-    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in (*KEYED_COLUMNS, *UNIQUE_COLUMNS) if name not in keyed}}
+    optional = (*KEYED_COLUMNS, *UNIQUE_COLUMNS, *BATCH_COLUMNS)
+    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in optional if name not in keyed}}
     fields = [meta.get_field(name) for name in per_job]
     constants = ", ".join(same.values())
     if rows == "one":
