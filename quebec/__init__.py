@@ -3,12 +3,14 @@
 from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.base_class import BaseClass
+from quebec.batches import batch
 from quebec.continuation import Continuable
 from quebec.lifecycle.cancelling import cancel
 from quebec.recurring import UnknownCommand, command, schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
 from quebec.errors import (
     AbortEnqueue,
+    BatchAlreadyFinished,
     InvalidStepError,
     JobCancelled,
     JobTimeoutError,
@@ -25,6 +27,7 @@ __all__ = [
     "AmbiguousJobClass",
     "BaseClass",
     "Batch",
+    "BatchAlreadyFinished",
     "ConcurrencyConflict",
     "Continuable",
     "InvalidStepError",
@@ -44,6 +47,7 @@ __all__ = [
     "UnknownCommand",
     "UniqueConflict",
     "UnknownJobClass",
+    "batch",
     "cancel",
     "command",
     "default",

@@ -56,6 +56,7 @@ SAME_FOR_EVERY_JOB = {
 
 class Operations(BaseOperations):
     vendor = "postgresql"
+    update_returning = True
 
     def insert_rows(self, model, objects, batch_size=500):
         if len(objects) > 1:

@@ -93,6 +93,18 @@ class Batch(models.Model):
     def finished(self):
         return self.finished_at is not None
 
+    def refresh(self):
+        """Re-read the batch's row; returns self."""
+        self.refresh_from_db()
+        return self
+
+    def enqueue(self):
+        """A context manager: jobs enqueued inside join this batch. Raises
+        ``quebec.BatchAlreadyFinished`` once the batch has finished."""
+        from quebec.batches import adding
+
+        return adding(self)
+
     def callbacks(self):
         """{name: serialised job} of the callbacks this batch has."""
         return {name: getattr(self, name) for name in CALLBACKS if getattr(self, name)}

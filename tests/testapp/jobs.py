@@ -512,3 +512,43 @@ class CancellableJob(quebec.BaseClass):
                 self.progress(done, 600)
             time.sleep(0.05)
         record(self, "ran to its end")
+
+
+# Batches.
+
+
+class BatchCallbackJob(quebec.BaseClass):
+    """A batch's callback: records which batch, as what it fired, and what the batch said."""
+
+    queue_as = "callbacks"
+
+    def perform(self, kind="finish"):
+        from tests.testapp.models import BatchCallbackRun
+
+        batch = self.batch
+        BatchCallbackRun.objects.create(
+            batch_id=batch.pk,
+            kind=kind,
+            status=batch.status,
+            completed=batch.completed_jobs,
+            failed=batch.failed_jobs,
+            pid=os.getpid(),
+        )
+
+
+class BatchMemberJob(quebec.BaseClass):
+    """A batch's member: records its batch; ``children`` more members join it from perform."""
+
+    def perform(self, label="", children=0):
+        record(self, label, {"batch": self.batch_id, "batch_status": self.batch.status})
+        for index in range(children):
+            BatchMemberJob.perform_later(f"{label}.{index}")
+
+
+class BatchWorkJob(quebec.BaseClass):
+    """The stress test's member: fails for good when ``fail`` is set, else works a little."""
+
+    def perform(self, fail=False):
+        time.sleep(0.001)
+        if fail:
+            raise Unexpected("planned failure")
