@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 
 import quebec
 from tests.testapp.models import JobRun
@@ -518,9 +519,11 @@ class CancellableJob(quebec.BaseClass):
 
 
 class BatchCallbackJob(quebec.BaseClass):
-    """A batch's callback: records which batch, as what it fired, and what the batch said."""
+    """A batch's callback: records which batch, as what it fired, and what the batch said. A
+    database briefly away (a restart) is retried."""
 
     queue_as = "callbacks"
+    retry_on = [quebec.RetryStrategy(DatabaseError, wait=1, attempts=10, jitter=0)]
 
     def perform(self, kind="finish"):
         from tests.testapp.models import BatchCallbackRun
@@ -546,9 +549,14 @@ class BatchMemberJob(quebec.BaseClass):
 
 
 class BatchWorkJob(quebec.BaseClass):
-    """The stress test's member: fails for good when ``fail`` is set, else works a little."""
+    """The stress test's member: works a little, then as ``plan`` says: "ok", "fail" (for good)
+    or "flaky" (fails its first run, then is retried)."""
 
-    def perform(self, fail=False):
+    retry_on = [quebec.RetryStrategy(Flaky, wait=0, attempts=2, jitter=0)]
+
+    def perform(self, plan="ok"):
         time.sleep(0.001)
-        if fail:
+        if plan == "fail":
             raise Unexpected("planned failure")
+        if plan == "flaky" and self.executions < 2:
+            raise Flaky("first run")
