@@ -166,7 +166,7 @@ def test_a_failed_member_retried_by_an_operator_is_pending_again():
         failing = RecordJob.perform_later("fails")
         RecordJob.perform_later("waits")
     fail(failing)
-    assert (b.refresh().pending_jobs, b.failed_jobs) == (1, 1)
+    assert (b.refresh().pending_jobs, b.failed_jobs, b.progress_percentage) == (1, 1, 50.0)
     assert FailedExecution.objects.get(pk=failing.id).retry()
     assert (b.refresh().pending_jobs, b.failed_jobs) == (2, 0)
     # Discarding a failed member changes nothing: it was counted when it failed.
@@ -234,14 +234,23 @@ def test_the_dispatcher_repairs_counters_that_disagree_and_fires_what_is_due(cap
         RecordJob.perform_later("c")
     with quebec.batch() as healthy:
         RecordJob.perform_later("d")
+    with quebec.batch(**CALLBACKS) as counted_alone:
+        last = RecordJob.perform_later("e")
     # The member's end recorded without its batch hearing of it, as if by a route that bypassed
     # the lifecycle; another batch's counters edited by hand.
     Job.objects.filter(pk=first.id).update(finished_at=timezone.now())
     ReadyExecution.objects.filter(pk=first.id).delete()
     Batch.objects.filter(pk=miscounted.pk).update(pending_jobs=7, completed_jobs=3)
+    # Its last member counted off by PostgreSQL's one-statement end, whose worker died before
+    # the batch's own transaction finished it.
+    Job.objects.filter(pk=last.id).update(finished_at=timezone.now())
+    ReadyExecution.objects.filter(pk=last.id).delete()
+    Batch.objects.filter(pk=counted_alone.pk).update(pending_jobs=0, completed_jobs=1)
     with caplog.at_level(logging.WARNING, logger="quebec"):
-        assert dispatcher().check_batches() == [stalled.pk, miscounted.pk]
+        assert dispatcher().check_batches() == [stalled.pk, miscounted.pk, counted_alone.pk]
     assert "disagreed with its members" in caplog.text
+    assert "had no member pending but had not finished" in caplog.text
+    assert (counted_alone.refresh().status, set(counted_alone.fired)) == ("succeeded", {"on_finish", "on_success"})
     assert (stalled.refresh().status, stalled.pending_jobs, stalled.completed_jobs) == ("succeeded", 0, 1)
     assert set(stalled.fired) == {"on_finish", "on_success"}
     assert (miscounted.refresh().pending_jobs, miscounted.completed_jobs, miscounted.status) == (2, 0, "running")

@@ -442,6 +442,9 @@ class Operations:
 
     # Whether an UPDATE can return the rows it changed (MariaDB's cannot).
     update_returning = False
+    # Whether ``end_count_and_claim`` exists: the one-statement end and claim also counts the
+    # ended members of one batch.
+    counts_batch_in_statement = False
 
     def count_batch_ends(self, counts, now):
         """Take ended members off their batches: ``counts`` is [(batch id, completed, failed)]
@@ -463,9 +466,12 @@ class Operations:
                     if row is not None and row[0] == "running" and row[1] <= 0:
                         due.append(batch_id)
                 else:
-                    cursor.execute(sql, params)
-                    if cursor.rowcount:
-                        due.append(batch_id)
+                    # Most ends leave members pending: then this UPDATE is all, with no read after.
+                    cursor.execute(sql + " AND pending_jobs > %s", [*params, completed + failed])
+                    if not cursor.rowcount:
+                        cursor.execute(sql, params)
+                        if cursor.rowcount:
+                            due.append(batch_id)
             if due and not self.update_returning:
                 # Read after our own UPDATE, under its lock: what it left.
                 marks = ", ".join(["%s"] * len(due))

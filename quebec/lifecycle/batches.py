@@ -108,6 +108,26 @@ def _add(batch_id, count, using):
     )
 
 
+def one_batch(jobs):
+    """(batch id, member ids) when the members among ``jobs`` are all of one batch; None when
+    there are none, or several batches (whose rows one statement would lock in no set order)."""
+    batch_ids = {job.batch_id for job in jobs if job.batch_id}
+    if len(batch_ids) != 1:
+        return None
+    (batch_id,) = batch_ids
+    return batch_id, [job.pk for job in jobs if job.batch_id]
+
+
+def finish(batch_id, using):
+    """Finish batch ``batch_id`` if it runs with no member pending, in a transaction of its own:
+    for a count that committed alone (PostgreSQL's one-statement end). Its row's lock and
+    ``finished_at`` let one transaction only do it; if this one never runs (the worker died),
+    the dispatcher's check does it."""
+    with write_transaction(using):
+        if Batch.objects.using(using).select_for_update().filter(pk=batch_id, finished_at__isnull=True).exists():
+            _finish_due([batch_id], using)
+
+
 def _by_batch(jobs):
     members = {}
     for job in jobs:
@@ -120,12 +140,15 @@ def _finish_due(batch_ids, using):
     """Finish the batches of ``batch_ids`` that run with no member pending, and enqueue their
     callbacks. Called with their rows locked by this transaction's UPDATE of them."""
     if not batch_ids:
-        return
+        return []
     due = Batch.objects.using(using).filter(
         pk__in=batch_ids, status=BatchStatus.RUNNING, pending_jobs__lte=0, finished_at__isnull=True
     )
+    finished = []
     for row in due.order_by("pk"):
         _finish(row, using)
+        finished.append(row.pk)
+    return finished
 
 
 def _finish(row, using):
@@ -193,7 +216,8 @@ def repair(using, limit=100):
     actual = _pending_members(using, counters)
     repaired = []
     for batch_id, (total, pending, completed, failed) in sorted(counters.items()):
-        disagree = pending != actual.get(batch_id, 0) or total != pending + completed + failed
+        # A batch with none pending that has not finished: its last count committed without it.
+        disagree = pending <= 0 or pending != actual.get(batch_id, 0) or total != pending + completed + failed
         if disagree and _repair_one(batch_id, using):
             repaired.append(batch_id)
     return repaired
@@ -230,12 +254,13 @@ def _repair_one(batch_id, using):
             "completed_jobs": max(total - pending - failed, 0),
         }
         before = {name: getattr(row, name) for name in fixed}
-        if before == fixed:
-            return False
-        Batch.objects.using(using).filter(pk=batch_id).update(**fixed, updated_at=timezone.now())
-        logger.warning("Batch #%s: counters %s disagreed with its members; repaired to %s", batch_id, before, fixed)
-        _finish_due([batch_id], using)
-    return True
+        if before != fixed:
+            Batch.objects.using(using).filter(pk=batch_id).update(**fixed, updated_at=timezone.now())
+            logger.warning("Batch #%s: counters %s disagreed with its members; repaired to %s", batch_id, before, fixed)
+        finished = _finish_due([batch_id], using)
+        if finished and before == fixed:
+            logger.warning("Batch #%s had no member pending but had not finished: finished now", batch_id)
+    return before != fixed or bool(finished)
 
 
 BATCHES = register(Batches())

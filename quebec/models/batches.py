@@ -5,6 +5,8 @@ end the members; ``finished_at`` is set, and the due callbacks are enqueued, in 
 that ends the last one. The dispatcher repairs counters that disagree with the members.
 """
 
+import contextlib
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -82,7 +84,7 @@ class Batch(models.Model):
         return f"Batch #{self.pk}" + (f" ({self.description})" if self.description else "")
 
     @property
-    def progress_percentage(self):
+    def progress_percentage(self) -> float:
         """How many members have ended, as a percentage (100 for a finished or empty batch)."""
         if self.finished_at is not None or self.total_jobs <= 0:
             return 100.0 if self.status != BatchStatus.PENDING else 0.0
@@ -93,12 +95,12 @@ class Batch(models.Model):
     def finished(self):
         return self.finished_at is not None
 
-    def refresh(self):
+    def refresh(self) -> "Batch":
         """Re-read the batch's row; returns self."""
         self.refresh_from_db()
         return self
 
-    def enqueue(self):
+    def enqueue(self) -> "contextlib.AbstractContextManager[Batch]":
         """A context manager: jobs enqueued inside join this batch. Raises
         ``quebec.BatchAlreadyFinished`` once the batch has finished."""
         from quebec.batches import adding
