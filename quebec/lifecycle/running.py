@@ -85,14 +85,12 @@ def _counted_batch(runs, ops):
     them off one batch, which the one statement does as well; else None."""
     if not ops.counts_batch_in_statement:
         return None
-    if any(run.outcome.state not in (outcome.FINISHED, outcome.DISCARDED) for run in runs):
-        return None
     jobs = [run.job for run in runs]
-    if any(
-        participant.concerns(jobs) for participant in participants.registered() if participant is not batches.BATCHES
-    ):
+    counted = batches.one_batch(jobs)  # first: runs without a batch pay no more than this
+    if counted is None or any(run.outcome.state not in (outcome.FINISHED, outcome.DISCARDED) for run in runs):
         return None
-    return batches.one_batch(jobs)
+    others = (participant for participant in participants.registered() if participant is not batches.BATCHES)
+    return None if any(participant.concerns(jobs) for participant in others) else counted
 
 
 def _concerned(runs):
