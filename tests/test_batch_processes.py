@@ -105,6 +105,29 @@ def settled(batch_ids):
         return False
 
 
+def unsettled(batch_ids):
+    """What is left: the unfinished batches' counters and their members' states, and the jobs
+    not at rest."""
+    batches = Batch.objects.filter(pk__in=batch_ids, finished_at__isnull=True)
+    left = {
+        batch.pk: (
+            batch.status,
+            batch.total_jobs,
+            batch.pending_jobs,
+            batch.completed_jobs,
+            batch.failed_jobs,
+            Counter(Job.objects.with_status().filter(batch=batch.pk).values_list("status", flat=True)),
+        )
+        for batch in batches
+    }
+    waiting = Counter(
+        Job.objects.with_status()
+        .exclude(status__in=["finished", "failed", "discarded"])
+        .values_list("status", flat=True)
+    )
+    return left, waiting
+
+
 def test_each_due_callback_fires_exactly_once_through_kills_and_a_restart(quebec_run, tmp_path):
     count, members, processes, threads, pause = sizes()
     restart = connection.vendor == "postgresql" and can_restart()
@@ -138,7 +161,10 @@ def test_each_due_callback_fires_exactly_once_through_kills_and_a_restart(quebec
                 killed.append(pid)
         except DatabaseError:
             connection.close()
-    wait_until(lambda: settled(batch_ids), timeout=120, interval=0.5, message="every batch to finish")
+    try:
+        wait_until(lambda: settled(batch_ids), timeout=120, interval=0.5, message="every batch to finish")
+    except AssertionError:
+        raise AssertionError(f"not every batch finished: {unsettled(batch_ids)}") from None
     assert supervisor.stop() == 0
     assert len(killed) >= 2, "the test should have killed workers while they worked"
     assert restarted or not restart

@@ -18,6 +18,7 @@ arguments (``quebec.batches.CALLBACK_KEY``), for ``self.batch``.
 import logging
 import uuid
 
+from django.db import DatabaseError
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
@@ -123,9 +124,13 @@ def finish(batch_id, using):
     for a count that committed alone (PostgreSQL's one-statement end). Its row's lock and
     ``finished_at`` let one transaction only do it; if this one never runs (the worker died),
     the dispatcher's check does it."""
-    with write_transaction(using):
-        if Batch.objects.using(using).select_for_update().filter(pk=batch_id, finished_at__isnull=True).exists():
-            _finish_due([batch_id], using)
+    try:
+        with write_transaction(using):
+            if Batch.objects.using(using).select_for_update().filter(pk=batch_id, finished_at__isnull=True).exists():
+                _finish_due([batch_id], using)
+    except DatabaseError:
+        # The ends and the claim committed: the caller must get its jobs. The check finishes it.
+        logger.exception("Batch #%s: could not finish it now; the dispatcher's check will", batch_id)
 
 
 def _by_batch(jobs):
