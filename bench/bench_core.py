@@ -60,9 +60,9 @@ def setup_django(database_url):
 def empty_quebec_tables():
     """Delete every job, process and limit row: execution tables first, for their foreign keys.
     (A semaphore left from an interrupted run would count slots that no job holds.)"""
-    from quebec.models import EXECUTION_STATES, Job, Process, RateLimitStart, Semaphore, UniqueKey
+    from quebec.models import EXECUTION_STATES, Batch, Job, Process, RateLimitStart, Semaphore, UniqueKey
 
-    for model in [*EXECUTION_STATES.values(), Job, Process, Semaphore, RateLimitStart, UniqueKey]:
+    for model in [*EXECUTION_STATES.values(), Job, Batch, Process, Semaphore, RateLimitStart, UniqueKey]:
         model.objects.all().delete()
 
 

@@ -3,12 +3,14 @@
 from quebec.concurrency import ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import JobHandle, perform_all_later
 from quebec.base_class import BaseClass
+from quebec.batches import batch
 from quebec.continuation import Continuable
 from quebec.lifecycle.cancelling import cancel
 from quebec.recurring import UnknownCommand, command, schedule_recurring_task, unschedule_recurring_task
 from quebec.registry import AmbiguousJobClass, Quebec, UnknownJobClass, default
 from quebec.errors import (
     AbortEnqueue,
+    BatchAlreadyFinished,
     InvalidStepError,
     JobCancelled,
     JobTimeoutError,
@@ -24,6 +26,8 @@ __all__ = [
     "AbortEnqueue",
     "AmbiguousJobClass",
     "BaseClass",
+    "Batch",
+    "BatchAlreadyFinished",
     "ConcurrencyConflict",
     "Continuable",
     "InvalidStepError",
@@ -43,6 +47,7 @@ __all__ = [
     "UnknownCommand",
     "UniqueConflict",
     "UnknownJobClass",
+    "batch",
     "cancel",
     "command",
     "default",
@@ -51,3 +56,12 @@ __all__ = [
     "unschedule_recurring_task",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``quebec.Batch``: the model, imported once Django's apps are ready (not with ``quebec``)."""
+    if name == "Batch":
+        from quebec.models import Batch
+
+        return Batch
+    raise AttributeError(f"module 'quebec' has no attribute {name!r}")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from quebec import conf, execution, tracing
+from quebec import batches, conf, execution, tracing
 from quebec.concurrency import DEFAULT_DURATION, ConcurrencyConflict, RateLimitConflict
 from quebec.enqueue import ConfiguredJob, JobHandle, PendingJob, check_priority, perform_all_later
 from quebec.lifecycle import progress as run_progress
@@ -14,7 +14,7 @@ from quebec.strategies import DiscardStrategy, RescueStrategy, RetryStrategy, ch
 from quebec.unique import UniqueConflict, check_unique, default_key
 
 if TYPE_CHECKING:
-    from quebec.models import Job
+    from quebec.models import Batch, Job
     from quebec.registry import Quebec
 
 
@@ -91,6 +91,10 @@ class BaseClass:
     # The keys as stored, set by build().
     stored_key: str | None
     stored_unique_key: str | None
+    # The batch this job is a member of, or a callback of (set for a stored job).
+    batch_id: int | None = None
+    _batch_using: str = "default"
+    _batch: "Batch | None" = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,6 +161,18 @@ class BaseClass:
         context = run_progress.current()
         if context is not None:
             context.report(done, total, message)
+
+    @property
+    def batch(self) -> "Batch | None":
+        """The batch this job is a member of, or the callback of (``quebec.Batch``, read at the
+        first access; ``refresh()`` it for later counts); None for any other job."""
+        if self.batch_id is None:
+            return None
+        if self._batch is None:
+            from quebec.models import Batch
+
+            self._batch = Batch.objects.using(self._batch_using).get(pk=self.batch_id)
+        return self._batch
 
     @property
     def cancel_requested(self) -> bool:
@@ -256,6 +272,8 @@ class BaseClass:
             enqueued_at=job.created_at,
             exception_executions=job.exception_executions,
         )
+        instance.batch_id = batches.batch_of(job)
+        instance._batch_using = job._state.db or "default"
         return instance
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from quebec import conf, tracing
+from quebec import batches, conf, tracing
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
@@ -230,9 +230,10 @@ class PendingJob:
 
     @property
     def after_commit(self) -> bool:
-        return type(self.job).wants_enqueue_after_commit()
+        # A batch's members are written with it (its counters are kept in the same transaction).
+        return batches.current() is None and type(self.job).wants_enqueue_after_commit()
 
-    def to_model(self) -> "Job":
+    def to_model(self, using: str | None = None) -> "Job":
         from quebec.models import Job
 
         job = self.job
@@ -260,11 +261,25 @@ class PendingJob:
             continuation=None,
             cancel_requested_at=None,
             cancel_requested_by="",
+            batch_id=_batch_id(using or self.quebec.using),
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
         # transaction without looking a class up by name (which may import code).
         model.job_class = type(job)  # type: ignore[attr-defined]  # an attribute, not a field
         return model
+
+
+def _batch_id(using: str) -> int | None:
+    """The batch a job written now into ``using`` joins: the one of ``quebec.batch()``, of
+    ``Batch.enqueue()`` or of the member running in this thread; None outside them."""
+    scope = batches.current()
+    if scope is None:
+        return None
+    if scope.using != using:
+        raise ValueError(
+            f"a job enqueued into database {using!r} cannot join batch #{scope.batch_id} of database {scope.using!r}"
+        )
+    return scope.batch_id
 
 
 def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
@@ -378,7 +393,7 @@ def _write(pairs: list[Pair], using: str) -> None:
     """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
     from quebec.lifecycle.queueing import enqueue
 
-    models = [pending.to_model() for pending, _ in pairs]
+    models = [pending.to_model(using) for pending, _ in pairs]
     with tracing.enqueueing(models):
         skipped = enqueue(models, using).skipped
     written = []

@@ -59,3 +59,7 @@ class InvalidStepError(ContinuationError):
 
 class ResumeLimitError(ContinuationError):
     """A continuable job was interrupted more than its ``max_resumptions`` allow."""
+
+
+class BatchAlreadyFinished(Exception):
+    """Jobs were added to a batch that has finished: its callbacks have fired."""

@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError
 from django.utils import timezone
 
-from quebec import concurrency
+from quebec import batches, concurrency
 from quebec import continuation
 from quebec.errors import JobCancelled, JobTimeoutError, describe_error
 from quebec.lifecycle import progress
@@ -52,7 +52,9 @@ def run_stored(job, quebec):
         return instance, handle_error(instance, error)
     if throttled is not None:
         return instance, _throttle(instance, *throttled)
-    return instance, perform(instance, args, kwargs)
+    # A member's own enqueues join its batch (fan-out trees finish together); a callback's do not.
+    with batches.joining(job.batch_id, quebec.using):
+        return instance, perform(instance, args, kwargs)
 
 
 def _throttle(job, bucket, until):

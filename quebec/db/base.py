@@ -15,6 +15,7 @@ from django.utils import timezone
 from quebec import queue_selectors
 from quebec.db.rows import chunks, new_row, value_converter
 from quebec.models import (
+    Batch,
     BlockedExecution,
     ClaimedExecution,
     FailedExecution,
@@ -436,3 +437,47 @@ class Operations:
     def _unique_values(self, row, now, convert):
         key, holder, expires_at = row
         return key, convert[0](holder), convert[1](expires_at), self._datetime(now)
+
+    # -- Batches ------------------------------------------------------------------------------
+
+    # Whether an UPDATE can return the rows it changed (MariaDB's cannot).
+    update_returning = False
+    # Whether ``end_count_and_claim`` exists: the one-statement end and claim also counts the
+    # ended members of one batch.
+    counts_batch_in_statement = False
+
+    def count_batch_ends(self, counts, now):
+        """Take ended members off their batches: ``counts`` is [(batch id, completed, failed)]
+        in id order (one UPDATE each, row locks taken in that order). Returns the ids of the
+        batches that run with no member pending now, whose rows this transaction holds locked."""
+        table = self.table(Batch)
+        sql = (
+            f"UPDATE {table} SET pending_jobs = pending_jobs - %s, completed_jobs = completed_jobs + %s, "
+            "failed_jobs = failed_jobs + %s, updated_at = %s WHERE id = %s AND finished_at IS NULL"
+        )
+        db_now = self._datetime(now)
+        due = []
+        with self.connection.cursor() as cursor:
+            for batch_id, completed, failed in counts:
+                params = [completed + failed, completed, failed, db_now, batch_id]
+                if self.update_returning:
+                    cursor.execute(sql + " RETURNING status, pending_jobs", params)
+                    row = cursor.fetchone()
+                    if row is not None and row[0] == "running" and row[1] <= 0:
+                        due.append(batch_id)
+                else:
+                    # Most ends leave members pending: then this UPDATE is all, with no read after.
+                    cursor.execute(sql + " AND pending_jobs > %s", [*params, completed + failed])
+                    if not cursor.rowcount:
+                        cursor.execute(sql, params)
+                        if cursor.rowcount:
+                            due.append(batch_id)
+            if due and not self.update_returning:
+                # Read after our own UPDATE, under its lock: what it left.
+                marks = ", ".join(["%s"] * len(due))
+                cursor.execute(
+                    f"SELECT id FROM {table} WHERE id IN ({marks}) AND status = 'running' AND pending_jobs <= 0",
+                    due,
+                )
+                due = sorted(batch_id for (batch_id,) in cursor.fetchall())
+        return due

@@ -16,6 +16,7 @@ from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL
 from quebec.db.rows import value_converter
 from quebec.models import (
+    Batch,
     BlockedExecution,
     ClaimedExecution,
     Job,
@@ -41,6 +42,7 @@ PER_JOB_COLUMNS = (
 )
 KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
 UNIQUE_COLUMNS = ("unique_key",)
+BATCH_COLUMNS = ("batch",)
 SAME_FOR_EVERY_JOB = {
     "attempts": "'[]'::jsonb",
     "return_value": "NULL",
@@ -55,6 +57,8 @@ SAME_FOR_EVERY_JOB = {
 
 class Operations(BaseOperations):
     vendor = "postgresql"
+    update_returning = True
+    counts_batch_in_statement = True
 
     def insert_rows(self, model, objects, batch_size=500):
         if len(objects) > 1:
@@ -86,6 +90,7 @@ class Operations(BaseOperations):
         keyed = (
             *(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
             *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()),
+            *(BATCH_COLUMNS if any(job.batch_id for job in jobs) else ()),
         )
         fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
         # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
@@ -148,6 +153,13 @@ class Operations(BaseOperations):
         ``claim`` of the general path, with the same ownership check and locking)."""
         if not self.ends_and_claims_in_one_statement(selectors, gate):
             return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+        owned, claimed, _ = self.end_count_and_claim(written, deleted, process_id, selectors, limit, skip_locked)
+        return owned, claimed
+
+    def end_count_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, batch=None):
+        """``end_and_claim``'s one statement, which also takes the ended members of batch
+        ``batch`` (a (batch id, member job ids) pair; each one that ends completes) off its
+        counters; returns (owned ids, jobs, whether the batch now runs with none pending)."""
         jobs, claimed = self.table(Job), self.table(ClaimedExecution)
         ids = [job.pk for job in (*written, *deleted)]
         # updated_at is the same for the whole batch: one parameter, not a value per row.
@@ -168,15 +180,26 @@ class Operations(BaseOperations):
             ctes.append(f"""deleted AS (DELETE FROM {jobs} j WHERE j.id = ANY(%s::bigint[])
                 AND j.id IN (SELECT job_id FROM owned) RETURNING j.id)""")
             params.append([job.pk for job in deleted])
+        due = "NULL"
+        if batch is not None:
+            # One batch's row, locked by this UPDATE until the statement commits.
+            ctes.append(f"""counted AS (
+                UPDATE {self.table(Batch)} b SET pending_jobs = b.pending_jobs - m.n,
+                    completed_jobs = b.completed_jobs + m.n, updated_at = %s
+                FROM (SELECT count(*) AS n FROM owned WHERE job_id = ANY(%s::bigint[])) m
+                WHERE b.id = %s AND m.n > 0 AND b.finished_at IS NULL RETURNING b.status, b.pending_jobs)""")
+            params += [self._datetime(timezone.now()), batch[1], batch[0]]
+            due = "(SELECT status = 'running' AND pending_jobs <= 0 FROM counted)"
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
-            SELECT (SELECT array_agg(job_id) FROM owned) AS owned_ids, j.* FROM (SELECT 1) one
+            SELECT (SELECT array_agg(job_id) FROM owned) AS owned_ids, {due} AS batch_due, j.* FROM (SELECT 1) one
             LEFT JOIN {jobs} j ON j.id IN (SELECT job_id FROM claims)"""
         params += claim_params
         rows = list(Job.objects.using(self.using).raw(sql, params))
         owned = set(rows[0].owned_ids or [])
-        return owned, sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
+        claimed_jobs = sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
+        return owned, claimed_jobs, bool(rows[0].batch_due)
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -336,12 +359,13 @@ def json_rows_sql(fields, connection):
 def _enqueue_sql(using, rows, notify, keyed):
     """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
     many ("many": one JSON document read by ``jsonb_to_recordset``), with the columns of
-    ``KEYED_COLUMNS`` and ``UNIQUE_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
+    ``KEYED_COLUMNS``, ``UNIQUE_COLUMNS`` and ``BATCH_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
     per_job = (*PER_JOB_COLUMNS, *keyed)
-    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in (*KEYED_COLUMNS, *UNIQUE_COLUMNS) if name not in keyed}}
+    optional = (*KEYED_COLUMNS, *UNIQUE_COLUMNS, *BATCH_COLUMNS)
+    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in optional if name not in keyed}}
     fields = [meta.get_field(name) for name in per_job]
     constants = ", ".join(same.values())
     if rows == "one":

@@ -11,6 +11,7 @@ from quebec.models import BlockedExecution, ClaimedExecution, Pause, ReadyExecut
 class Operations(BaseOperations):
     vendor = "sqlite"
     like_escape = " ESCAPE '\\'"
+    update_returning = True  # SQLite 3.35 and later
 
     def lock_clause(self, skip_locked):
         return ""

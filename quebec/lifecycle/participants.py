@@ -3,8 +3,8 @@
 A participant's writes commit or roll back with the state change they belong to. Each method
 receives the whole batch changing state and returns at once for jobs it has no part in, so a
 job class that uses none of them pays nothing. Concurrency keys and queue limits
-(``quebec.lifecycle.concurrency``) and unique keys (``quebec.lifecycle.unique``) are the
-participants today.
+(``quebec.lifecycle.concurrency``) and unique keys (``quebec.lifecycle.unique``) and batches
+(``quebec.lifecycle.batches``) are the participants today.
 """
 
 
@@ -40,6 +40,10 @@ class Participant:
         """``jobs`` will not run again: they finished, were discarded (by their run, an operator
         or on their way into line) or failed for good. Called besides ``ended`` for those that
         ran, and without it for those that never did."""
+
+    def revived(self, jobs, using):
+        """Jobs that had failed for good are back in line (an operator retried them): they will
+        run again after all."""
 
     def released(self, jobs, using):
         """Claims of ``jobs`` went back to ready without running (their process stopped or died)."""

@@ -14,6 +14,7 @@ from quebec.lifecycle import events, participants
 from quebec.concurrency import ConcurrencyLimitReached
 from quebec.lifecycle.concurrency import force_slots
 from quebec.lifecycle import unique  # noqa: F401  (registers the unique keys' participant)
+from quebec.lifecycle import batches  # noqa: F401  (registers the batches' participant, after unique keys' skips)
 from quebec.lifecycle.outcome import DISCARDED, Outcome, Run
 from quebec.models import (
     BlockedExecution,
@@ -33,6 +34,7 @@ READY_FIELDS = (
     "scheduled_at",
     "unique_key",
     "active_job_id",
+    "batch",
 )
 # What a batch of jobs changes when they are discarded without running.
 DISCARD_FIELDS = ("finished_at", "discarded_at", "updated_at")
@@ -212,7 +214,9 @@ def discard(executions, batch_size=500, error=None):
             for participant in participants.registered():
                 if participant.concerns(discarded):
                     participant.withdrawn(discarded, using)
-        done(discarded, using)
+        if executions.model is not FailedExecution:
+            # A failed job was done when it failed for good: its batch counted it then.
+            done(discarded, using)
         events.publish(
             events.DISCARDED, using, runs=[Run(job, Outcome(DISCARDED, error=error), applied=True) for job in discarded]
         )
@@ -229,7 +233,11 @@ def retry(failed, batch_size=500):
         operations(using).delete_by_pk(FailedExecution, job_ids)
         # A retried job gets its retry attempts afresh; ``executions`` keeps counting.
         jobs.update(finished_at=None, scheduled_at=None, exception_executions={}, updated_at=timezone.now())
-        put_in_line(list(jobs.only(*READY_FIELDS)), using)
+        revived = list(jobs.only(*READY_FIELDS))
+        for participant in participants.registered():
+            if participant.concerns(revived):
+                participant.revived(revived, using)
+        put_in_line(revived, using)
 
     return in_locked_batches(failed, retry_batch, batch_size)
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
-from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
+from quebec.lifecycle import batches, events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, done, put_in_line
 from quebec.models import ClaimedExecution, Job
 
@@ -52,13 +52,23 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
         outcome.apply(run, updated_at=now)
     deleted = [run.job for run in runs if run.ends_for_good and not preserve]
     written = [run.job for run in runs if not (run.ends_for_good and not preserve)]
-    alone = ops.ends_and_claims_in_one_statement(selectors, gate) and not _concerned(runs)
+    one_statement = ops.ends_and_claims_in_one_statement(selectors, gate)
+    counted = _counted_batch(runs, ops) if one_statement and runs else None
+    alone = one_statement and (counted is not None or not _concerned(runs))
+    due = False
     with contextlib.nullcontext() if alone else write_transaction(using):
-        owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+        if counted is not None:
+            owned, claimed, due = ops.end_count_and_claim(
+                written, deleted, process_id, selectors, limit, skip_locked, counted
+            )
+        else:
+            owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
         recorded = [run for run in runs if run.job.pk in owned]
         if recorded and not alone:
             _after_end(recorded, using)
         _publish(recorded, claimed, process_id, using)
+    if due:
+        batches.finish(counted[0], using)
     return recorded, claimed
 
 
@@ -68,6 +78,19 @@ def _claim_gate(using):
         if gate is not None:
             return gate
     return None
+
+
+def _counted_batch(runs, ops):
+    """(batch id, member ids) when ending ``runs`` takes only writing their rows and counting
+    them off one batch, which the one statement does as well; else None."""
+    if not ops.counts_batch_in_statement:
+        return None
+    jobs = [run.job for run in runs]
+    counted = batches.one_batch(jobs)  # first: runs without a batch pay no more than this
+    if counted is None or any(run.outcome.state not in (outcome.FINISHED, outcome.DISCARDED) for run in runs):
+        return None
+    others = (participant for participant in participants.registered() if participant is not batches.BATCHES)
+    return None if any(participant.concerns(jobs) for participant in others) else counted
 
 
 def _concerned(runs):

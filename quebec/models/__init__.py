@@ -8,8 +8,10 @@ statements behind it are in ``quebec.db``.
     processes   Process
     limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
+    batches     Batch
 """
 
+from quebec.models.batches import Batch, BatchStatus
 from quebec.models.jobs import (
     EXECUTION_STATES,
     BlockedExecution,
@@ -27,6 +29,8 @@ from quebec.models.processes import Process
 from quebec.models.recurring import RecurringExecution, RecurringTask
 
 __all__ = [
+    "Batch",
+    "BatchStatus",
     "EXECUTION_STATES",
     "BlockedExecution",
     "ClaimedExecution",

@@ -74,6 +74,18 @@ class Job(models.Model):
     cancel_requested_by = models.CharField(
         max_length=255, blank=True, default="", verbose_name=_("cancel requested by")
     )
+    # The batch this job is a member of (quebec.lifecycle.batches). No database constraint: a
+    # member's insert takes no lock on the batch's row, which its counters keep busy.
+    batch = models.ForeignKey(
+        "Batch",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="jobs",
+        verbose_name=_("batch"),
+    )
 
     objects = QuebecManager.from_queryset(JobQuerySet)()
 
@@ -92,6 +104,8 @@ class Job(models.Model):
             models.Index(
                 fields=["unique_key"], name="quebec_jobs_unique_key", condition=models.Q(unique_key__isnull=False)
             ),
+            # A batch's members, and those not finished yet (the dispatcher's check of counters).
+            models.Index(fields=["batch", "finished_at"], name="quebec_jobs_batch"),
         ]
 
     def __str__(self):

@@ -1,4 +1,5 @@
-"""Dispatchers move due scheduled jobs to ready, clear old finished jobs, and prune dead processes."""
+"""Dispatchers move due scheduled jobs to ready, clear old finished jobs (and batches), repair
+batches whose counters disagree with their members, and prune dead processes."""
 
 import logging
 import time
@@ -7,8 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from quebec import maintenance
-from quebec.lifecycle import queueing
-from quebec.models import Job, Semaphore
+from quebec.lifecycle import batches, queueing
+from quebec.models import Batch, Job, Semaphore
 from quebec.processes.poller import Poller
 
 logger = logging.getLogger("quebec.dispatcher")
@@ -16,6 +17,7 @@ logger = logging.getLogger("quebec.dispatcher")
 CLEAR_EVERY = 60.0  # seconds between passes over finished jobs
 CLEAR_BATCH = 500
 CLEAR_BATCHES_PER_PASS = 20  # bounded, so a large backlog never holds up dispatching
+CHECK_BATCHES_EVERY = 60.0  # seconds between checks of running batches' counters
 
 
 class Dispatcher(Poller):
@@ -27,6 +29,7 @@ class Dispatcher(Poller):
         self._next_clear = time.monotonic()
         self._next_prune = time.monotonic()
         self._next_maintenance = time.monotonic()
+        self._next_batch_check = time.monotonic() + CHECK_BATCHES_EVERY
 
     def metadata(self):
         return {**super().metadata(), "batch_size": self.batch_size}
@@ -38,6 +41,9 @@ class Dispatcher(Poller):
         if time.monotonic() >= self._next_clear:
             self._next_clear = time.monotonic() + CLEAR_EVERY
             self.clear_finished_jobs()
+        if time.monotonic() >= self._next_batch_check:
+            self._next_batch_check = time.monotonic() + CHECK_BATCHES_EVERY
+            self.check_batches()
         if time.monotonic() >= self._next_maintenance:
             self._next_maintenance = time.monotonic() + self.settings.dispatcher_concurrency_maintenance_interval
             self.concurrency_maintenance()
@@ -53,11 +59,28 @@ class Dispatcher(Poller):
         if expired or released:
             logger.info("%s: %d expired semaphore(s) cleared, %d blocked job(s) released", self.name, expired, released)
 
+    def check_batches(self):
+        """Repair running batches whose counters disagree with their members (a member ended by
+        a route that bypassed the lifecycle, a row edited by hand), finishing those that are due."""
+        repaired = batches.repair(self.using)
+        if repaired:
+            logger.warning("%s repaired the counters of %d batch(es): %s", self.name, len(repaired), repaired)
+        return repaired
+
     def clear_finished_jobs(self):
-        """Delete finished jobs older than ``clear_finished_jobs_after``, in small batches."""
-        if not self.settings.preserve_finished_jobs or not self.settings.clear_finished_jobs_after:
+        """Delete finished jobs older than ``clear_finished_jobs_after``, in small batches, then
+        the batches finished as long ago that no member is left of."""
+        if not self.settings.clear_finished_jobs_after:
             return 0
         before = timezone.now() - timedelta(seconds=self.settings.clear_finished_jobs_after)
+        cleared = self._clear_jobs(before) if self.settings.preserve_finished_jobs else 0
+        # A failed batch keeps its failed members, and so stays until they are gone.
+        batches_cleared = Batch.objects.using(self.using).clear_finished(before, CLEAR_BATCH)
+        if batches_cleared:
+            logger.info("%s cleared %d finished batch(es)", self.name, batches_cleared)
+        return cleared
+
+    def _clear_jobs(self, before):
         cleared = 0
         for _ in range(CLEAR_BATCHES_PER_PASS):
             deleted = Job.objects.using(self.using).clear_finished(before, CLEAR_BATCH)

@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 
 import quebec
 from tests.testapp.models import JobRun
@@ -523,3 +524,48 @@ class TalkativeJob(quebec.BaseClass):
         self.logger.info("saying %s", message)
         if fail_first and self.executions == 1:
             raise Flaky(message)
+# Batches.
+
+
+class BatchCallbackJob(quebec.BaseClass):
+    """A batch's callback: records which batch, as what it fired, and what the batch said. A
+    database briefly away (a restart) is retried."""
+
+    queue_as = "callbacks"
+    retry_on = [quebec.RetryStrategy(DatabaseError, wait=1, attempts=10, jitter=0)]
+
+    def perform(self, kind="finish"):
+        from tests.testapp.models import BatchCallbackRun
+
+        batch = self.batch
+        BatchCallbackRun.objects.create(
+            batch_id=batch.pk,
+            kind=kind,
+            status=batch.status,
+            completed=batch.completed_jobs,
+            failed=batch.failed_jobs,
+            pid=os.getpid(),
+        )
+
+
+class BatchMemberJob(quebec.BaseClass):
+    """A batch's member: records its batch; ``children`` more members join it from perform."""
+
+    def perform(self, label="", children=0):
+        record(self, label, {"batch": self.batch_id, "batch_status": self.batch.status})
+        for index in range(children):
+            BatchMemberJob.perform_later(f"{label}.{index}")
+
+
+class BatchWorkJob(quebec.BaseClass):
+    """The stress test's member: works a little, then as ``plan`` says: "ok", "fail" (for good)
+    or "flaky" (fails its first run, then is retried)."""
+
+    retry_on = [quebec.RetryStrategy(Flaky, wait=0, attempts=2, jitter=0)]
+
+    def perform(self, plan="ok"):
+        time.sleep(0.001)
+        if plan == "fail":
+            raise Unexpected("planned failure")
+        if plan == "flaky" and self.executions < 2:
+            raise Flaky("first run")

@@ -13,3 +13,14 @@ class JobRun(models.Model):
 
 class Account(models.Model):
     name = models.CharField(max_length=100)
+
+
+class BatchCallbackRun(models.Model):
+    """One row per run of a batch's callback, written by the callback: what the tests count."""
+
+    batch_id = models.BigIntegerField()
+    kind = models.CharField(max_length=20)
+    status = models.CharField(max_length=20)
+    completed = models.IntegerField()
+    failed = models.IntegerField()
+    pid = models.IntegerField()

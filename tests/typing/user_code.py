@@ -23,7 +23,7 @@ from quebec import (
 from quebec import conf, routing
 from quebec.continuation import Step
 from quebec.enqueue import ConfiguredJob, PendingJob
-from quebec.models import RecurringTask
+from quebec.models import Batch, RecurringTask
 
 
 def _log_gave_up(job: BaseClass, error: BaseException) -> None:
@@ -157,3 +157,21 @@ def settings_and_tasks() -> None:
     task = quebec.schedule_recurring_task("reports", schedule="every day at 3am", job_class=SendEmail, args=[1])
     assert_type(task, RecurringTask)
     assert_type(quebec.unschedule_recurring_task("reports"), bool)
+
+
+def batches(row_ids: list[int]) -> None:
+    with quebec.batch(
+        on_finish=SendEmail, on_success=SendEmail.set(queue="mail").build("a@b.c"), description="import 42"
+    ) as batch:
+        for row_id in row_ids:
+            SendEmail.perform_later(str(row_id))
+    assert_type(batch, Batch)
+    assert_type(batch.refresh().progress_percentage, float)
+    with batch.enqueue():
+        SendEmail.perform_later("late")
+    try:
+        with batch.enqueue():
+            pass
+    except quebec.BatchAlreadyFinished:
+        pass
+    quebec.batch(description=3)  # type: ignore[arg-type]
