@@ -15,7 +15,7 @@ from django.urls import path, re_path
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from quebec import models
 from quebec.dashboard import batches, bulk, databases, lists, previews, views
@@ -338,19 +338,19 @@ class BatchAdmin(QuebecModelAdmin):
     def progress(self, obj):
         return batches.progress_bar(obj, _("Progress of batch #%(id)s") % {"id": obj.pk})
 
-    @admin.display(description=_("total"), ordering="total_jobs")
+    @admin.display(description=pgettext_lazy("batch members", "total"), ordering="total_jobs")
     def total(self, obj):
         return obj.total_jobs
 
-    @admin.display(description=_("pending"), ordering="pending_jobs")
+    @admin.display(description=pgettext_lazy("batch members", "pending"), ordering="pending_jobs")
     def pending(self, obj):
         return obj.pending_jobs
 
-    @admin.display(description=_("completed"), ordering="completed_jobs")
+    @admin.display(description=pgettext_lazy("batch members", "completed"), ordering="completed_jobs")
     def completed(self, obj):
         return obj.completed_jobs
 
-    @admin.display(description=_("failed"), ordering="failed_jobs")
+    @admin.display(description=pgettext_lazy("batch members", "failed"), ordering="failed_jobs")
     def failed(self, obj):
         return obj.failed_jobs
 

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 import quebec
 from quebec.models import Batch, Job
@@ -190,3 +191,13 @@ def test_what_a_user_sees_of_batches_follows_their_permissions(staff_client, hal
     assert batches_only.get(LIVE, query).json()["fragments"]["batch_progress"]
     assert batches_only.post(batch_page(batch.pk), {"description": "changed"}).status_code == 405
     assert batch.refresh().description == "import 42"
+
+
+def test_the_batch_pages_speak_french(admin_client, half_done):
+    batch, _handles = half_done
+    with translation.override("fr"):
+        listed = admin_client.get(LIST).content.decode()
+        page = admin_client.get(batch_page(batch.pk)).content.decode()
+    assert "Lots" in listed and "En cours" in listed and "en attente" in listed
+    assert "terminées : 2 sur 4 (réussies : 1, en échec : 1)" in listed
+    assert "Membres de ce lot" in page and "Avancement du lot n° " in page
