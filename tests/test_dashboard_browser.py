@@ -299,3 +299,34 @@ def test_a_batchs_progress_bar_advances_live_and_its_members_list_opens(dashboar
     dashboard.css(f'#result_list a[href$="/job/{members[0].id}/change/"]').click()
     dashboard.wait_for(lambda: dashboard.all("#quebec-job-batch a"))
     assert dashboard.css("#quebec-job-batch").text == f"Batch #{batch.pk} (import 7) (Succeeded)"
+
+
+def test_a_batch_page_follows_its_batch_live_and_links_its_fired_callback(dashboard, start):
+    with quebec.batch(description="import 8", on_finish=RecordJob.build("report")) as batch:
+        RecordJob.set(queue="first").perform_later("a")
+        RecordJob.set(queue="second").perform_later("b")
+    dashboard.open(f"/admin/quebec/batch/{batch.pk}/change/")
+
+    def bar():
+        return dashboard.browser.execute_script(
+            "return document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')"
+        )
+
+    assert bar() == "0.0" and dashboard.texts("#quebec-batch-status") == ["Running"]
+    assert dashboard.texts('[data-callback="on_finish"] td:last-child') == ["waiting"]
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    start(threads=1, queues=("first",), preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: bar() == "50.0")
+    dashboard.screenshot("batch-page-half-done")
+    start(threads=1, queues=("second", "default"), preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: dashboard.texts("#quebec-batch-status") == ["Succeeded"])
+    assert bar() == "100.0" and dashboard.texts("#quebec-batch-finished") != ["-"]
+    callback = batch.refresh().fired["on_finish"]
+    assert dashboard.texts('[data-callback="on_finish"] td:last-child') == [f"fired (job #{callback})"]
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    dashboard.screenshot("batch-page-done")
+    dashboard.css('[data-callback="on_finish"] a').click()
+    dashboard.wait_for(lambda: dashboard.all("#quebec-job-batch"))
+    assert (
+        dashboard.css("#quebec-job-batch").text == f"The on finish callback of Batch #{batch.pk} (import 8) (Succeeded)"
+    )
