@@ -1,5 +1,5 @@
 """Quebec in the Django admin: the overview (the app index), jobs by state, job details,
-queues, recurring tasks and processes.
+batches, queues, recurring tasks and processes.
 
 Pages only read. Every change goes through a lifecycle transition or a model method (retry,
 discard, run now, cancel, pause, resume), as a CSRF-checked POST, for users holding the model's change permission; the
@@ -7,20 +7,23 @@ admin's own add, edit and delete forms stay off.
 """
 
 from django.contrib import admin
-from django.db.models.functions import Substr
+from django.db.models import TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Substr
 from django.shortcuts import redirect
 from django.urls import path, re_path
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from quebec import models
-from quebec.dashboard import bulk, databases, lists, previews, views
+from quebec.dashboard import batches, bulk, databases, lists, previews, views
 from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.dashboard.progress import ProgressView
 from quebec.lifecycle import queueing
+from quebec.models.batches import CALLBACKS
 
 
 class JobListAdmin(QuebecModelAdmin):
@@ -83,7 +86,14 @@ class JobAdmin(JobListAdmin):
         "finished_at",
         "arguments_preview",
     )
-    list_filter = (lists.StatusFilter, *FILTERS, lists.UniqueKeyFilter, "finished_at", "created_at")
+    list_filter = (
+        lists.StatusFilter,
+        *FILTERS,
+        lists.UniqueKeyFilter,
+        lists.BatchFilter,
+        "finished_at",
+        "created_at",
+    )
     job_fields = {"class_name": "class_name", "queue_name": "queue_name"}
     uuid_field = "active_job_id"
     text_fields = ("arguments",)
@@ -98,6 +108,9 @@ class JobAdmin(JobListAdmin):
 
     def get_list_title(self, request):
         status = request.GET.get("status")
+        batch = request.GET.get("batch", "")
+        if batch.isdigit():
+            return _("Jobs of batch #%(id)s") % {"id": batch}
         return (
             _("%(status)s jobs") % {"status": lists.STATUS_LABELS[status]}
             if status in lists.STATUS_LABELS
@@ -258,3 +271,96 @@ class FailedExecutionAdmin(JobListAdmin):
     @admin.action(description=_("Discard selected failed jobs"), permissions=["act"])
     def discard(self, request, queryset):
         return bulk.confirm(self, request, queryset, queueing.discard, bulk.DISCARD)
+
+
+@admin.register(models.Batch)
+class BatchAdmin(QuebecModelAdmin):
+    """Batches, newest first, with their progress; each links to its page, which links to its
+    members. The list reads only counters: the database cuts the metadata, and of the callbacks
+    reads only their class names, since both can carry anything they were given."""
+
+    tab = "batches"
+    list_title = _("Batches")
+    count_text = ngettext_lazy("%(shown)s batch", "%(shown)s batches", "count")
+    list_display = (
+        "batch_link",
+        "short_description",
+        "status_label",
+        "progress",
+        "total",
+        "pending",
+        "completed",
+        "failed",
+        "callbacks_summary",
+        "metadata_preview",
+        "created_at",
+        "finished_at",
+    )
+    list_display_links = None
+    list_filter = (lists.BatchStatusFilter, "created_at", "finished_at")
+    search_fields = ("pk",)  # turns the search box on; get_search_results does the searching
+    search_help_text = _('A batch id, or text in the description ("quoted" to search digits).')
+    ordering = ("-pk",)
+
+    def get_queryset(self, request):
+        metadata_head = Substr(Cast("metadata", TextField()), 1, previews.PREVIEW_CHARS + 1)
+        class_names = {f"{name}_class": KT(f"{name}__class_name") for name in CALLBACKS}
+        queryset = super().get_queryset(request).defer("metadata", *CALLBACKS)
+        return queryset.annotate(metadata_head=metadata_head, **class_names)
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return lists.search_batches(queryset, search_term), False
+
+    def get_object(self, request, object_id, from_field=None):
+        if not str(object_id).isdigit() or int(object_id) > lists.MAX_ID:
+            return None
+        return models.Batch.objects.filter(pk=object_id).first()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return views.batch_detail(request, self, object_id)
+
+    @admin.display(description=_("batch"), ordering="pk")
+    def batch_link(self, obj):
+        url = databases.reverse("admin:quebec_batch_change", args=[obj.pk])
+        return format_html('<a href="{}">#{}</a>', url, obj.pk)
+
+    @admin.display(description=_("description"))
+    def short_description(self, obj):
+        return Truncator(obj.description).chars(previews.PREVIEW_CHARS) or "-"
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_label(self, obj):
+        return batches.STATUS_LABELS.get(obj.status, obj.status)
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj):
+        return batches.progress_bar(obj, _("Progress of batch #%(id)s") % {"id": obj.pk})
+
+    @admin.display(description=pgettext_lazy("batch members", "total"), ordering="total_jobs")
+    def total(self, obj):
+        return obj.total_jobs
+
+    @admin.display(description=pgettext_lazy("batch members", "pending"), ordering="pending_jobs")
+    def pending(self, obj):
+        return obj.pending_jobs
+
+    @admin.display(description=pgettext_lazy("batch members", "completed"), ordering="completed_jobs")
+    def completed(self, obj):
+        return obj.completed_jobs
+
+    @admin.display(description=pgettext_lazy("batch members", "failed"), ordering="failed_jobs")
+    def failed(self, obj):
+        return obj.failed_jobs
+
+    @admin.display(description=_("callbacks"))
+    def callbacks_summary(self, obj):
+        class_names = {name: getattr(obj, f"{name}_class") for name in CALLBACKS}
+        shown = batches.callbacks(obj, class_names)
+        return "; ".join(f"{each.label}: {each.class_name} ({each.state_label})" for each in shown) or "-"
+
+    @admin.display(description=_("metadata"))
+    def metadata_preview(self, obj):
+        text = previews.preview(obj.metadata_head)
+        return "-" if text in ("", "{}") else text

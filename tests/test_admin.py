@@ -11,7 +11,7 @@ from django.utils.html import escape
 from django.utils import translation
 
 from quebec.lifecycle import queueing
-from quebec.models import Job, Pause, Process, ReadyExecution, RecurringTask
+from quebec.models import Batch, Job, Pause, Process, ReadyExecution, RecurringTask
 from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
@@ -39,6 +39,7 @@ PAGES = [
     "/admin/quebec/failedexecution/",
     "/admin/quebec/recurringtask/",
     "/admin/quebec/process/",
+    "/admin/quebec/batch/",
 ]
 
 
@@ -65,7 +66,10 @@ def test_every_text_the_dashboard_shows_is_escaped(admin_client, hostile_world):
     pages = {url: admin_client.get(url) for url in PAGES}
     for state, job_id in hostile_world.items():
         pages[state] = admin_client.get(reverse("admin:quebec_job_change", args=[job_id]))
-    live = admin_client.get("/admin/quebec/job/live/", {"fragments": "queues,failures,workers"}).json()
+    batch_id = Batch.objects.get().pk
+    pages["batch"] = admin_client.get(reverse("admin:quebec_batch_change", args=[batch_id]))
+    fragments = {"fragments": "queues,failures,workers,batch_progress", "batch": batch_id}
+    live = admin_client.get("/admin/quebec/job/live/", fragments).json()
     bodies = {name: response.content.decode() for name, response in pages.items()}
     bodies.update({f"live {name}": fragment for name, fragment in live["fragments"].items()})
     assert all(response.status_code == 200 for response in pages.values())

@@ -46,6 +46,7 @@ VIEW_ALL = tuple(
         "pause",
         "process",
         "recurringtask",
+        "batch",
     )
 )
 
@@ -63,8 +64,8 @@ def hostile(field):
     return f"<script>alert('{field}')</script>"
 
 
-# Every text a job, a process or a recurring task carries that the dashboard shows, with the
-# pages that show it. Marking any of them |safe in a template must break a test.
+# Every text a job, a process, a recurring task or a batch carries that the dashboard shows, with
+# the pages that show it ("batch": the batch's page; "live batch": its refreshed part). Marking any of them |safe in a template must break a test.
 HOSTILE_FIELDS = {
     "class": ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "ready"],
     "queue": ["/admin/quebec/job/", "/admin/quebec/readyexecution/", "/admin/quebec/pause/", "ready"],
@@ -80,18 +81,23 @@ HOSTILE_FIELDS = {
     "task-command": ["/admin/quebec/recurringtask/"],
     "task-schedule": ["/admin/quebec/recurringtask/"],
     "task-description": ["/admin/quebec/recurringtask/"],
+    "batch-description": ["/admin/quebec/batch/", "batch", "ready"],
+    "batch-metadata": ["/admin/quebec/batch/", "batch"],
+    "batch-callback": ["/admin/quebec/batch/", "batch", "live batch_progress"],
 }
 
 
 @pytest.fixture
 def hostile_world(db):
-    """A job in each state and two recurring tasks whose every shown text is hostile(field);
-    returns the job ids by state."""
+    """A job in each state, two recurring tasks and a batch whose every shown text is
+    hostile(field); returns the job ids by state (the ready job is the batch's member)."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    import quebec
     from quebec.models import (
+        Batch,
         BlockedExecution,
         ClaimedExecution,
         FailedExecution,
@@ -102,7 +108,11 @@ def hostile_world(db):
         RecurringTask,
     )
 
-    ready = RecordJob.perform_later(hostile("argument")).id
+    with quebec.batch(
+        on_finish=RecordJob, description=hostile("batch-description"), metadata={"note": hostile("batch-metadata")}
+    ) as batch:
+        ready = RecordJob.perform_later(hostile("argument")).id
+    Batch.objects.filter(pk=batch.pk).update(on_finish={**batch.on_finish, "class_name": hostile("batch-callback")})
     Job.objects.filter(pk=ready).update(class_name=hostile("class"), queue_name=hostile("queue"))
     ReadyExecution.objects.filter(pk=ready).update(queue_name=hostile("queue"))
     blocked = RecordJob.perform_later().id

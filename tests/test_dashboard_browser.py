@@ -11,6 +11,8 @@ import shutil
 import pytest
 from django.contrib.auth.models import User
 
+import quebec
+
 from quebec.models import Job, Pause
 from tests.conftest import wait_until
 from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail, failed_job  # noqa: F401  (fixture)
@@ -34,6 +36,7 @@ PAGES = {
     "finished": "/admin/quebec/job/?status=finished",
     "recurring": "/admin/quebec/recurringtask/",
     "processes": "/admin/quebec/process/",
+    "batches": "/admin/quebec/batch/",
 }
 
 
@@ -255,3 +258,75 @@ def test_a_jobs_attempts_with_backtraces_folded(dashboard, start):
     assert backtrace.is_displayed() and "Traceback" in backtrace.text and "Flaky" in backtrace.text
     dashboard.browser.execute_script("arguments[0].scrollIntoView()", dashboard.css("#quebec-attempts"))
     dashboard.screenshot("job-attempts")
+
+
+def batch_progress(dashboard, batch_id):
+    """The batch's progress bar on the Batches page, as assistive technology reads it."""
+    script = """
+        const link = document.querySelector(`#result_list a[href$="/batch/${arguments[0]}/change/"]`);
+        const bar = link && link.closest("tr").querySelector("[role=progressbar]");
+        return bar && [bar.getAttribute("aria-valuenow"), bar.getAttribute("aria-valuetext")];
+    """
+    return dashboard.browser.execute_script(script, batch_id)
+
+
+def test_a_batchs_progress_bar_advances_live_and_its_members_list_opens(dashboard, start):
+    with quebec.batch(description="import 7", on_success=RecordJob.build("mail")) as batch:
+        members = [RecordJob.set(queue=queue).perform_later(queue) for queue in ("first", "first", "second", "second")]
+    dashboard.open("/admin/quebec/batch/")
+    assert batch_progress(dashboard, batch.pk) == ["0.0", "0 of 4 ended (0 completed, 0 failed)"]
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    dashboard.screenshot("batch-waiting")
+    start(threads=1, queues=("first",), preserve_finished_jobs=True)  # half of the members
+    dashboard.wait_for(lambda: batch_progress(dashboard, batch.pk) == ["50.0", "2 of 4 ended (2 completed, 0 failed)"])
+    dashboard.screenshot("batch-half-done")
+    start(threads=1, queues=("second", "default"), preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: batch_progress(dashboard, batch.pk) == ["100.0", "4 of 4 ended (4 completed, 0 failed)"])
+    row = dashboard.texts(f'#result_list tr:has(a[href$="/batch/{batch.pk}/change/"])')[0]
+    assert "Succeeded" in row and "on success: tests.testapp.jobs.RecordJob (fired)" in row
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    dashboard.screenshot("batch-done")
+    dashboard.css(f'#result_list a[href$="/batch/{batch.pk}/change/"]').click()
+    dashboard.wait_for(lambda: dashboard.all("#quebec-batch-members"))
+    assert dashboard.css("#quebec-batch-status").text == "Succeeded"
+    assert dashboard.css("[role=progressbar]").get_attribute("aria-valuenow") == "100.0"
+    dashboard.screenshot("batch-page")
+    dashboard.css("#quebec-batch-members").click()
+    dashboard.wait_for(lambda: dashboard.all("#result_list"))
+    assert job_links(dashboard) == {f"#{member.id}" for member in members}
+    assert f"Jobs of batch #{batch.pk}" in dashboard.browser.title
+    dashboard.screenshot("batch-members")
+    dashboard.css(f'#result_list a[href$="/job/{members[0].id}/change/"]').click()
+    dashboard.wait_for(lambda: dashboard.all("#quebec-job-batch a"))
+    assert dashboard.css("#quebec-job-batch").text == f"Batch #{batch.pk} (import 7) (Succeeded)"
+
+
+def test_a_batch_page_follows_its_batch_live_and_links_its_fired_callback(dashboard, start):
+    with quebec.batch(description="import 8", on_finish=RecordJob.build("report")) as batch:
+        RecordJob.set(queue="first").perform_later("a")
+        RecordJob.set(queue="second").perform_later("b")
+    dashboard.open(f"/admin/quebec/batch/{batch.pk}/change/")
+
+    def bar():
+        return dashboard.browser.execute_script(
+            "return document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')"
+        )
+
+    assert bar() == "0.0" and dashboard.texts("#quebec-batch-status") == ["Running"]
+    assert dashboard.texts('[data-callback="on_finish"] td:last-child') == ["waiting"]
+    dashboard.browser.execute_script("window.quebecNotReloaded = true")
+    start(threads=1, queues=("first",), preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: bar() == "50.0")
+    dashboard.screenshot("batch-page-half-done")
+    start(threads=1, queues=("second", "default"), preserve_finished_jobs=True)
+    dashboard.wait_for(lambda: dashboard.texts("#quebec-batch-status") == ["Succeeded"])
+    assert bar() == "100.0" and dashboard.texts("#quebec-batch-finished") != ["-"]
+    callback = batch.refresh().fired["on_finish"]
+    assert dashboard.texts('[data-callback="on_finish"] td:last-child') == [f"fired (job #{callback})"]
+    assert dashboard.browser.execute_script("return window.quebecNotReloaded") is True
+    dashboard.screenshot("batch-page-done")
+    dashboard.css('[data-callback="on_finish"] a').click()
+    dashboard.wait_for(lambda: dashboard.all("#quebec-job-batch"))
+    assert (
+        dashboard.css("#quebec-job-batch").text == f"The on finish callback of Batch #{batch.pk} (import 8) (Succeeded)"
+    )

@@ -4,6 +4,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+import quebec
 from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -136,8 +138,10 @@ def queries(client, url):
 
 
 def fill(rows):
-    """``rows`` jobs in each state the pages list, plus processes and recurring tasks."""
+    """``rows`` jobs in each state the pages list, plus processes, recurring tasks and batches."""
     for index in range(rows):
+        with quebec.batch(description=f"batch {index}", on_finish=RecordJob, metadata={"index": index}):
+            RecordJob.perform_later(index)
         RecordJob.set(queue=f"q{index}").perform_later(index)
         scheduled_job(index)
         failed_job(index, message=f"error {index}")
@@ -162,6 +166,8 @@ BUDGETS = {
     "/admin/quebec/failedexecution/": 20,
     "/admin/quebec/recurringtask/": 20,
     "/admin/quebec/process/": 20,
+    "/admin/quebec/batch/": 20,
+    "/admin/quebec/job/?batch=1": 20,
     "/admin/quebec/job/live/?fragments=queues,failures,workers": 15,
     "/admin/quebec/job/throughput/?range=week": 5,
     "/admin/quebec/job/rows/": 8,
@@ -173,6 +179,8 @@ BUDGETS = {
     "/admin/quebec/failedexecution/rows/?queue_name=q1": 8,
     "/admin/quebec/recurringtask/rows/?q=task": 8,
     "/admin/quebec/process/rows/": 8,
+    "/admin/quebec/batch/rows/": 8,
+    "/admin/quebec/job/rows/?batch=1": 8,
 }
 
 
@@ -205,6 +213,7 @@ LISTS = {
     "/admin/quebec/failedexecution/": "failedexecution",
     "/admin/quebec/recurringtask/": "recurringtask",
     "/admin/quebec/process/": "process",
+    "/admin/quebec/batch/": "batch",
 }
 
 

@@ -7,11 +7,12 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from quebec import conf
 from quebec.dashboard import databases, stats
-from quebec.models import EXECUTION_STATES, JobStatus
+from quebec.models import EXECUTION_STATES, BatchStatus, JobStatus
 from quebec.registry import default
 
 MAX_ID = 2**63 - 1
@@ -72,6 +73,18 @@ def search_jobs(queryset, term, *, uuid_field, text_fields):
         return queryset.filter(**{uuid_field: uuid.UUID(term)})
     except ValueError:
         return _containing(queryset, term, text_fields)
+
+
+def search_batches(queryset, term):
+    """Filter batches by id (digits, or ``#42``) or text in the description; quote the term
+    (``"42"``) to search the description for digits."""
+    term = term.strip()
+    if len(term) > 1 and term[0] == term[-1] == '"':
+        return queryset.filter(description__icontains=term[1:-1])
+    if term.lstrip("#").isdigit():
+        number = int(term.lstrip("#"))
+        return queryset.filter(pk=number) if number <= MAX_ID else queryset.none()
+    return queryset.filter(description__icontains=term)
 
 
 def _containing(queryset, text, fields):
@@ -139,6 +152,7 @@ class UniqueKeyFilter(admin.SimpleListFilter):
 
 
 STATUS_LABELS = dict(JobStatus.choices)
+BATCH_STATUS_LABELS = {status: capfirst(label) for status, label in BatchStatus.choices}
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -159,3 +173,31 @@ class StatusFilter(admin.SimpleListFilter):
         if status in EXECUTION_STATES:
             return queryset.filter(pk__in=EXECUTION_STATES[status].objects.values("job_id"))
         return queryset
+
+
+class BatchFilter(admin.SimpleListFilter):
+    """A batch's members (``?batch=42``, linked from the batch's page); shown only while it
+    filters, since batches are too many to list."""
+
+    title = _("batch")
+    parameter_name = "batch"
+
+    def lookups(self, request, model_admin):
+        return [(self.value(), f"#{self.value()}")] if self.value() else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(batch=int(value)) if value.isdigit() and int(value) <= MAX_ID else queryset.none()
+
+
+class BatchStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return list(BATCH_STATUS_LABELS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() in BATCH_STATUS_LABELS else queryset

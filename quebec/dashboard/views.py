@@ -20,12 +20,12 @@ from django.views.decorators.http import require_POST, require_safe
 
 from quebec.dashboard import health as health_check
 from quebec import routing
-from quebec.dashboard import databases, jobs, previews, stats
+from quebec.dashboard import batches, databases, jobs, previews, stats
 from quebec.dashboard import progress as job_progress
 from quebec.dashboard.databases import reverse
-from quebec.dashboard.lists import STATUS_LABELS
+from quebec.dashboard.lists import MAX_ID, STATUS_LABELS
 from quebec.lifecycle import cancelling, queueing
-from quebec.models import BlockedExecution, FailedExecution, Job, Pause, ScheduledExecution
+from quebec.models import Batch, BlockedExecution, FailedExecution, Job, Pause, ScheduledExecution
 
 # (key, label, model name for permissions, admin URL name, query string)
 TABS = (
@@ -37,10 +37,11 @@ TABS = (
     ("blocked", gettext_lazy("Blocked"), "blockedexecution", "admin:quebec_blockedexecution_changelist", ""),
     ("failed", gettext_lazy("Failed"), "failedexecution", "admin:quebec_failedexecution_changelist", ""),
     ("finished", gettext_lazy("Finished"), "job", "admin:quebec_job_changelist", "?status=finished"),
+    ("batches", gettext_lazy("Batches"), "batch", "admin:quebec_batch_changelist", ""),
     ("recurring", gettext_lazy("Recurring tasks"), "recurringtask", "admin:quebec_recurringtask_changelist", ""),
     ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
 )
-FRAGMENTS = ("queues", "failures", "workers", "job_progress")
+FRAGMENTS = ("queues", "failures", "workers", "job_progress", "batch_progress")
 STATE_KEYS = (*stats.WAITING_STATES, "finished")  # the tabs that show a count of jobs
 
 
@@ -117,6 +118,9 @@ def live(request):
         if "job_progress" in names:
             names.remove("job_progress")
             fragments.update(_job_progress_fragment(request))
+        if "batch_progress" in names:
+            names.remove("batch_progress")
+            fragments.update(_batch_progress_fragment(request))
         fragments.update({name: render_to_string(f"quebec/includes/{name}.html", context, request) for name in names})
     return JsonResponse({"counts": context["quebec_counts"], "fragments": fragments})
 
@@ -130,6 +134,18 @@ def _job_progress_fragment(request):
     if job is None:
         return {}
     return {"job_progress": render_to_string("quebec/includes/job_progress.html", job_progress.describe(job), request)}
+
+
+def _batch_progress_fragment(request):
+    """The status, progress bar, counts and callbacks of the batch ``?batch=`` names, for its page."""
+    if not can_view(request.user, "batch"):
+        return {}
+    batch_id = request.GET.get("batch", "")
+    batch = Batch.objects.filter(pk=int(batch_id)).first() if batch_id.isdigit() and int(batch_id) <= MAX_ID else None
+    if batch is None:
+        return {}
+    html = render_to_string("quebec/includes/batch_progress.html", batches.describe(batch), request)
+    return {"batch_progress": html}
 
 
 @never_cache
@@ -319,9 +335,35 @@ def job_detail(request, model_admin, object_id):
         **_payload_context(job),
         "attempts": jobs.attempts(job),
         "actions": actions,
+        "job_batch": batches.of_job(job),
+        "can_view_batches": can_view(request.user, "batch"),
         **job_progress.describe(job),
     }
     return TemplateResponse(request, "quebec/job_detail.html", context)
+
+
+@require_safe
+def batch_detail(request, model_admin, object_id):
+    """One batch: its status, progress, counts and callbacks (refreshed live), its description
+    and metadata, and a link to its members."""
+    batch = model_admin.get_object(request, object_id)
+    if batch is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    if not model_admin.has_view_permission(request, batch):
+        raise PermissionDenied
+    metadata, metadata_cut = previews.pretty_head(batch.metadata)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        **page_context(request, "batches"),
+        **batches.describe(batch),
+        "title": _("Batch #%(id)s") % {"id": batch.pk},
+        "opts": model_admin.opts,
+        "metadata": metadata,
+        "metadata_cut": metadata_cut,
+        "page_limit": previews.PAGE_CHARS,
+        "members_url": batches.members_url(batch.pk) if can_view(request.user, "job") else None,
+    }
+    return TemplateResponse(request, "quebec/batch_detail.html", context)
 
 
 def _payload_context(job):

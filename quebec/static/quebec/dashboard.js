@@ -28,6 +28,10 @@
         if (job) {
             target.searchParams.set("job", job.dataset.quebecJob);  // a job page: its progress
         }
+        const batch = document.querySelector("[data-quebec-batch]");
+        if (batch) {
+            target.searchParams.set("batch", batch.dataset.quebecBatch);  // a batch page: its progress
+        }
         const response = await fetch(target, {credentials: "same-origin", headers: {Accept: "application/json"}});
         if (!response.ok) {
             return;
