@@ -524,6 +524,8 @@ class TalkativeJob(quebec.BaseClass):
         self.logger.info("saying %s", message)
         if fail_first and self.executions == 1:
             raise Flaky(message)
+
+
 # Batches.
 
 
