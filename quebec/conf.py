@@ -20,6 +20,7 @@ from django.dispatch import receiver
 
 from quebec.settings_values import (
     _bool,
+    _bool_or_auto,
     _death_policy,
     _mapping,
     _non_negative_int,
@@ -58,6 +59,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "clear_finished_jobs_after": (86400.0, parse_duration),
     "use_skip_locked": (True, _bool),
     "use_listen_notify": (True, _bool),
+    "prepared_statements": ("auto", _bool_or_auto),
     "quiet_then_exit": (False, _bool),
     "force_override_queue": (None, _override_queue),
     "queue_concurrency": ({}, _queue_limits),
@@ -126,6 +128,7 @@ class Config:
     clear_finished_jobs_after: float = 86400.0
     use_skip_locked: bool = True
     use_listen_notify: bool = True
+    prepared_statements: bool | str = "auto"  # True, False or "auto": see quebec.db.postgresql
     quiet_then_exit: bool = False
     force_override_queue: str | None = None
     queue_concurrency: dict[str, int] = dataclasses.field(default_factory=dict)
