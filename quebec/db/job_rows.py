@@ -16,7 +16,7 @@ from quebec.models import Job
 # Columns each job gives a value of its own.
 PER_JOB = ("queue_name", "class_name", "arguments", "priority", "active_job_id")
 # Columns sent only when a job of the batch holds another value than this one. A new nullable
-# column of Job is one more line here.
+# column of Job is one more line here, by its attname (a foreign key ``batch``: "batch_id").
 UNLESS_DEFAULT = {
     "executions": 0,
     "exception_executions": {},
