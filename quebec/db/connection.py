@@ -53,6 +53,7 @@ def send(connection, sql, params, *, returning=True, prepare=False):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if returning else getattr(cursor, "lastrowid", None)
+    connection.close_if_health_check_failed()  # what Django's cursor does first (CONN_HEALTH_CHECKS)
     connection.ensure_connection()
     with connection.wrap_database_errors:
         if connection.vendor == "sqlite":
