@@ -12,11 +12,6 @@ before and after are measured in one sitting:
     python bench/enqueue_rate.py                                   # SQLite, PostgreSQL, MariaDB
     python bench/enqueue_rate.py --databases postgres --rounds 5 --against ../main
     python bench/enqueue_rate.py --memory 100000                   # peak memory of one call
-    python bench/enqueue_rate.py --instructions --single 200 --bulk 2000 --against ../main
-
-``--instructions`` counts the instructions the client process executes per job under callgrind
-(for SQLite that includes the database engine, which runs in the process): unlike time, the
-count does not move with the machine's load.
 
 ``--memory N`` enqueues N jobs with a single ``perform_all_later`` (built by a generator) and N/10
 the same way, each in a process of its own, and prints the peak resident memory each added: the
@@ -114,43 +109,6 @@ def memory(jobs):
     return {"jobs": jobs, "peak_mib": (after - before) / 1024}
 
 
-def workload(kind, jobs):
-    """Only the enqueues, for ``--instructions``: ``jobs`` single or bulk enqueues after a warm-up."""
-    import quebec
-    from bench.benchapp.jobs import NoopJob
-    from bench_core import empty_quebec_tables
-
-    empty_quebec_tables()
-    for _ in range(50):
-        NoopJob.perform_later()
-    quebec.perform_all_later([NoopJob.build() for _ in range(CHUNK)])
-    if kind == "single":
-        for _ in range(jobs):
-            NoopJob.perform_later()
-    else:
-        for first in range(0, jobs, CHUNK):
-            quebec.perform_all_later([NoopJob.build() for _ in range(min(CHUNK, jobs - first))])
-    empty_quebec_tables()
-    return {}
-
-
-def instructions(root, url, kind, jobs):
-    """Instructions this client executes per job (callgrind): a run of ``jobs`` enqueues less a
-    run of none, so start-up and warm-up cancel out. Immune to the machine's load."""
-    counts = []
-    for count in (0, jobs):
-        with tempfile.TemporaryDirectory() as out:
-            run_child(
-                root,
-                url,
-                ["--workload", kind, str(count)],
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg"],
-            )
-            summary = next(line for line in Path(f"{out}/cg").read_text().splitlines() if line.startswith("summary:"))
-            counts.append(int(summary.split()[1]))
-    return (counts[1] - counts[0]) / jobs
-
-
 def child(args):
     """The measuring process: Django set up on one database, with the Quebec of ``args.root``."""
     root = Path(args.root).resolve()
@@ -160,9 +118,7 @@ def child(args):
     workdir = Path(tempfile.mkdtemp(prefix="quebec_enqueue_"))
     try:
         setup_django(args.url or f"sqlite:///{workdir / 'bench.sqlite3'}")
-        if args.workload:
-            result = workload(args.workload[0], int(args.workload[1]))
-        elif args.memory:
+        if args.memory:
             result = memory(args.memory)
         else:
             result = measure(args.single, args.bulk)
@@ -171,9 +127,9 @@ def child(args):
     print(json.dumps(result))
 
 
-def run_child(root, url, options, prefix=()):
+def run_child(root, url, options):
     env = {**os.environ, "PYTHONPATH": str(Path(root).resolve())}
-    command = [*prefix, sys.executable, __file__, "--child", "--root", str(root), "--url", url or "", *options]
+    command = [sys.executable, __file__, "--child", "--root", str(root), "--url", url or "", *options]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{root} on {url or 'sqlite'} failed:\n{done.stderr[-3000:]}")
@@ -190,11 +146,7 @@ def main():
     parser.add_argument("--bulk", type=int, default=BULK, help=f"jobs enqueued in bulk (default {BULK})")
     parser.add_argument("--against", help="another checkout whose Quebec runs in alternate rounds")
     parser.add_argument("--memory", type=int, help="measure the memory of one perform_all_later of N jobs instead")
-    parser.add_argument(
-        "--instructions", action="store_true", help="count the client's instructions per job with callgrind instead"
-    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--workload", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--root", default=str(ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,12 +156,6 @@ def main():
     checkouts = {"this": ROOT, **({"against": Path(args.against)} if args.against else {})}
     for database in args.databases.split(","):
         url = urls[database]
-        if args.instructions:
-            for name, root in checkouts.items():
-                single = instructions(root, url, "single", args.single)
-                bulk = instructions(root, url, "bulk", args.bulk)
-                print(f"{database} {name}: {single:,.0f} instructions per single enqueue, {bulk:,.0f} per job in bulk")
-            continue
         if args.memory:
             for jobs in (args.memory // 10, args.memory):
                 for name, root in checkouts.items():
