@@ -2,7 +2,8 @@
 
 A single statement is a transaction by itself: an enqueue, a claim, or the end of a batch of
 runs with the next claim costs one round trip and one commit, where the general path takes
-four or five. Statement texts do not grow with the batch: many rows travel as one JSON document.
+four or five. Statement texts do not grow with the batch: many rows travel as one JSON document
+or, for an enqueue, one array per column.
 """
 
 import functools
