@@ -1,5 +1,6 @@
 """``BaseClass``: what users subclass to define a job."""
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -87,7 +88,6 @@ class BaseClass:
     arguments: tuple[list[Any], dict[str, Any]]
     enqueued_at: datetime | None
     scheduled_at: datetime | None
-    logger: JobLogger
     # The keys as stored, set by build().
     stored_key: str | None
     stored_unique_key: str | None
@@ -256,7 +256,13 @@ class BaseClass:
         self.arguments = arguments
         self.enqueued_at = enqueued_at
         self.scheduled_at = None
-        self.logger = JobLogger(logging.getLogger("quebec.job"), self)
+        self.__dict__.pop("logger", None)
+
+    @functools.cached_property
+    def logger(self) -> JobLogger:
+        """Records carry the job's id, class, queue and attempt, read as each line is written.
+        Made on first use: most jobs built to be enqueued never log."""
+        return JobLogger(logging.getLogger("quebec.job"), self)
 
     @classmethod
     def for_job(cls, job: "Job", args: list[Any], kwargs: dict[str, Any]) -> Self:

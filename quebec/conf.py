@@ -21,6 +21,7 @@ from django.dispatch import receiver
 from quebec.settings_values import (
     _alias_map,
     _bool,
+    _bool_or_auto,
     _death_policy,
     _log_format,
     _mapping,
@@ -61,6 +62,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "use_skip_locked": (True, _bool),
     "use_listen_notify": (True, _bool),
     "listen_databases": ({}, _alias_map),
+    "prepared_statements": ("auto", _bool_or_auto),
     "quiet_then_exit": (False, _bool),
     "force_override_queue": (None, _override_queue),
     "queue_concurrency": ({}, _queue_limits),
@@ -132,6 +134,7 @@ class Config:
     use_listen_notify: bool = True
     # Quebec's alias -> the alias a worker LISTENs on: a direct connection beside a pooled one.
     listen_databases: dict[str, str] = dataclasses.field(default_factory=dict)
+    prepared_statements: bool | str = "auto"  # True, False or "auto": see quebec.db.postgresql
     quiet_then_exit: bool = False
     force_override_queue: str | None = None
     queue_concurrency: dict[str, int] = dataclasses.field(default_factory=dict)

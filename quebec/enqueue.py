@@ -224,6 +224,7 @@ class PendingJob:
         self.job = job  # the BaseClass instance the enqueue callbacks see
         self.quebec = quebec
         self.arguments = arguments
+        self.encoded_arguments: str | None = None  # their JSON text, once the enqueue checks made it
 
     def __repr__(self) -> str:
         return f"<PendingJob {type(self.job).__qualname__} queue={self.job.queue_name!r}>"
@@ -264,8 +265,10 @@ class PendingJob:
             batch_id=_batch_id(using or self.quebec.using),
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
-        # transaction without looking a class up by name (which may import code).
+        # transaction without looking a class up by name (which may import code); so does the
+        # arguments' JSON text, which the INSERT sends as it is.
         model.job_class = type(job)  # type: ignore[attr-defined]  # an attribute, not a field
+        model.encoded_arguments = self.encoded_arguments  # type: ignore[attr-defined]
         return model
 
 

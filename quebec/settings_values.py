@@ -88,6 +88,16 @@ def _bool(value):
     raise ValueError("must be true or false")
 
 
+def _bool_or_auto(value):
+    """True, False, or "auto" (Quebec decides per database alias)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _bool(value)
+    except ValueError:
+        raise ValueError("must be true, false or auto") from None
+
+
 def sanitize_queue_name(name):
     """Replace characters that do not belong in a URL with ``-``."""
     return _QUEUE_HOSTILE.sub("-", name.strip())

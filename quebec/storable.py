@@ -29,7 +29,8 @@ def check_jobs(pending_jobs, using):
             check_key("concurrency key", job.stored_key, owner, refuses_nul)
         if job.stored_unique_key is not None:
             check_key("unique key", job.stored_unique_key, owner, refuses_nul)
-        _check_arguments(pending.arguments, owner, max_bytes, refuses_nul)
+        # The text measured is the text written: the INSERT sends it instead of encoding again.
+        pending.encoded_arguments = _check_arguments(pending.arguments, owner, max_bytes, refuses_nul)
 
 
 def check_key(kind, value, owner, refuses_nul):
@@ -49,6 +50,8 @@ def nul_refused_by(using):
 
 
 def _check_arguments(document, owner, max_bytes, refuses_nul):
+    """Refuse arguments over ``max_bytes`` or holding a NUL the database can't store; returns
+    their JSON text (``json.dumps``' defaults, as ``JSONField`` writes it)."""
     # json.dumps with its defaults reuses one encoder and escapes every non-ASCII character, so
     # its length is cheap to get and never below the UTF-8 size: measure exactly only above it.
     text = json.dumps(document)
@@ -64,6 +67,7 @@ def _check_arguments(document, owner, max_bytes, refuses_nul):
         path = _nul_path(document["args"], "args") or _nul_path(document["kwargs"], "kwargs")
         if path is not None:
             raise ValueError(f"{owner}: argument {path} contains a NUL character, which PostgreSQL cannot store")
+    return text
 
 
 def _nul_path(value, path):

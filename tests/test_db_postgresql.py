@@ -1,5 +1,5 @@
 """PostgreSQL enqueues jobs in one statement: it must write exactly the rows the general path
-writes, in the caller's order and transaction. Many rows travel as one JSON document."""
+writes, in the caller's order and transaction. Many rows travel as one array per column."""
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -7,12 +7,15 @@ out the best way each database allows.
 """
 
 import collections
+import json
 
 from django.db import connections
 from django.db.models import F
 from django.utils import timezone
 
 from quebec import queue_selectors
+from quebec.db import job_rows
+from quebec.db.connection import send
 from quebec.db.rows import chunks, new_row, value_converter
 from quebec.models import (
     Batch,
@@ -48,6 +51,7 @@ class Operations:
     def __init__(self, using):
         self.using = using
         self._quoted = {}
+        self._job_statements = {}  # (columns sent, rows, returning) -> the enqueue's INSERT
 
     @property
     def connection(self):
@@ -197,8 +201,75 @@ class Operations:
 
     def insert_jobs(self, jobs, placement):
         """INSERT new jobs and the execution rows ``placement`` puts them in."""
-        self.insert_rows(Job, jobs)
+        self.insert_new_jobs(jobs, placement.now)
         self.insert_executions(placement)
+
+    def insert_new_jobs(self, jobs, now, batch_size=500):
+        """INSERT unsaved ``Job`` rows (``job_rows``' columns) and set their ids and times."""
+        connection = self.connection
+        sent = job_rows.sent_columns(jobs)
+        values = self._job_values(sent, now)
+        returning = connection.features.can_return_rows_from_bulk_insert
+        for start in range(0, len(jobs), batch_size if returning else 1):
+            batch = jobs[start : start + batch_size] if returning else jobs[start : start + 1]
+            sql = self._insert_jobs_sql(sent, len(batch), returning)
+            params = [value for job in batch for value in values(job)]
+            if returning:
+                ids = [job_id for (job_id,) in send(connection, sql, params)]
+            else:  # MySQL hands back only the id of a single-row insert
+                ids = [send(connection, sql, params, returning=False)]
+            for job, job_id in zip(batch, ids, strict=True):
+                job.pk = job_id
+        for job in jobs:
+            job.created_at = job.updated_at = now
+            job._state.adding, job._state.db = False, self.using
+
+    def _job_values(self, sent, now):
+        """A function giving a job's parameters for the columns of ``_insert_jobs_sql``."""
+        connection = self.connection
+        to_uuid = job_rows.uuid_converter(connection)
+        converters = [(field.attname, self._job_converter(field)) for field in job_rows.fields(sent)]
+        db_now = self._datetime(now, connection)
+        arguments_text = job_rows.arguments_text
+
+        def values(job):
+            return (
+                job.queue_name,
+                job.class_name,
+                arguments_text(job),
+                job.priority,
+                to_uuid(job.active_job_id),
+                *[convert(getattr(job, name)) for name, convert in converters],
+                db_now,
+                db_now,
+            )
+
+        return values
+
+    def _job_converter(self, field):
+        if job_rows.is_json(field):
+            return lambda value: None if value is None else json.dumps(value, cls=field.encoder)
+        return value_converter(field, self.connection)
+
+    def _insert_jobs_sql(self, sent, rows, returning):
+        """INSERT of ``rows`` new jobs sending the columns of ``PER_JOB``, ``sent`` and the time."""
+        key = (sent, rows, returning)
+        try:
+            return self._job_statements[key]
+        except KeyError:
+            pass
+        job_rows.check_columns()
+        defaults = [name for name in job_rows.UNLESS_DEFAULT if name not in sent]
+        names = [*job_rows.PER_JOB, *sent, *job_rows.ENQUEUE_TIME, *defaults]
+        columns = ", ".join(self.quote(Job._meta.get_field(name).column) for name in names)
+        sent_count = len(job_rows.PER_JOB) + len(sent) + len(job_rows.ENQUEUE_TIME)
+        row = f"({', '.join([*['%s'] * sent_count, *map(job_rows.literal, defaults)])})"
+        suffix = f" RETURNING {self.quote('id')}" if returning else ""
+        sql = f"INSERT INTO {self.table(Job)} ({columns}) VALUES {', '.join([row] * rows)}{suffix}"
+        if len(self._job_statements) > 64:
+            self._job_statements.clear()
+        self._job_statements[key] = sql
+        return sql
 
     def insert_executions(self, placement):
         """The ready, scheduled and blocked rows of saved jobs, a statement per table."""
@@ -237,15 +308,17 @@ class Operations:
 
     def insert_ready(self, rows, now):
         """Ready rows for (job id, queue name, priority) ``rows``, and a wake-up for the workers."""
-        if rows:
-            self.insert_rows(
-                ReadyExecution,
-                [
-                    new_row(ReadyExecution, job_id=job_id, queue_name=queue_name, priority=priority, created_at=now)
-                    for job_id, queue_name, priority in rows
-                ],
-            )
-            self.notify_ready()
+        if not rows:
+            return
+        db_now = self._datetime(now)
+        columns = f"{self.table(ReadyExecution)} (job_id, queue_name, priority, created_at)"
+        for chunk in chunks(rows, 500):
+            params = [
+                value for job_id, queue_name, priority in chunk for value in (job_id, queue_name, priority, db_now)
+            ]
+            sql = f"INSERT INTO {columns} VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))}"
+            send(self.connection, sql, params, returning=False)
+        self.notify_ready()
 
     def insert_failures(self, jobs, errors):
         """The failed execution rows of ``jobs``, each with its error's description."""

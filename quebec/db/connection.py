@@ -1,6 +1,7 @@
 """Connections: write transactions, SQLite tuning, and closing what a job left broken."""
 
 import contextlib
+import functools
 
 from django.db import connections, transaction
 from django.db.backends.signals import connection_created
@@ -47,6 +48,60 @@ def transaction_pooled(connection):
     between our transactions, so Quebec leaves it alone.
     """
     return connection.vendor == "postgresql" and bool(connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"))
+
+
+def send(connection, sql, params, *, returning=True, prepare=False):
+    """Execute one of the enqueue's statements (written with ``%s`` placeholders); returns its rows,
+    or without ``returning`` the id of the row it inserted.
+
+    On the driver's own cursor, with Django's translation of errors: Django's cursor wrappers
+    cost more Python per statement than the driver itself. Through them whenever they do
+    something: when queries are logged (DEBUG, ``CaptureQueriesContext``), an execute wrapper is
+    installed, or the transaction is broken (Django raises there). ``prepare``: PostgreSQL
+    plans the statement once per connection (server-side binding, psycopg's prepared statements).
+    """
+    if connection.queries_logged or connection.execute_wrappers or connection.needs_rollback:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if returning else getattr(cursor, "lastrowid", None)
+    connection.close_if_health_check_failed()  # what Django's cursor does first (CONN_HEALTH_CHECKS)
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        if connection.vendor == "sqlite":
+            cursor = connection.connection.cursor()
+            sql = _qmark(sql)
+        elif prepare:
+            cursor = _server_binding_cursor(connection.connection)
+        else:
+            cursor = connection.connection.cursor()
+        try:
+            if prepare:
+                cursor.execute(sql, params, prepare=True)
+            else:
+                cursor.execute(sql, params)
+            return cursor.fetchall() if returning else getattr(cursor, "lastrowid", None)
+        finally:
+            cursor.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _qmark(sql):
+    """SQLite's driver takes ``?`` placeholders (Django's cursor converts them the same way)."""
+    return sql.replace("%s", "?")
+
+
+def _server_binding_cursor(driver_connection):
+    import psycopg
+
+    if driver_connection.prepare_threshold is None:
+        # Django opens connections with psycopg's preparing off (None), which would ignore
+        # prepare=True too. A threshold no query reaches lets the statements asked for be
+        # prepared, and leaves every other query as it was: never prepared.
+        driver_connection.prepare_threshold = NEVER_PREPARED_ALONE
+    return psycopg.Cursor(driver_connection)
+
+
+NEVER_PREPARED_ALONE = 2**62
 
 
 @receiver(connection_created)

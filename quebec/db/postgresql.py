@@ -2,7 +2,8 @@
 
 A single statement is a transaction by itself: an enqueue, a claim, or the end of a batch of
 runs with the next claim costs one round trip and one commit, where the general path takes
-four or five. Statement texts do not grow with the batch: many rows travel as one JSON document.
+four or five. Statement texts do not grow with the batch: many rows travel as one JSON document
+or, for an enqueue, one array per column.
 """
 
 import functools
@@ -12,8 +13,9 @@ from django.db import connections, models, transaction
 from django.utils import timezone
 
 from quebec import conf
+from quebec.db import job_rows
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
-from quebec.db.connection import READY_CHANNEL
+from quebec.db.connection import READY_CHANNEL, send, transaction_pooled
 from quebec.db.rows import value_converter
 from quebec.models import (
     Batch,
@@ -26,33 +28,8 @@ from quebec.models import (
     UniqueKey,
 )
 
-# How the one-statement enqueue fills each column of a new job: from the job's values, or with
-# the same value for every row (SQL text, or the time of the enqueue). The columns only a job
-# with a concurrency or unique key can fill are sent only when a job of the batch has one: fewer
-# parameters to adapt for every other enqueue.
-PER_JOB_COLUMNS = (
-    "queue_name",
-    "class_name",
-    "arguments",
-    "priority",
-    "active_job_id",
-    "executions",
-    "exception_executions",
-    "scheduled_at",
-)
-KEYED_COLUMNS = ("concurrency_key", "finished_at", "discarded_at")
-UNIQUE_COLUMNS = ("unique_key",)
-BATCH_COLUMNS = ("batch",)
-SAME_FOR_EVERY_JOB = {
-    "attempts": "'[]'::jsonb",
-    "return_value": "NULL",
-    "created_at": "%s",
-    "updated_at": "%s",
-    "progress": "NULL",
-    "continuation": "NULL",
-    "cancel_requested_at": "NULL",
-    "cancel_requested_by": "''",
-}
+# Jobs per enqueue statement: a bulk enqueue of any size sends statements of bounded size.
+ENQUEUE_CHUNK = 1000
 
 
 class Operations(BaseOperations):
@@ -79,39 +56,52 @@ class Operations(BaseOperations):
         transaction.on_commit(_Notify(self.using), using=self.using, robust=True)
 
     def insert_jobs(self, jobs, placement):
-        """The jobs, their ready and scheduled rows and the NOTIFY in one statement. Jobs the
-        lifecycle blocked need their concurrency key's row as well: those take the general path."""
+        """The jobs, their ready and scheduled rows and the NOTIFY in one statement per
+        ``ENQUEUE_CHUNK`` jobs. Jobs the lifecycle blocked need their concurrency key's row as
+        well: those take the general path."""
         if placement.blocked:
             return super().insert_jobs(jobs, placement)
         connection = self.connection
-        now = placement.now
-        db_now = self._datetime(now, connection)
+        if len(jobs) > ENQUEUE_CHUNK and not connection.in_atomic_block:
+            with transaction.atomic(using=self.using):
+                return self.insert_jobs(jobs, placement)
         notify = conf.get().use_listen_notify and bool(placement.ready)
-        keyed = (
-            *(KEYED_COLUMNS if any(job.concurrency_key for job in jobs) else ()),
-            *(UNIQUE_COLUMNS if any(job.unique_key for job in jobs) else ()),
-            *(BATCH_COLUMNS if any(job.batch_id for job in jobs) else ()),
-        )
-        fields = [Job._meta.get_field(name) for name in (*PER_JOB_COLUMNS, *keyed)]
-        # The times: created_at and updated_at (in the SELECT), then the ready and scheduled rows'.
-        if len(jobs) == 1:
-            sql = _enqueue_sql(self.using, "one", notify, keyed)
-            params = [
-                *(value_converter(field, connection)(getattr(jobs[0], field.attname)) for field in fields),
-                *[db_now] * 6,
-            ]
-        else:  # the rows come after the SELECT's two times, in its FROM
-            sql = _enqueue_sql(self.using, "many", notify, keyed)
-            params = [db_now, db_now, json_rows(fields, jobs, connection), *[db_now] * 4]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        sent = job_rows.sent_columns(jobs)
+        values = self._job_values(sent, placement.now)
+        prepare = self.prepares()
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            chunk = jobs[start : start + ENQUEUE_CHUNK]
+            if len(chunk) == 1:
+                params = values(chunk[0])[:-1]  # the time once
+            else:  # the time, then one array per column
+                rows = [values(job) for job in chunk]
+                params = [rows[0][-1], *map(list, zip(*[row[:-2] for row in rows], strict=True))]
+            sql = _enqueue_sql(self.using, len(chunk) > 1, notify, sent)
             # Rows are inserted in the order of the jobs (ORDER BY position), and the id sequence
             # hands out increasing numbers within the statement.
-            ids = sorted(job_id for (job_id,) in cursor.fetchall())
-        for job, job_id in zip(jobs, ids, strict=True):
-            job.pk = job_id
-            job.created_at = job.updated_at = now
+            ids = sorted(job_id for (job_id,) in send(connection, sql, params, prepare=prepare))
+            for job, job_id in zip(chunk, ids, strict=True):
+                job.pk = job_id
+        for job in jobs:
+            job.created_at = job.updated_at = placement.now
             job._state.adding, job._state.db = False, self.using
+
+    def _job_converter(self, field):
+        # JSON columns go as text, cast by the statement: no adapter object per value.
+        if job_rows.is_json(field):
+            return lambda value: None if value is None else json.dumps(value, cls=field.encoder)
+        return value_converter(field, self.connection)
+
+    def prepares(self):
+        """Whether the enqueue's statements are prepared on the server (planned once per
+        connection): the ``prepared_statements`` setting, where "auto" means unless the alias
+        sets ``DISABLE_SERVER_SIDE_CURSORS``, Django's own sign of a pooler in transaction mode
+        (PgBouncer before 1.21 there cannot keep a prepared statement from one transaction to
+        the next)."""
+        setting = conf.get().prepared_statements
+        if setting == "auto":
+            return not transaction_pooled(self.connection)
+        return setting
 
     def claim(self, selectors, limit, process_id, skip_locked, gate=None):
         """Without queue limits, one statement per selector locks the next ready rows, deletes
@@ -355,43 +345,63 @@ def json_rows_sql(fields, connection):
     return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
 
 
-@functools.lru_cache(maxsize=16)
-def _enqueue_sql(using, rows, notify, keyed):
-    """The text of the one-statement enqueue for one job (``rows`` "one": plain parameters) or
-    many ("many": one JSON document read by ``jsonb_to_recordset``), with the columns of
-    ``KEYED_COLUMNS``, ``UNIQUE_COLUMNS`` and ``BATCH_COLUMNS`` named in ``keyed`` as parameters, the others NULL."""
+@functools.lru_cache(maxsize=32)
+def _enqueue_sql(using, many, notify, sent):
+    """The text of the one-statement enqueue: for one job (plain parameters, then the time) or
+    ``many`` (the time, then one array per column, read by ``unnest``). It sends the columns of
+    ``job_rows.PER_JOB`` and ``sent``; the time fills ``ENQUEUE_TIME``, and the other columns
+    of ``job_rows.UNLESS_DEFAULT`` are written as their defaults."""
+    job_rows.check_columns()
     connection = connections[using]
     quote = connection.ops.quote_name
     meta = Job._meta
-    per_job = (*PER_JOB_COLUMNS, *keyed)
-    optional = (*KEYED_COLUMNS, *UNIQUE_COLUMNS, *BATCH_COLUMNS)
-    same = {**SAME_FOR_EVERY_JOB, **{name: "NULL" for name in optional if name not in keyed}}
-    fields = [meta.get_field(name) for name in per_job]
-    constants = ", ".join(same.values())
-    if rows == "one":
-        # Character columns cast to text: a cast to varchar(n) would cut a longer value short
-        # instead of letting the INSERT refuse it. The parentheses matter: parameters are
-        # inlined, and -2147483648::integer would cast 2147483648 before negating it.
-        casts = ["text" if isinstance(field, models.CharField) else field.db_type(connection) for field in fields]
-        select = f"SELECT {', '.join(f'(%s)::{cast}' for cast in casts)}, {constants}"
+    fields = job_rows.fields((*job_rows.PER_JOB, *sent))
+    defaults = [name for name in job_rows.UNLESS_DEFAULT if name not in sent]
+    # Character columns as text: a cast to varchar(n) would cut a longer value short instead of
+    # letting the INSERT refuse it. JSON columns travel as text. The parentheses matter with
+    # client-side binding, where parameters are inlined: -2147483648::integer would cast
+    # 2147483648 before negating it.
+    casts = [
+        "text" if isinstance(field, (models.CharField, models.JSONField)) else field.db_type(connection)
+        for field in fields
+    ]
+    if many:
+        names = [f"c{index}" for index in range(len(fields))]
+        values = [f"v.{name}::jsonb" if job_rows.is_json(field) else f"v.{name}" for name, field in zip(names, fields)]
+        arrays = ", ".join(f"%s::{cast}[]" for cast in casts)
+        source = (
+            f"(SELECT %s::timestamptz AS now) t, unnest({arrays}) WITH ORDINALITY AS v({', '.join(names)}, position)"
+        )
+        order = " ORDER BY v.position"
     else:
-        names = ", ".join(f"v.{quote(field.column)}" for field in fields)
-        select = f"SELECT {names}, {constants} FROM {json_rows_sql(fields, connection)} ORDER BY position"
-    columns = [*per_job, *same]
-    # The schema tripwire: a column added to Job must be given a value here.
-    assert len(columns) == len(meta.concrete_fields) - 1, "every column of Job but its id"
+        values = [
+            f"(%s)::{cast}::jsonb" if job_rows.is_json(field) else f"(%s)::{cast}" for field, cast in zip(fields, casts)
+        ]
+        source = "(SELECT %s::timestamptz AS now) t"
+        order = ""
+    select = ", ".join([*values, "t.now", "t.now", *[_typed_literal(name, connection) for name in defaults]])
+    columns = [*job_rows.PER_JOB, *sent, *job_rows.ENQUEUE_TIME, *defaults]
     ready, scheduled = quote(ReadyExecution._meta.db_table), quote(ScheduledExecution._meta.db_table)
     # A job the lifecycle discarded on the way in (its concurrency key was full) gets no row.
     return f"""WITH j AS (
             INSERT INTO {quote(meta.db_table)} ({", ".join(quote(meta.get_field(name).column) for name in columns)})
-            {select}
-            RETURNING id, queue_name, priority, scheduled_at, discarded_at
+            SELECT {select} FROM {source}{order}
+            RETURNING id, queue_name, priority, scheduled_at, discarded_at, created_at
         ), r AS (
             INSERT INTO {ready} (job_id, queue_name, priority, created_at)
-            SELECT id, queue_name, priority, %s FROM j
-            WHERE discarded_at IS NULL AND (scheduled_at IS NULL OR scheduled_at <= %s)
+            SELECT id, queue_name, priority, created_at FROM j
+            WHERE discarded_at IS NULL AND (scheduled_at IS NULL OR scheduled_at <= created_at)
         ), s AS (
             INSERT INTO {scheduled} (job_id, queue_name, priority, scheduled_at, reason, created_at)
-            SELECT id, queue_name, priority, scheduled_at, '', %s FROM j WHERE discarded_at IS NULL AND scheduled_at > %s
+            SELECT id, queue_name, priority, scheduled_at, '', created_at FROM j
+            WHERE discarded_at IS NULL AND scheduled_at > created_at
         ){f", n AS (SELECT pg_notify('{READY_CHANNEL}', ''))" if notify else ""}
         SELECT id FROM j{" CROSS JOIN n" if notify else ""}"""
+
+
+def _typed_literal(name, connection):
+    """A default of ``job_rows`` as SQL text with its column's type (an untyped NULL or string
+    in a SELECT would be read as text)."""
+    field = Job._meta.get_field(name)
+    cast = "jsonb" if job_rows.is_json(field) else field.db_type(connection)
+    return f"{job_rows.literal(name)}::{cast}"

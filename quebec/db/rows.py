@@ -1,13 +1,22 @@
 """Building rows without the ORM's per-row work: positional models, converted values."""
 
 from django.db import models
+from django.db.models import signals
+from django.db.models.base import ModelState
 
 
 def new_row(model, **values):
     """An unsaved ``model`` instance with every concrete field given (``KeyError`` if one is
-    missing). Built positionally: keyword ``Model.__init__`` looks up each field's default,
-    which a bulk insert would pay for every row."""
-    return model(*[values[field.attname] for field in model._meta.concrete_fields])
+    missing). ``Model.__init__`` looks up each field's default and sends two signals, which a
+    bulk insert would pay for every row: the fields are set directly, unless a receiver of
+    those signals listens to ``model``."""
+    ordered = [values[field.attname] for field in model._meta.concrete_fields]
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model(*ordered)
+    row = model.__new__(model)
+    row._state = ModelState()
+    row.__dict__.update(values)
+    return row
 
 
 def value_converter(field, connection):
