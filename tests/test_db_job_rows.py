@@ -37,6 +37,7 @@ def job(tag, **columns):
         "return_value": None,
         "concurrency_key": None,
         "unique_key": None,
+        "batch_id": None,
         "scheduled_at": None,
         "finished_at": None,
         "discarded_at": None,
@@ -71,6 +72,7 @@ def unusual_jobs(tag):
             continuation={"step": "a"},
             finished_at=past,
             discarded_at=past,
+            batch_id=7,  # no constraint: a member is written without locking its batch
             cancel_requested_at=past,
             cancel_requested_by="operator",
         ),
