@@ -99,6 +99,7 @@ class Enqueueing:
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         if carrier:
             job.arguments = {**job.arguments, CARRIER: carrier}
+            job.encoded_arguments = None  # the checks' text lacks the context: encoded again
         return span
 
     def __enter__(self):
