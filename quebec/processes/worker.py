@@ -3,7 +3,7 @@
 import logging
 import time
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from quebec import execution, maintenance, tracing
@@ -47,6 +47,9 @@ class Worker(Poller):
         self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
         self._listener = None
         self._next_stale_check = 0.0
+        # A claim failed with the connection: it may have committed with its reply lost, leaving
+        # claims in this process's name that no thread will run (see _release_claims_in_doubt).
+        self._claims_in_doubt = False
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -99,7 +102,7 @@ class Worker(Poller):
         """Record the jobs finished since the last poll and claim jobs for the threads, in one
         transaction; True when it got all it asked for (there may be more)."""
         self._release_stale_claims()
-        wanted = self._room_to_claim()
+        wanted = self._room_to_claim() if not self._claims_in_doubt or self._release_claims_in_doubt() else 0
         if not wanted and self._runs_can_wait():
             return False
         claiming = wanted > 0 and EXCLUSIVE.begin_claim()
@@ -159,6 +162,8 @@ class Worker(Poller):
         except (OperationalError, InterfaceError):
             # The connection or a deadlock: the batch is recorded once the poll is retried.
             self.outbox.put_back_runs(finished)
+            if limit and not self._connection_usable():
+                self._claims_in_doubt = True  # a deadlock rolled back; a lost reply may not have
             raise
         except DatabaseError:
             # Something in the batch the database refuses: record each job on its own, so that
@@ -167,6 +172,26 @@ class Worker(Poller):
             raise
         self._warn_unrecorded(finished, recorded)
         return jobs
+
+    def _connection_usable(self):
+        connection = connections[self.using]
+        try:
+            return connection.connection is not None and connection.is_usable()
+        except Exception:
+            return False
+
+    def _release_claims_in_doubt(self):
+        """Once this worker holds no job (none running, waiting, held or to record), put back
+        every claim still in its process's name: a claim whose reply was lost, which no thread
+        knows of. Until then nothing is claimed, so none of them can be one it knows. True once
+        done."""
+        if self.pool.in_flight() or not self.outbox.empty() or self._held_exclusive:
+            return False
+        released = running.release(ClaimedExecution.objects.using(self.using).filter(process_id=self.process.pk))
+        if released:
+            logger.warning("%s: %d job(s) claimed as the connection failed go back to ready", self.name, released)
+        self._claims_in_doubt = False
+        return True
 
     def _record_one_by_one(self, finished):
         for run in finished:
