@@ -8,6 +8,7 @@ statements behind it are in ``quebec.db``.
     processes   Process
     limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
+    stats       JobStat (rollups per minute, queue and class), percentile
 """
 
 from quebec.models.jobs import (
@@ -25,6 +26,7 @@ from quebec.models.jobs import (
 from quebec.models.limits import RateLimitStart, Semaphore, UniqueKey
 from quebec.models.processes import Process
 from quebec.models.recurring import RecurringExecution, RecurringTask
+from quebec.models.stats import JobStat, percentile
 
 __all__ = [
     "EXECUTION_STATES",
@@ -33,6 +35,7 @@ __all__ = [
     "Execution",
     "FailedExecution",
     "Job",
+    "JobStat",
     "JobStatus",
     "Pause",
     "Process",
@@ -43,4 +46,5 @@ __all__ = [
     "ScheduledExecution",
     "Semaphore",
     "UniqueKey",
+    "percentile",
 ]
