@@ -70,6 +70,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "on_process_death": ("fail", _death_policy),
     "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
     "dashboard_debug": (False, _bool),
+    # Rollups per minute, queue and class (quebec.models.stats), and how long they are kept.
+    "stats": (True, _bool),
+    "stats_retention": (14 * 86400.0, _positive_duration),
     # The queues of the one worker group, for when queue.yml would hold only that.
     "queues": (None, optional_queues),
 }
@@ -138,6 +141,8 @@ class Config:
     on_process_death: str = "fail"
     monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
     dashboard_debug: bool = False
+    stats: bool = True
+    stats_retention: float = 14 * 86400.0
     queues: tuple[str, ...] | None = None
 
 

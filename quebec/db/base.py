@@ -14,11 +14,13 @@ from django.utils import timezone
 
 from quebec import queue_selectors
 from quebec.db.rows import chunks, new_row, value_converter
+from quebec.models.stats import SUMMED
 from quebec.models import (
     BlockedExecution,
     ClaimedExecution,
     FailedExecution,
     Job,
+    JobStat,
     Pause,
     ReadyExecution,
     ScheduledExecution,
@@ -297,8 +299,10 @@ class Operations:
         self.delete_by_pk(Job, [job.pk for job in deleted if job.pk in owned])
         return owned
 
-    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
-        """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs)."""
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
+        """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs).
+        ``rollups`` (rows for ``add_job_stats``) are for a one-statement end, which adds them
+        when every claim was still ours; here the lifecycle adds them itself."""
         owned = self.end_claimed(written, deleted, process_id) if written or deleted else set()
         claimed = self.claim(selectors, limit, process_id, skip_locked, gate) if limit > 0 else []
         return owned, claimed
@@ -306,6 +310,34 @@ class Operations:
     def ends_and_claims_in_one_statement(self, selectors, gate):
         """Whether ``end_and_claim`` is a single statement, which needs no transaction around it."""
         return False
+
+    # -- Rollups ---------------------------------------------------------------------------------
+
+    def add_job_stats(self, rows):
+        """Add each (minute, queue, class, *values of ``SUMMED``) of ``rows`` to its group's row
+        of ``JobStat``, creating it if needed: one statement, whatever the number of groups."""
+        head, row, params = self._job_stats_values(rows)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"{head} VALUES {', '.join([row] * len(rows))} {self.add_job_stats_clause()}", params)
+
+    def add_job_stats_clause(self):
+        """The upsert's tail: on the group's row, add each value to its column."""
+        table = self.table(JobStat)
+        additions = ", ".join(
+            f"{self.quote(name)} = {table}.{self.quote(name)} + excluded.{self.quote(name)}" for name in SUMMED
+        )
+        return f"ON CONFLICT (minute, queue_name, class_name) DO UPDATE SET {additions}"
+
+    def _job_stats_values(self, rows):
+        columns = ("minute", "queue_name", "class_name", *SUMMED)
+        head = f"INSERT INTO {self.table(JobStat)} ({', '.join(self.quote(name) for name in columns)})"
+        minute = JobStat._meta.get_field("minute")
+        params = [
+            value
+            for minute_value, *values in rows
+            for value in (minute.get_db_prep_save(minute_value, self.connection), *values)
+        ]
+        return head, f"({', '.join(['%s'] * len(columns))})", params
 
     # -- Semaphores -------------------------------------------------------------------------------
 

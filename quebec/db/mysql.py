@@ -10,6 +10,7 @@ unique index from a derived table of the keys.
 from quebec.db.base import Operations as BaseOperations
 from quebec.db.rows import chunks
 from quebec.models import BlockedExecution, ClaimedExecution, Semaphore, UniqueKey
+from quebec.models.stats import SUMMED
 
 # Keys per statement when rows are reached through a list of keys: bounds the statement's size.
 KEYS_PER_STATEMENT = 500
@@ -100,6 +101,11 @@ class Operations(BaseOperations):
                     f"UPDATE {join} SET t.value = t.value + %s, t.updated_at = %s, t.expires_at = %s",
                     [*params, delta, self._datetime(now), self._datetime(expires_at)],
                 )
+
+    def add_job_stats_clause(self):
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(
+            f"{self.quote(name)} = {self.quote(name)} + VALUES({self.quote(name)})" for name in SUMMED
+        )
 
     def take_unique_keys(self, rows, now):
         """ON DUPLICATE KEY UPDATE takes over only an expired key. Its assignments run left to

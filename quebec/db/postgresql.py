@@ -15,10 +15,12 @@ from quebec import conf
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL
 from quebec.db.rows import value_converter
+from quebec.models.stats import SUMMED
 from quebec.models import (
     BlockedExecution,
     ClaimedExecution,
     Job,
+    JobStat,
     ReadyExecution,
     ScheduledExecution,
     Semaphore,
@@ -143,9 +145,10 @@ class Operations(BaseOperations):
     def ends_and_claims_in_one_statement(self, selectors, gate):
         return len(selectors) == 1 and gate is None
 
-    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
         """The end of a batch of runs and the next claim as one statement (``end_claimed`` and
-        ``claim`` of the general path, with the same ownership check and locking)."""
+        ``claim`` of the general path, with the same ownership check and locking), adding
+        ``rollups`` when every claim was still ours."""
         if not self.ends_and_claims_in_one_statement(selectors, gate):
             return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
         jobs, claimed = self.table(Job), self.table(ClaimedExecution)
@@ -168,6 +171,9 @@ class Operations(BaseOperations):
             ctes.append(f"""deleted AS (DELETE FROM {jobs} j WHERE j.id = ANY(%s::bigint[])
                 AND j.id IN (SELECT job_id FROM owned) RETURNING j.id)""")
             params.append([job.pk for job in deleted])
+        if rollups:
+            ctes.append(self._job_stats_cte(len(ids)))
+            params.append(_job_stats_document(rollups, self.connection))
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
@@ -177,6 +183,14 @@ class Operations(BaseOperations):
         rows = list(Job.objects.using(self.using).raw(sql, params))
         owned = set(rows[0].owned_ids or [])
         return owned, sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
+
+    def add_job_stats(self, rows):
+        with self.connection.cursor() as cursor:
+            cursor.execute(_job_stats_sql(self.using), [_job_stats_document(rows, self.connection)])
+
+    def _job_stats_cte(self, ended):
+        """The CTE adding rollups (one JSON document) when all ``ended`` claims were ours."""
+        return f"""stats AS ({_job_stats_sql(self.using, f"(SELECT count(*) FROM owned) = {int(ended)}")})"""
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -330,6 +344,30 @@ def json_rows_sql(fields, connection):
     quote = connection.ops.quote_name
     columns = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
     return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
+
+
+def _job_stats_document(rows, connection):
+    """Rollup rows as one JSON document of arrays: (minute, queue, class, *SUMMED)."""
+    minute = JobStat._meta.get_field("minute")
+    return json.dumps([[minute.get_db_prep_save(row[0], connection).isoformat(), *row[1:]] for row in rows])
+
+
+@functools.lru_cache(maxsize=16)
+def _job_stats_sql(using, condition="true"):
+    """The upsert of rollups read from one JSON document of arrays (``_job_stats_document``):
+    each group's values added to its row, groups in key order."""
+    quote = connections[using].ops.quote_name
+    table = quote(JobStat._meta.db_table)
+    columns = ", ".join(quote(name) for name in ("minute", "queue_name", "class_name", *SUMMED))
+    values = ", ".join(
+        f"(r->>{index + 3})::{'float8' if name.endswith('_sum') else 'bigint'}" for index, name in enumerate(SUMMED)
+    )
+    additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED)
+    return f"""INSERT INTO {table} ({columns})
+        SELECT (r->>0)::timestamptz, r->>1, r->>2, {values}
+        FROM jsonb_array_elements(%s::jsonb) AS e(r) WHERE {condition}
+        ORDER BY 1, 2, 3
+        ON CONFLICT (minute, queue_name, class_name) DO UPDATE SET {additions}"""
 
 
 @functools.lru_cache(maxsize=16)

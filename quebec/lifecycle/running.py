@@ -11,9 +11,10 @@ import contextlib
 
 from django.utils import timezone
 
+from quebec import conf
 from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
-from quebec.lifecycle import events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
+from quebec.lifecycle import events, logs, outcome, participants, stats  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, done, put_in_line
 from quebec.models import ClaimedExecution, Job
 
@@ -53,11 +54,17 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
     deleted = [run.job for run in runs if run.ends_for_good and not preserve]
     written = [run.job for run in runs if not (run.ends_for_good and not preserve)]
     alone = ops.ends_and_claims_in_one_statement(selectors, gate) and not _concerned(runs)
+    rollups = stats.rollups(runs) if runs and conf.get().stats else []
     with contextlib.nullcontext() if alone else write_transaction(using):
-        owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+        # Alone, the statement adds the rollups too, if every claim was still ours.
+        owned, claimed = ops.end_and_claim(
+            written, deleted, process_id, selectors, limit, skip_locked, gate, rollups if alone else ()
+        )
         recorded = [run for run in runs if run.job.pk in owned]
         if recorded and not alone:
             _after_end(recorded, using)
+        if rollups and recorded and (not alone or len(recorded) < len(runs)):
+            stats.record(recorded, using)
         _publish(recorded, claimed, process_id, using)
     return recorded, claimed
 

@@ -1,4 +1,5 @@
-"""Dispatchers move due scheduled jobs to ready, clear old finished jobs, and prune dead processes."""
+"""Dispatchers move due scheduled jobs to ready, clear old finished jobs and rollups, and prune
+dead processes."""
 
 import logging
 import time
@@ -7,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from quebec import maintenance
-from quebec.lifecycle import queueing
+from quebec.lifecycle import queueing, stats
 from quebec.models import Job, Semaphore
 from quebec.processes.poller import Poller
 
@@ -38,6 +39,7 @@ class Dispatcher(Poller):
         if time.monotonic() >= self._next_clear:
             self._next_clear = time.monotonic() + CLEAR_EVERY
             self.clear_finished_jobs()
+            self.prune_stats()
         if time.monotonic() >= self._next_maintenance:
             self._next_maintenance = time.monotonic() + self.settings.dispatcher_concurrency_maintenance_interval
             self.concurrency_maintenance()
@@ -69,3 +71,18 @@ class Dispatcher(Poller):
         if cleared:
             logger.info("%s cleared %d finished job(s)", self.name, cleared)
         return cleared
+
+    def prune_stats(self):
+        """Delete rollups older than ``stats_retention``, in batches, bounded per pass like
+        ``clear_finished_jobs``."""
+        pruned = 0
+        for _ in range(CLEAR_BATCHES_PER_PASS):
+            deleted = stats.prune(self.using, self.settings.stats_retention, stats.PRUNE_BATCH)
+            pruned += deleted
+            if deleted < stats.PRUNE_BATCH:
+                break
+        else:
+            self._next_clear = time.monotonic()
+        if pruned:
+            logger.info("%s pruned %d rollup row(s) past stats_retention", self.name, pruned)
+        return pruned
