@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from quebec.lifecycle import running
+from quebec.lifecycle import running, stats
 from quebec.lifecycle.outcome import FINISHED, Outcome, Run
-from quebec.models import ClaimedExecution, JobStat, Process, percentile
-from quebec.models.stats import BOUNDS, bucket
+from quebec.models import ClaimedExecution, JobStat, JobStatTotal, Process, percentile
+from quebec.models.stats import BOUNDS, bucket, totals_since_start
 from quebec.processes.dispatcher import Dispatcher
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import ChaosJob, SleepJob
@@ -117,13 +117,32 @@ def test_no_rollups_when_stats_are_off(process, settings):
     assert not JobStat.objects.exists()
 
 
-def test_the_dispatcher_prunes_rollups_past_stats_retention(start):
+def test_the_dispatcher_prunes_rollups_past_stats_retention_and_keeps_them_in_the_totals(start):
     now = timezone.now().replace(second=0, microsecond=0)
-    for age in (timedelta(hours=3), timedelta(hours=2), timedelta(minutes=5)):
-        JobStat.objects.create(minute=now - age, queue_name="default", class_name=CHAOS, finished=1)
+    for age in (timedelta(hours=3), timedelta(hours=2), timedelta(seconds=0)):
+        JobStat.objects.create(minute=now - age, queue_name="default", class_name=CHAOS, finished=1, run_b03=1)
     start(Dispatcher, stats_retention=3600)
     wait_until(lambda: JobStat.objects.count() == 1, message="the old rollups to be pruned")
-    assert JobStat.objects.get().minute == now - timedelta(minutes=5)
+    assert JobStat.objects.get().minute == now
+    # The counters since the start still hold what was pruned.
+    [total] = totals_since_start()
+    assert (total["finished"], total["run_buckets"][3]) == (3, 3)
+
+
+def test_folding_adds_each_minute_to_the_totals_once():
+    now = timezone.now().replace(second=0, microsecond=0)
+    for age in (60, 30, 10, 2, 0):
+        JobStat.objects.create(minute=now - timedelta(minutes=age), queue_name="q", class_name=CHAOS, finished=1)
+    JobStat.objects.create(minute=now - timedelta(minutes=30), queue_name="q", class_name=SLEEP, failed=2)
+    assert stats.fold("default", now) == now - stats.FOLD_LAG
+    assert stats.fold("default", now) == now - stats.FOLD_LAG  # nothing new: nothing added
+    folded = {row.class_name: row for row in JobStatTotal.objects.exclude(class_name="")}
+    assert (folded[CHAOS].finished, folded[SLEEP].failed) == (3, 2)
+    assert {row["class_name"]: row["finished"] + row["failed"] for row in totals_since_start()} == {CHAOS: 5, SLEEP: 2}
+    # A later fold takes the minutes that have ended since, and only those.
+    stats.fold("default", now + timedelta(minutes=10))
+    assert JobStatTotal.objects.get(class_name=CHAOS).finished == 5
+    assert {row["class_name"]: row["finished"] for row in totals_since_start()}[CHAOS] == 5
 
 
 def test_percentiles_interpolate_inside_a_bucket():

@@ -316,28 +316,32 @@ class Operations:
     def add_job_stats(self, rows):
         """Add each (minute, queue, class, *values of ``SUMMED``) of ``rows`` to its group's row
         of ``JobStat``, creating it if needed: one statement, whatever the number of groups."""
-        head, row, params = self._job_stats_values(rows)
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"{head} VALUES {', '.join([row] * len(rows))} {self.add_job_stats_clause()}", params)
+        self.add_sums(JobStat, ("minute", "queue_name", "class_name"), rows)
 
-    def add_job_stats_clause(self):
-        """The upsert's tail: on the group's row, add each value to its column."""
-        table = self.table(JobStat)
-        additions = ", ".join(
-            f"{self.quote(name)} = {table}.{self.quote(name)} + excluded.{self.quote(name)}" for name in SUMMED
-        )
-        return f"ON CONFLICT (minute, queue_name, class_name) DO UPDATE SET {additions}"
+    def add_sums(self, model, keys, rows, replaced=()):
+        """Upsert ``rows`` of (*``keys``, *``replaced``, *``SUMMED``) values into ``model``, whose
+        unique constraint is ``keys``: a row found gets the ``replaced`` values and each
+        ``SUMMED`` value added to its column. One statement per 200 rows."""
+        columns = [model._meta.get_field(name) for name in (*keys, *replaced, *SUMMED)]
+        head = f"INSERT INTO {self.table(model)} ({', '.join(self.quote(field.column) for field in columns)})"
+        row = f"({', '.join(['%s'] * len(columns))})"
+        tail = self.sums_clause(model, keys, replaced)
+        connection = self.connection
+        with connection.cursor() as cursor:
+            for chunk in chunks(rows, 200):
+                params = [
+                    field.get_db_prep_save(value, connection)
+                    for values in chunk
+                    for field, value in zip(columns, values, strict=True)
+                ]
+                cursor.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", params)
 
-    def _job_stats_values(self, rows):
-        columns = ("minute", "queue_name", "class_name", *SUMMED)
-        head = f"INSERT INTO {self.table(JobStat)} ({', '.join(self.quote(name) for name in columns)})"
-        minute = JobStat._meta.get_field("minute")
-        params = [
-            value
-            for minute_value, *values in rows
-            for value in (minute.get_db_prep_save(minute_value, self.connection), *values)
-        ]
-        return head, f"({', '.join(['%s'] * len(columns))})", params
+    def sums_clause(self, model, keys, replaced):
+        """The upsert's tail: on the row found, replace some columns and add to the others."""
+        table, quote = self.table(model), self.quote
+        changes = [f"{quote(name)} = excluded.{quote(name)}" for name in replaced]
+        changes += [f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED]
+        return f"ON CONFLICT ({', '.join(quote(name) for name in keys)}) DO UPDATE SET {', '.join(changes)}"
 
     # -- Semaphores -------------------------------------------------------------------------------
 

@@ -102,10 +102,11 @@ class Operations(BaseOperations):
                     [*params, delta, self._datetime(now), self._datetime(expires_at)],
                 )
 
-    def add_job_stats_clause(self):
-        return "ON DUPLICATE KEY UPDATE " + ", ".join(
-            f"{self.quote(name)} = {self.quote(name)} + VALUES({self.quote(name)})" for name in SUMMED
-        )
+    def sums_clause(self, model, keys, replaced):
+        quote = self.quote
+        changes = [f"{quote(name)} = VALUES({quote(name)})" for name in replaced]
+        changes += [f"{quote(name)} = {quote(name)} + VALUES({quote(name)})" for name in SUMMED]
+        return f"ON DUPLICATE KEY UPDATE {', '.join(changes)}"
 
     def take_unique_keys(self, rows, now):
         """ON DUPLICATE KEY UPDATE takes over only an expired key. Its assignments run left to

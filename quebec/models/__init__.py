@@ -8,7 +8,7 @@ statements behind it are in ``quebec.db``.
     processes   Process
     limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
-    stats       JobStat (rollups per minute, queue and class), percentile
+    stats       JobStat (rollups per minute, queue and class), JobStatTotal, percentile
 """
 
 from quebec.models.jobs import (
@@ -26,7 +26,7 @@ from quebec.models.jobs import (
 from quebec.models.limits import RateLimitStart, Semaphore, UniqueKey
 from quebec.models.processes import Process
 from quebec.models.recurring import RecurringExecution, RecurringTask
-from quebec.models.stats import JobStat, percentile
+from quebec.models.stats import JobStat, JobStatTotal, percentile
 
 __all__ = [
     "EXECUTION_STATES",
@@ -36,6 +36,7 @@ __all__ = [
     "FailedExecution",
     "Job",
     "JobStat",
+    "JobStatTotal",
     "JobStatus",
     "Pause",
     "Process",

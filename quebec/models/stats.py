@@ -23,6 +23,11 @@ Reading them, for the dashboard and the metrics endpoint::
 past the bounds, holds everything longer. Bucket fields are ``run_b00`` .. ``run_b20`` and
 ``wait_b00`` .. ``wait_b20`` (``RUN_BUCKETS``, ``WAIT_BUCKETS``). Rows are kept for
 ``stats_retention`` (14 days) and pruned by the dispatcher.
+
+``JobStatTotal`` holds, per (queue, class), the sums of every minute before its ``through``:
+the dispatcher folds minutes into it a few minutes after they end, before they are ever pruned,
+so the totals since the start (``totals_since_start()``, what the metrics endpoint exports as
+Prometheus counters) never go down and cost a scrape a handful of rows, not 14 days of them.
 """
 
 import bisect
@@ -118,6 +123,27 @@ class JobStatQuerySet(models.QuerySet):
         return [summary(row) for row in rows]
 
 
+def totals_since_start(using=None):
+    """Per (queue, class), everything ever rolled up: the folded totals plus the minutes not
+    folded yet, as ``summary`` dicts with ``queue_name`` and ``class_name``; two queries."""
+    folded = list(JobStatTotal.objects.db_manager(using).exclude(queue_name="", class_name=""))
+    through = JobStatTotal.objects.db_manager(using).through()
+    recent = JobStat.objects.db_manager(using).all()
+    if through is not None:
+        recent = recent.filter(minute__gte=through)
+    sums = {}
+    for row in folded:
+        sums[row.queue_name, row.class_name] = {name: getattr(row, name) for name in SUMMED}
+    for row in recent.values("queue_name", "class_name").annotate(**{name: Sum(name) for name in SUMMED}).order_by():
+        group = sums.setdefault((row["queue_name"], row["class_name"]), dict.fromkeys(SUMMED, 0))
+        for name in SUMMED:
+            group[name] += row[name] or 0
+    return [
+        summary({"queue_name": queue, "class_name": class_name, **values})
+        for (queue, class_name), values in sorted(sums.items())
+    ]
+
+
 def summary(row):
     """A dict of summed columns made readable: bucket lists and percentiles instead of columns."""
     row = {name: (value or 0) for name, value in row.items()}
@@ -209,3 +235,85 @@ class JobStat(models.Model):
 
     def __str__(self):
         return f"{self.class_name} on {self.queue_name} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class JobStatTotalQuerySet(models.QuerySet):
+    def through(self):
+        """The minute up to which (excluded) ``JobStat`` rows are folded in; None before the first fold."""
+        return self.filter(queue_name="", class_name="").values_list("through", flat=True).first()
+
+
+class JobStatTotal(models.Model):
+    """The sums of ``JobStat`` rows of one (queue, class) for every minute before ``through``.
+
+    The row with an empty queue and class is the marker: it exists from the first fold, holds
+    ``through`` for all, and is what a fold locks, so two dispatchers never fold a minute twice.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    class_name = models.CharField(max_length=255, verbose_name=_("class name"))
+    through = models.DateTimeField(verbose_name=_("through"))
+    finished = _count()
+    failed = _count()
+    retried = _count()
+    discarded = _count()
+    run_count = _count()
+    run_sum = models.FloatField(default=0.0)
+    run_b00 = _count()
+    run_b01 = _count()
+    run_b02 = _count()
+    run_b03 = _count()
+    run_b04 = _count()
+    run_b05 = _count()
+    run_b06 = _count()
+    run_b07 = _count()
+    run_b08 = _count()
+    run_b09 = _count()
+    run_b10 = _count()
+    run_b11 = _count()
+    run_b12 = _count()
+    run_b13 = _count()
+    run_b14 = _count()
+    run_b15 = _count()
+    run_b16 = _count()
+    run_b17 = _count()
+    run_b18 = _count()
+    run_b19 = _count()
+    run_b20 = _count()
+    wait_count = _count()
+    wait_sum = models.FloatField(default=0.0)
+    wait_b00 = _count()
+    wait_b01 = _count()
+    wait_b02 = _count()
+    wait_b03 = _count()
+    wait_b04 = _count()
+    wait_b05 = _count()
+    wait_b06 = _count()
+    wait_b07 = _count()
+    wait_b08 = _count()
+    wait_b09 = _count()
+    wait_b10 = _count()
+    wait_b11 = _count()
+    wait_b12 = _count()
+    wait_b13 = _count()
+    wait_b14 = _count()
+    wait_b15 = _count()
+    wait_b16 = _count()
+    wait_b17 = _count()
+    wait_b18 = _count()
+    wait_b19 = _count()
+    wait_b20 = _count()
+
+    objects = QuebecManager.from_queryset(JobStatTotalQuerySet)()
+
+    class Meta:
+        db_table = "quebec_job_stat_totals"
+        verbose_name = _("job statistics total")
+        verbose_name_plural = _("job statistics totals")
+        constraints = [
+            models.UniqueConstraint(fields=["queue_name", "class_name"], name="quebec_job_stat_totals_group"),
+        ]
+
+    def __str__(self):
+        return f"{self.class_name or '(marker)'} on {self.queue_name or '-'} before {self.through:%Y-%m-%d %H:%M}"

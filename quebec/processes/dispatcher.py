@@ -73,8 +73,9 @@ class Dispatcher(Poller):
         return cleared
 
     def prune_stats(self):
-        """Delete rollups older than ``stats_retention``, in batches, bounded per pass like
-        ``clear_finished_jobs``."""
+        """Fold finished minutes of rollups into their totals, then delete those older than
+        ``stats_retention``, in batches, bounded per pass like ``clear_finished_jobs``."""
+        stats.fold(self.using)
         pruned = 0
         for _ in range(CLEAR_BATCHES_PER_PASS):
             deleted = stats.prune(self.using, self.settings.stats_retention, stats.PRUNE_BATCH)
