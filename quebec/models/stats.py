@@ -126,14 +126,15 @@ class JobStatQuerySet(models.QuerySet):
 def totals_since_start(using=None):
     """Per (queue, class), everything ever rolled up: the folded totals plus the minutes not
     folded yet, as ``summary`` dicts with ``queue_name`` and ``class_name``; two queries."""
-    folded = list(JobStatTotal.objects.db_manager(using).exclude(queue_name="", class_name=""))
-    through = JobStatTotal.objects.db_manager(using).through()
+    folded = list(JobStatTotal.objects.db_manager(using).all())
+    through = next((row.through for row in folded if row.queue_name == row.class_name == ""), None)
     recent = JobStat.objects.db_manager(using).all()
     if through is not None:
         recent = recent.filter(minute__gte=through)
     sums = {}
     for row in folded:
-        sums[row.queue_name, row.class_name] = {name: getattr(row, name) for name in SUMMED}
+        if row.queue_name or row.class_name:
+            sums[row.queue_name, row.class_name] = {name: getattr(row, name) for name in SUMMED}
     for row in recent.values("queue_name", "class_name").annotate(**{name: Sum(name) for name in SUMMED}).order_by():
         group = sums.setdefault((row["queue_name"], row["class_name"]), dict.fromkeys(SUMMED, 0))
         for name in SUMMED:
