@@ -41,6 +41,11 @@ END_FIELDS = (
 )
 
 
+def _number(name, value):
+    """A sum as SQL text: seconds as a float, counts as an integer (MySQL sums come as Decimal)."""
+    return repr(float(value)) if name.endswith("_sum") else str(int(value))
+
+
 class Operations:
     vendor = None
     # A LIKE pattern's escape character, where the database has no default one.
@@ -321,26 +326,36 @@ class Operations:
     def add_sums(self, model, keys, rows, replaced=()):
         """Upsert ``rows`` of (*``keys``, *``replaced``, *``SUMMED``) values into ``model``, whose
         unique constraint is ``keys``: a row found gets the ``replaced`` values and each
-        ``SUMMED`` value added to its column. One statement per 200 rows."""
-        columns = [model._meta.get_field(name) for name in (*keys, *replaced, *SUMMED)]
-        head = f"INSERT INTO {self.table(model)} ({', '.join(self.quote(field.column) for field in columns)})"
-        row = f"({', '.join(['%s'] * len(columns))})"
-        tail = self.sums_clause(model, keys, replaced)
+        ``SUMMED`` value added to its column. One statement per 200 rows.
+
+        Only the sums that are not zero in some row are written (the others are 0 by the
+        column's default, and adding 0 changes nothing): a batch of quick jobs touches a handful
+        of its columns. They go into the text as numbers, which costs the driver nothing to
+        quote; they are ints and floats this module made, never text."""
+        fields = [model._meta.get_field(name) for name in (*keys, *replaced)]
         connection = self.connection
         with connection.cursor() as cursor:
             for chunk in chunks(rows, 200):
-                params = [
-                    field.get_db_prep_save(value, connection)
-                    for values in chunk
-                    for field, value in zip(columns, values, strict=True)
-                ]
-                cursor.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", params)
+                first = len(fields)
+                summed = [index for index in range(len(SUMMED)) if any(row[first + index] for row in chunk)]
+                if not summed and not replaced:
+                    continue  # nothing to add (runs measured by nothing: a resumed run of a dead process)
+                names = [*(field.column for field in fields), *(SUMMED[index] for index in summed)]
+                values = []
+                params = []
+                for row in chunk:
+                    params += [field.get_db_prep_save(value, connection) for field, value in zip(fields, row)]
+                    numbers = [_number(SUMMED[index], row[first + index]) for index in summed]
+                    values.append(f"({', '.join(['%s'] * len(fields) + numbers)})")
+                head = f"INSERT INTO {self.table(model)} ({', '.join(self.quote(name) for name in names)})"
+                tail = self.sums_clause(model, keys, replaced, [SUMMED[index] for index in summed])
+                cursor.execute(f"{head} VALUES {', '.join(values)} {tail}", params)
 
-    def sums_clause(self, model, keys, replaced):
-        """The upsert's tail: on the row found, replace some columns and add to the others."""
+    def sums_clause(self, model, keys, replaced, summed):
+        """The upsert's tail: on the row found, replace the ``replaced`` columns and add to the ``summed`` ones."""
         table, quote = self.table(model), self.quote
         changes = [f"{quote(name)} = excluded.{quote(name)}" for name in replaced]
-        changes += [f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED]
+        changes += [f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed]
         return f"ON CONFLICT ({', '.join(quote(name) for name in keys)}) DO UPDATE SET {', '.join(changes)}"
 
     # -- Semaphores -------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ unique index from a derived table of the keys.
 from quebec.db.base import Operations as BaseOperations
 from quebec.db.rows import chunks
 from quebec.models import BlockedExecution, ClaimedExecution, Semaphore, UniqueKey
-from quebec.models.stats import SUMMED
 
 # Keys per statement when rows are reached through a list of keys: bounds the statement's size.
 KEYS_PER_STATEMENT = 500
@@ -102,10 +101,10 @@ class Operations(BaseOperations):
                     [*params, delta, self._datetime(now), self._datetime(expires_at)],
                 )
 
-    def sums_clause(self, model, keys, replaced):
+    def sums_clause(self, model, keys, replaced, summed):
         quote = self.quote
         changes = [f"{quote(name)} = VALUES({quote(name)})" for name in replaced]
-        changes += [f"{quote(name)} = {quote(name)} + VALUES({quote(name)})" for name in SUMMED]
+        changes += [f"{quote(name)} = {quote(name)} + VALUES({quote(name)})" for name in summed]
         return f"ON DUPLICATE KEY UPDATE {', '.join(changes)}"
 
     def take_unique_keys(self, rows, now):

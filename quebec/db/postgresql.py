@@ -172,8 +172,9 @@ class Operations(BaseOperations):
                 AND j.id IN (SELECT job_id FROM owned) RETURNING j.id)""")
             params.append([job.pk for job in deleted])
         if rollups:
-            ctes.append(self._job_stats_cte(len(ids)))
-            params.append(_job_stats_document(rollups, self.connection))
+            summed = _summed(rollups)
+            ctes.append(self._job_stats_cte(len(ids), summed))
+            params.append(_job_stats_document(rollups, summed, self.connection))
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
@@ -186,11 +187,12 @@ class Operations(BaseOperations):
 
     def add_job_stats(self, rows):
         with self.connection.cursor() as cursor:
-            cursor.execute(_job_stats_sql(self.using), [_job_stats_document(rows, self.connection)])
+            summed = _summed(rows)
+            cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed, self.connection)])
 
-    def _job_stats_cte(self, ended):
+    def _job_stats_cte(self, ended, summed):
         """The CTE adding rollups (one JSON document) when all ``ended`` claims were ours."""
-        return f"""stats AS ({_job_stats_sql(self.using, f"(SELECT count(*) FROM owned) = {int(ended)}")})"""
+        return f"""stats AS ({_job_stats_sql(self.using, summed, f"(SELECT count(*) FROM owned) = {int(ended)}")})"""
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -346,28 +348,42 @@ def json_rows_sql(fields, connection):
     return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
 
 
-def _job_stats_document(rows, connection):
-    """Rollup rows as one JSON document of arrays: (minute, queue, class, *SUMMED)."""
+def _summed(rows):
+    """The ``SUMMED`` columns not zero in some row: the only ones the upsert names (the others
+    keep their default, 0), so a batch of quick jobs sends and adds a handful of columns."""
+    return tuple(name for index, name in enumerate(SUMMED) if any(row[3 + index] for row in rows))
+
+
+def _job_stats_document(rows, summed, connection):
+    """Rollup rows as one JSON document of arrays: (minute, queue, class, *the ``summed`` values)."""
     minute = JobStat._meta.get_field("minute")
-    return json.dumps([[minute.get_db_prep_save(row[0], connection).isoformat(), *row[1:]] for row in rows])
+    positions = [3 + SUMMED.index(name) for name in summed]
+    return json.dumps(
+        [
+            [minute.get_db_prep_save(row[0], connection).isoformat(), row[1], row[2], *(row[p] for p in positions)]
+            for row in rows
+        ]
+    )
 
 
-@functools.lru_cache(maxsize=16)
-def _job_stats_sql(using, condition="true"):
+@functools.lru_cache(maxsize=256)
+def _job_stats_sql(using, summed, condition="true"):
     """The upsert of rollups read from one JSON document of arrays (``_job_stats_document``):
-    each group's values added to its row, groups in key order."""
+    each group's ``summed`` values added to its row, groups in key order. (A handful of column
+    sets recur: quick jobs that finish fill the same few buckets.)"""
     quote = connections[using].ops.quote_name
     table = quote(JobStat._meta.db_table)
-    columns = ", ".join(quote(name) for name in ("minute", "queue_name", "class_name", *SUMMED))
-    values = ", ".join(
-        f"(r->>{index + 3})::{'float8' if name.endswith('_sum') else 'bigint'}" for index, name in enumerate(SUMMED)
+    columns = ", ".join(quote(name) for name in ("minute", "queue_name", "class_name", *summed))
+    values = "".join(
+        f", (r->>{index + 3})::{'float8' if name.endswith('_sum') else 'bigint'}" for index, name in enumerate(summed)
     )
-    additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED)
+    additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed)
+    conflict = f"DO UPDATE SET {additions}" if summed else "DO NOTHING"
     return f"""INSERT INTO {table} ({columns})
-        SELECT (r->>0)::timestamptz, r->>1, r->>2, {values}
+        SELECT (r->>0)::timestamptz, r->>1, r->>2{values}
         FROM jsonb_array_elements(%s::jsonb) AS e(r) WHERE {condition}
         ORDER BY 1, 2, 3
-        ON CONFLICT (minute, queue_name, class_name) DO UPDATE SET {additions}"""
+        ON CONFLICT (minute, queue_name, class_name) {conflict}"""
 
 
 @functools.lru_cache(maxsize=16)

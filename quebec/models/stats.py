@@ -157,7 +157,8 @@ def summary(row):
 
 
 def _count():
-    return models.BigIntegerField(default=0)
+    # db_default: an upsert names only the columns it adds to, the others start at 0.
+    return models.BigIntegerField(default=0, db_default=0)
 
 
 class JobStat(models.Model):
@@ -175,7 +176,7 @@ class JobStat(models.Model):
     discarded = _count()
     # Run time: runs measured, their total seconds, and a count per bucket of BOUNDS.
     run_count = _count()
-    run_sum = models.FloatField(default=0.0)
+    run_sum = models.FloatField(default=0.0, db_default=0.0)
     run_b00 = _count()
     run_b01 = _count()
     run_b02 = _count()
@@ -199,7 +200,7 @@ class JobStat(models.Model):
     run_b20 = _count()
     # Wait time: from the later of enqueue and due time to the start of the run.
     wait_count = _count()
-    wait_sum = models.FloatField(default=0.0)
+    wait_sum = models.FloatField(default=0.0, db_default=0.0)
     wait_b00 = _count()
     wait_b01 = _count()
     wait_b02 = _count()
@@ -260,7 +261,7 @@ class JobStatTotal(models.Model):
     retried = _count()
     discarded = _count()
     run_count = _count()
-    run_sum = models.FloatField(default=0.0)
+    run_sum = models.FloatField(default=0.0, db_default=0.0)
     run_b00 = _count()
     run_b01 = _count()
     run_b02 = _count()
@@ -283,7 +284,7 @@ class JobStatTotal(models.Model):
     run_b19 = _count()
     run_b20 = _count()
     wait_count = _count()
-    wait_sum = models.FloatField(default=0.0)
+    wait_sum = models.FloatField(default=0.0, db_default=0.0)
     wait_b00 = _count()
     wait_b01 = _count()
     wait_b02 = _count()
