@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from quebec import conf
 from quebec.lifecycle import running, stats
 from quebec.lifecycle.outcome import FINISHED, Outcome, Run
 from quebec.models import ClaimedExecution, JobStat, JobStatTotal, Process, percentile
@@ -177,3 +178,18 @@ def test_the_read_api_sums_rows_per_class_queue_and_minute():
 @pytest.fixture
 def process():
     return Process.objects.register("Worker", "stats-worker")
+
+
+def test_the_settings_default_validate_and_come_from_the_environment(monkeypatch, settings_config):
+    assert (conf.get().stats, conf.get().stats_retention) == (True, 14 * 86400)
+    monkeypatch.setenv("QUEBEC_STATS_RETENTION", "2h")
+    monkeypatch.setenv("QUEBEC_STATS", "false")
+    conf._cached.cache_clear()
+    assert (conf.get().stats, conf.get().stats_retention) == (False, 7200)
+    monkeypatch.delenv("QUEBEC_STATS_RETENTION")
+    monkeypatch.delenv("QUEBEC_STATS")
+    for bad in ({"stats_retention": 0}, {"stats_retention": "-1h"}, {"stats_retention": "soon"}, {"stats": "maybe"}):
+        with pytest.raises(conf.ConfigError, match=next(iter(bad))):
+            settings_config(**bad)
+            conf._cached.cache_clear()
+            conf.get()

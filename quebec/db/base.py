@@ -337,7 +337,7 @@ class Operations:
         with connection.cursor() as cursor:
             for chunk in chunks(rows, 200):
                 first = len(fields)
-                summed = [index for index in range(len(SUMMED)) if any(row[first + index] for row in chunk)]
+                summed = sorted({index for row in chunk for index, value in enumerate(row[first:]) if value})
                 if not summed and not replaced:
                     continue  # nothing to add (runs measured by nothing: a resumed run of a dead process)
                 names = [*(field.column for field in fields), *(SUMMED[index] for index in summed)]

@@ -174,7 +174,7 @@ class Operations(BaseOperations):
         if rollups:
             summed = _summed(rollups)
             ctes.append(self._job_stats_cte(len(ids), summed))
-            params.append(_job_stats_document(rollups, summed, self.connection))
+            params.append(_job_stats_document(rollups, summed))
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
@@ -188,7 +188,7 @@ class Operations(BaseOperations):
     def add_job_stats(self, rows):
         with self.connection.cursor() as cursor:
             summed = _summed(rows)
-            cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed, self.connection)])
+            cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed)])
 
     def _job_stats_cte(self, ended, summed):
         """The CTE adding rollups (one JSON document) when all ``ended`` claims were ours."""
@@ -351,19 +351,17 @@ def json_rows_sql(fields, connection):
 def _summed(rows):
     """The ``SUMMED`` columns not zero in some row: the only ones the upsert names (the others
     keep their default, 0), so a batch of quick jobs sends and adds a handful of columns."""
-    return tuple(name for index, name in enumerate(SUMMED) if any(row[3 + index] for row in rows))
+    nonzero = set()
+    for row in rows:
+        nonzero.update(index for index, value in enumerate(row[3:]) if value)
+    return tuple(SUMMED[index] for index in sorted(nonzero))
 
 
-def _job_stats_document(rows, summed, connection):
-    """Rollup rows as one JSON document of arrays: (minute, queue, class, *the ``summed`` values)."""
-    minute = JobStat._meta.get_field("minute")
+def _job_stats_document(rows, summed):
+    """Rollup rows as one JSON document of arrays: (minute, queue, class, *the ``summed`` values);
+    minutes are aware datetimes, read back as timestamptz."""
     positions = [3 + SUMMED.index(name) for name in summed]
-    return json.dumps(
-        [
-            [minute.get_db_prep_save(row[0], connection).isoformat(), row[1], row[2], *(row[p] for p in positions)]
-            for row in rows
-        ]
-    )
+    return json.dumps([[row[0].isoformat(), row[1], row[2], *(row[p] for p in positions)] for row in rows])
 
 
 @functools.lru_cache(maxsize=256)
