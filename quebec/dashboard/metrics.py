@@ -89,11 +89,13 @@ def job_metrics(out):
     """Counters and run-time and wait-time histograms per queue and class, from the rollups
     since the start; two queries."""
     groups = totals_since_start()
+    for group in groups:
+        group["labels"] = labels(group)
     for counter, help_text in COUNTERS.items():
         name = f"quebec_jobs_{counter}_total"
         out.family(name, "counter", f"{help_text} Since the start of the rollups, per queue and job class.")
         for group in groups:
-            out.sample(name, labels(group), group[counter])
+            out.sample(name, group["labels"], group[counter])
     for kind, help_text in (
         ("run", "Run time of jobs, from start to end of a run."),
         ("wait", "Wait time of jobs, from enqueue (or due time, when later) to the start of a run."),
@@ -101,11 +103,12 @@ def job_metrics(out):
         name = f"quebec_job_{kind}_seconds"
         out.family(name, "histogram", help_text)
         for group in groups:
-            out.histogram(name, labels(group), group[f"{kind}_buckets"], group[f"{kind}_sum"])
+            out.histogram(name, group["labels"], group[f"{kind}_buckets"], group[f"{kind}_sum"])
 
 
 def labels(group):
-    return {"queue": group["queue_name"], "class": group["class_name"]}
+    """The group's labels as text, formatted once for its many lines."""
+    return format_labels({"queue": group["queue_name"], "class": group["class_name"]})
 
 
 def state_metrics(out):
@@ -136,7 +139,9 @@ def batch_metrics(out):
 
 
 class Exposition:
-    """Lines of the text format: a family's HELP and TYPE, then its samples."""
+    """Lines of the text format: a family's HELP and TYPE, then its samples. Labels are given as
+    a dict, or as text already formatted by ``format_labels`` (a group's labels, used by many
+    lines, are formatted once)."""
 
     def __init__(self):
         self.lines = []
@@ -146,28 +151,32 @@ class Exposition:
         self.lines.append(f"# TYPE {name} {kind}")
 
     def sample(self, name, label_values, value):
-        self.lines.append(f"{name}{format_labels(label_values)} {format_value(value)}")
+        text = label_values if isinstance(label_values, str) else format_labels(label_values)
+        self.lines.append(f"{name}{{{text}}} {format_value(value)}" if text else f"{name} {format_value(value)}")
 
     def histogram(self, name, label_values, buckets, total):
         """Cumulative ``le`` buckets from per-bucket counts, then ``_sum`` and ``_count``."""
+        text = label_values if isinstance(label_values, str) else format_labels(label_values)
+        prefix = f"{name}_bucket{{{text}," if text else f"{name}_bucket{{"
         seen = 0
-        for bound, count in zip((*BOUNDS, float("inf")), buckets, strict=True):
+        for bound, count in zip(BOUND_TEXTS, buckets, strict=True):
             seen += count
-            self.sample(f"{name}_bucket", {**label_values, "le": format_value(float(bound))}, seen)
-        self.sample(f"{name}_sum", label_values, float(total))
-        self.sample(f"{name}_count", label_values, seen)
+            self.lines.append(f'{prefix}le="{bound}"}} {seen}')
+        self.sample(f"{name}_sum", text, float(total))
+        self.sample(f"{name}_count", text, seen)
 
     def text(self):
         return "\n".join(self.lines) + "\n"
 
 
 def format_labels(label_values):
-    if not label_values:
-        return ""
-    return "{" + ",".join(f'{key}="{escape_label(str(value))}"' for key, value in label_values.items()) + "}"
+    """``key="value",...``, values escaped as the format says."""
+    return ",".join(f'{key}="{escape_label(str(value))}"' for key, value in label_values.items())
 
 
 def escape_label(value):
+    if "\\" not in value and '"' not in value and "\n" not in value:
+        return value
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -181,3 +190,6 @@ def format_value(value):
             return "+Inf"
         return repr(value)
     return str(value)
+
+
+BOUND_TEXTS = (*(format_value(float(bound)) for bound in BOUNDS), "+Inf")
