@@ -54,16 +54,15 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
     deleted = [run.job for run in runs if run.ends_for_good and not preserve]
     written = [run.job for run in runs if not (run.ends_for_good and not preserve)]
     alone = ops.ends_and_claims_in_one_statement(selectors, gate) and not _concerned(runs)
-    rollups = stats.rollups(runs, now) if runs and conf.get().stats else []
+    rolled_up = bool(runs) and conf.get().stats
     with contextlib.nullcontext() if alone else write_transaction(using):
         # Alone, the statement adds the rollups too, if every claim was still ours.
-        owned, claimed = ops.end_and_claim(
-            written, deleted, process_id, selectors, limit, skip_locked, gate, rollups if alone else ()
-        )
+        rollups = stats.rollups(runs, now) if rolled_up and alone else ()
+        owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate, rollups)
         recorded = [run for run in runs if run.job.pk in owned]
         if recorded and not alone:
             _after_end(recorded, using)
-        if rollups and recorded and (not alone or len(recorded) < len(runs)):
+        if rolled_up and recorded and (not alone or len(recorded) < len(runs)):
             stats.record(recorded, now, using)
         _publish(recorded, claimed, process_id, using)
     return recorded, claimed
