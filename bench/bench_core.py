@@ -87,9 +87,10 @@ def bench_bulk(n):
     return n / (time.perf_counter() - started)
 
 
-def start_worker(database_url, workdir, root=ROOT):
+def start_worker(database_url, workdir, root=ROOT, env=None):
     """A ``quebec_run --only worker`` process with ``THREADS`` threads, logging to a file; it runs
-    the Quebec of the checkout at ``root`` (this one by default)."""
+    the Quebec of the checkout at ``root`` (this one by default), with ``env`` added to its
+    environment (settings as ``QUEBEC_<KEY>``)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
@@ -97,6 +98,7 @@ def start_worker(database_url, workdir, root=ROOT):
         "PYTHONPATH": os.pathsep.join([str(root), str(root / "testproject")]),
         "QUEBEC_WORKER_THREADS": str(THREADS),
         "QUEBEC_PRESERVE_FINISHED_JOBS": "true",  # finished_at is what the drain rate is read from
+        **(env or {}),
     }
     command = [sys.executable, "-m", "django", "quebec_run", "--only", "worker", "-v", "0"]
     with open(workdir / "quebec_run.log", "wb") as log:
@@ -120,21 +122,33 @@ def wait_until_drained(process, on_first_finish=None):
         time.sleep(0.05)
 
 
-def bench_drain(n, database_url, workdir, root=ROOT):
+def bench_drain(n, database_url, workdir, root=ROOT, env=None, server_cpu=None):
     """Run one worker process (of the checkout at ``root``) over the ``n`` ready jobs; returns
-    the drain figures, with the worker's CPU time per job from its first finish to its last."""
+    the drain figures, with the worker's CPU time per job from its first finish to its last.
+    ``server_cpu()``, if given, returns {server process id: CPU seconds}: its growth over the
+    same span is ``server_cpu_ms_per_job``."""
     import psutil
     from django.db.models import Max, Min
 
     from quebec.models import Job
 
     started = time.monotonic()
-    process = start_worker(database_url, workdir, root)
+    process = start_worker(database_url, workdir, root, env)
     worker = psutil.Process(process.pid)
     cpu_at_start = []
+    server_at_start = []
+
+    def first_finish():
+        cpu_at_start.append(_cpu_seconds(worker))
+        if server_cpu is not None:
+            server_at_start.append(server_cpu())
+
     try:
-        wait_until_drained(process, lambda: cpu_at_start.append(_cpu_seconds(worker)))
+        wait_until_drained(process, first_finish)
         cpu = _cpu_seconds(worker) - (cpu_at_start or [0.0])[0]
+        if server_cpu is not None:
+            before = (server_at_start or [{}])[0]
+            server = sum(seconds - before.get(pid, 0.0) for pid, seconds in server_cpu().items())
         wall = time.monotonic() - started
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
@@ -150,6 +164,7 @@ def bench_drain(n, database_url, workdir, root=ROOT):
         "drain_wall": n / wall,
         "wall_seconds": wall,
         "cpu_ms_per_job": cpu * 1000 / n,
+        "server_cpu_ms_per_job": server * 1000 / n if server_cpu is not None else None,
         "exit_code": exit_code,
     }
 

@@ -76,6 +76,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "monitoring_token": (None, lambda value: str(value) if value not in (None, "") else None),
     "dashboard_debug": (False, _bool),
     "log_format": ("text", _log_format),  # of quebec_run's own output (quebec/logger.py)
+    # Rollups per minute, queue and class (quebec.models.stats), and how long they are kept.
+    "stats": (True, _bool),
+    "stats_retention": (14 * 86400.0, _positive_duration),
     # The queues of the one worker group, for when queue.yml would hold only that.
     "queues": (None, optional_queues),
 }
@@ -148,6 +151,8 @@ class Config:
     monitoring_token: str | None = dataclasses.field(default=None, repr=False)  # a secret: kept out of reprs
     dashboard_debug: bool = False
     log_format: str = "text"
+    stats: bool = True
+    stats_retention: float = 14 * 86400.0
     queues: tuple[str, ...] | None = None
 
 

@@ -16,40 +16,42 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BATCH = 50
 
 # Statements per operation and database (BEGIN and COMMIT count where the driver sends them).
+# The end of runs adds their rollups (one upsert, whatever the batch): on PostgreSQL's
+# one-statement end and claim, inside that statement.
 BUDGETS = {
     "postgresql": {
         "enqueue one": 1,
         "enqueue a batch": 1,
         "claim": 1,
         "end and claim": 1,
-        "end and claim, keyed": 5,
+        "end and claim, keyed": 6,
         "enqueue one, keyed": 8,
         "enqueue a batch, unique": 4,
         "enqueue a duplicate": 5,
-        "end and claim, unique": 4,
+        "end and claim, unique": 5,
     },
     # MySQL returns only the id of a single-row INSERT: a batch of jobs is an INSERT per job.
     "mysql": {
         "enqueue one": 4,
         "enqueue a batch": 4,
         "claim": 6,
-        "end and claim": 9,
-        "end and claim, keyed": 10,
+        "end and claim": 10,
+        "end and claim, keyed": 11,
         "enqueue one, keyed": 9,
         "enqueue a batch, unique": 5,
         "enqueue a duplicate": 4,
-        "end and claim, unique": 7,
+        "end and claim, unique": 8,
     },
     "sqlite": {
         "enqueue one": 4,
         "enqueue a batch": 4,
         "claim": 7,
-        "end and claim": 9,
-        "end and claim, keyed": 9,
+        "end and claim": 10,
+        "end and claim, keyed": 10,
         "enqueue one, keyed": 9,
         "enqueue a batch, unique": 6,
         "enqueue a duplicate": 5,
-        "end and claim, unique": 6,
+        "end and claim, unique": 7,
     },
 }
 

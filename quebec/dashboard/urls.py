@@ -2,7 +2,10 @@
 
 from django.urls import path
 
-from quebec.dashboard import databases, views
+from quebec.dashboard import databases, metrics, views
 
 app_name = "quebec"
-urlpatterns = [path("health/", databases.routed(views.health), name="health")]
+urlpatterns = [
+    path("health/", databases.routed(views.health), name="health"),
+    path("metrics/", databases.routed(metrics.metrics), name="metrics"),
+]

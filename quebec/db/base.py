@@ -17,12 +17,14 @@ from quebec import queue_selectors
 from quebec.db import job_rows
 from quebec.db.connection import send
 from quebec.db.rows import chunks, new_row, value_converter
+from quebec.models.stats import SUMMED
 from quebec.models import (
     Batch,
     BlockedExecution,
     ClaimedExecution,
     FailedExecution,
     Job,
+    JobStat,
     Pause,
     ReadyExecution,
     ScheduledExecution,
@@ -41,6 +43,11 @@ END_FIELDS = (
     "discarded_at",
     "updated_at",
 )
+
+
+def _number(name, value):
+    """A sum as SQL text: seconds as a float, counts as an integer (MySQL sums come as Decimal)."""
+    return repr(float(value)) if name.endswith("_sum") else str(int(value))
 
 
 class Operations:
@@ -371,8 +378,10 @@ class Operations:
         self.delete_by_pk(Job, [job.pk for job in deleted if job.pk in owned])
         return owned
 
-    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
-        """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs)."""
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
+        """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs).
+        ``rollups`` (rows for ``add_job_stats``) are for a one-statement end, which adds them
+        when every claim was still ours; here the lifecycle adds them itself."""
         owned = self.end_claimed(written, deleted, process_id) if written or deleted else set()
         claimed = self.claim(selectors, limit, process_id, skip_locked, gate) if limit > 0 else []
         return owned, claimed
@@ -380,6 +389,48 @@ class Operations:
     def ends_and_claims_in_one_statement(self, selectors, gate):
         """Whether ``end_and_claim`` is a single statement, which needs no transaction around it."""
         return False
+
+    # -- Rollups ---------------------------------------------------------------------------------
+
+    def add_job_stats(self, rows):
+        """Add each (minute, queue, class, *values of ``SUMMED``) of ``rows`` to its group's row
+        of ``JobStat``, creating it if needed: one statement, whatever the number of groups."""
+        self.add_sums(JobStat, ("minute", "queue_name", "class_name"), rows)
+
+    def add_sums(self, model, keys, rows, replaced=()):
+        """Upsert ``rows`` of (*``keys``, *``replaced``, *``SUMMED``) values into ``model``, whose
+        unique constraint is ``keys``: a row found gets the ``replaced`` values and each
+        ``SUMMED`` value added to its column. One statement per 200 rows.
+
+        Only the sums that are not zero in some row are written (the others are 0 by the
+        column's default, and adding 0 changes nothing): a batch of quick jobs touches a handful
+        of its columns. They go into the text as numbers, which costs the driver nothing to
+        quote; they are ints and floats this module made, never text."""
+        fields = [model._meta.get_field(name) for name in (*keys, *replaced)]
+        connection = self.connection
+        with connection.cursor() as cursor:
+            for chunk in chunks(rows, 200):
+                first = len(fields)
+                summed = sorted({index for row in chunk for index, value in enumerate(row[first:]) if value})
+                if not summed and not replaced:
+                    continue  # nothing to add (runs measured by nothing: a resumed run of a dead process)
+                names = [*(field.column for field in fields), *(SUMMED[index] for index in summed)]
+                values = []
+                params = []
+                for row in chunk:
+                    params += [field.get_db_prep_save(value, connection) for field, value in zip(fields, row)]
+                    numbers = [_number(SUMMED[index], row[first + index]) for index in summed]
+                    values.append(f"({', '.join(['%s'] * len(fields) + numbers)})")
+                head = f"INSERT INTO {self.table(model)} ({', '.join(self.quote(name) for name in names)})"
+                tail = self.sums_clause(model, keys, replaced, [SUMMED[index] for index in summed])
+                cursor.execute(f"{head} VALUES {', '.join(values)} {tail}", params)
+
+    def sums_clause(self, model, keys, replaced, summed):
+        """The upsert's tail: on the row found, replace the ``replaced`` columns and add to the ``summed`` ones."""
+        table, quote = self.table(model), self.quote
+        changes = [f"{quote(name)} = excluded.{quote(name)}" for name in replaced]
+        changes += [f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed]
+        return f"ON CONFLICT ({', '.join(quote(name) for name in keys)}) DO UPDATE SET {', '.join(changes)}"
 
     # -- Semaphores -------------------------------------------------------------------------------
 

@@ -101,6 +101,12 @@ class Operations(BaseOperations):
                     [*params, delta, self._datetime(now), self._datetime(expires_at)],
                 )
 
+    def sums_clause(self, model, keys, replaced, summed):
+        quote = self.quote
+        changes = [f"{quote(name)} = VALUES({quote(name)})" for name in replaced]
+        changes += [f"{quote(name)} = {quote(name)} + VALUES({quote(name)})" for name in summed]
+        return f"ON DUPLICATE KEY UPDATE {', '.join(changes)}"
+
     def take_unique_keys(self, rows, now):
         """ON DUPLICATE KEY UPDATE takes over only an expired key. Its assignments run left to
         right, each seeing the ones before: ``expires_at``, which the others test, comes last.

@@ -17,11 +17,13 @@ from quebec.db import job_rows
 from quebec.db.base import END_FIELDS, Operations as BaseOperations
 from quebec.db.connection import READY_CHANNEL, send, transaction_pooled
 from quebec.db.rows import value_converter
+from quebec.models.stats import SUMMED
 from quebec.models import (
     Batch,
     BlockedExecution,
     ClaimedExecution,
     Job,
+    JobStat,
     ReadyExecution,
     ScheduledExecution,
     Semaphore,
@@ -138,18 +140,22 @@ class Operations(BaseOperations):
     def ends_and_claims_in_one_statement(self, selectors, gate):
         return len(selectors) == 1 and gate is None
 
-    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None):
+    def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
         """The end of a batch of runs and the next claim as one statement (``end_claimed`` and
-        ``claim`` of the general path, with the same ownership check and locking)."""
+        ``claim`` of the general path, with the same ownership check and locking), adding
+        ``rollups`` when every claim was still ours."""
         if not self.ends_and_claims_in_one_statement(selectors, gate):
             return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
-        owned, claimed, _ = self.end_count_and_claim(written, deleted, process_id, selectors, limit, skip_locked)
+        owned, claimed, _ = self.end_count_and_claim(
+            written, deleted, process_id, selectors, limit, skip_locked, rollups=rollups
+        )
         return owned, claimed
 
-    def end_count_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, batch=None):
+    def end_count_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, batch=None, rollups=()):
         """``end_and_claim``'s one statement, which also takes the ended members of batch
         ``batch`` (a (batch id, member job ids) pair; each one that ends completes) off its
-        counters; returns (owned ids, jobs, whether the batch now runs with none pending)."""
+        counters and adds ``rollups`` when every claim was still ours; returns (owned ids, jobs,
+        whether the batch now runs with none pending)."""
         jobs, claimed = self.table(Job), self.table(ClaimedExecution)
         ids = [job.pk for job in (*written, *deleted)]
         # updated_at is the same for the whole batch: one parameter, not a value per row.
@@ -180,6 +186,10 @@ class Operations(BaseOperations):
                 WHERE b.id = %s AND m.n > 0 AND b.finished_at IS NULL RETURNING b.status, b.pending_jobs)""")
             params += [self._datetime(timezone.now()), batch[1], batch[0]]
             due = "(SELECT status = 'running' AND pending_jobs <= 0 FROM counted)"
+        if rollups:
+            summed = _summed(rollups)
+            ctes.append(self._job_stats_cte(len(ids), summed))
+            params.append(_job_stats_document(rollups, summed))
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
@@ -190,6 +200,15 @@ class Operations(BaseOperations):
         owned = set(rows[0].owned_ids or [])
         claimed_jobs = sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
         return owned, claimed_jobs, bool(rows[0].batch_due)
+
+    def add_job_stats(self, rows):
+        with self.connection.cursor() as cursor:
+            summed = _summed(rows)
+            cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed)])
+
+    def _job_stats_cte(self, ended, summed):
+        """The CTE adding rollups (one JSON document) when all ``ended`` claims were ours."""
+        return f"""stats AS ({_job_stats_sql(self.using, summed, f"(SELECT count(*) FROM owned) = {int(ended)}")})"""
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -343,6 +362,42 @@ def json_rows_sql(fields, connection):
     quote = connection.ops.quote_name
     columns = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
     return f"jsonb_to_recordset(%s::jsonb) AS v ({columns}, position bigint)"
+
+
+def _summed(rows):
+    """The ``SUMMED`` columns not zero in some row: the only ones the upsert names (the others
+    keep their default, 0), so a batch of quick jobs sends and adds a handful of columns."""
+    nonzero = set()
+    for row in rows:
+        nonzero.update(index for index, value in enumerate(row[3:]) if value)
+    return tuple(SUMMED[index] for index in sorted(nonzero))
+
+
+def _job_stats_document(rows, summed):
+    """Rollup rows as one JSON document of arrays: (minute, queue, class, *the ``summed`` values);
+    minutes are aware datetimes, read back as timestamptz."""
+    positions = [3 + SUMMED.index(name) for name in summed]
+    return json.dumps([[row[0].isoformat(), row[1], row[2], *(row[p] for p in positions)] for row in rows])
+
+
+@functools.lru_cache(maxsize=256)
+def _job_stats_sql(using, summed, condition="true"):
+    """The upsert of rollups read from one JSON document of arrays (``_job_stats_document``):
+    each group's ``summed`` values added to its row, groups in key order. (A handful of column
+    sets recur: quick jobs that finish fill the same few buckets.)"""
+    quote = connections[using].ops.quote_name
+    table = quote(JobStat._meta.db_table)
+    columns = ", ".join(quote(name) for name in ("minute", "queue_name", "class_name", *summed))
+    values = "".join(
+        f", (r->>{index + 3})::{'float8' if name.endswith('_sum') else 'bigint'}" for index, name in enumerate(summed)
+    )
+    additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed)
+    conflict = f"DO UPDATE SET {additions}" if summed else "DO NOTHING"
+    return f"""INSERT INTO {table} ({columns})
+        SELECT (r->>0)::timestamptz, r->>1, r->>2{values}
+        FROM jsonb_array_elements(%s::jsonb) AS e(r) WHERE {condition}
+        ORDER BY 1, 2, 3
+        ON CONFLICT (minute, queue_name, class_name) {conflict}"""
 
 
 @functools.lru_cache(maxsize=32)

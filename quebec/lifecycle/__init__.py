@@ -11,6 +11,7 @@ after the commit. See docs/architecture.md.
     queueing   enqueue, dispatch_due, retry, run_now, unblock, discard, release_expired
     running    claim, start, end, end_and_claim, release, deregister
     outcome    Outcome and Run: how a run ended, and what that writes on its job
+    stats      rollups of ended runs per minute, queue and class; their fold and pruning
 
 This package imports no submodule itself: ``quebec`` loads parts of it (``outcome``) before
 Django's models are ready.

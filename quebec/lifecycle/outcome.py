@@ -29,11 +29,21 @@ class Run:
     elapsed: float = 0.0  # seconds
     ended_at: object = dataclasses.field(default_factory=timezone.now)
     applied: bool = False  # the job carries its outcome (a retried write must not apply it twice)
+    # Seconds from the later of enqueue and due time to the start; None for a run not measured
+    # (one a dead process never finished). Measured before the outcome moves ``scheduled_at``.
+    waited: float | None = None
 
     @property
     def ends_for_good(self):
         """Finished or discarded: the job will not run again."""
         return self.outcome.state in (FINISHED, DISCARDED)
+
+
+def waited(job, started_at):
+    """Seconds ``job`` waited for a run that started at ``started_at``: since it was due, or
+    enqueued when later."""
+    due = job.created_at if job.scheduled_at is None else max(job.created_at, job.scheduled_at)
+    return max((started_at - due).total_seconds(), 0.0)
 
 
 def storable_return_value(value):

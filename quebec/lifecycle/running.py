@@ -11,9 +11,10 @@ import contextlib
 
 from django.utils import timezone
 
+from quebec import conf
 from quebec.db import operations, write_transaction
 from quebec.errors import describe_error
-from quebec.lifecycle import batches, events, logs, outcome, participants  # noqa: F401  (logs: the log subscriber)
+from quebec.lifecycle import batches, events, logs, outcome, participants, stats  # noqa: F401  (logs: the log subscriber)
 from quebec.lifecycle.queueing import Placement, admit, done, put_in_line
 from quebec.models import ClaimedExecution, Job
 
@@ -55,17 +56,24 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
     one_statement = ops.ends_and_claims_in_one_statement(selectors, gate)
     counted = _counted_batch(runs, ops) if one_statement and runs else None
     alone = one_statement and (counted is not None or not _concerned(runs))
+    rolled_up = bool(runs) and conf.get().stats
     due = False
     with contextlib.nullcontext() if alone else write_transaction(using):
+        # Alone, the statement adds the rollups too, if every claim was still ours.
+        rollups = stats.rollups(runs, now) if rolled_up and alone else ()
         if counted is not None:
             owned, claimed, due = ops.end_count_and_claim(
-                written, deleted, process_id, selectors, limit, skip_locked, counted
+                written, deleted, process_id, selectors, limit, skip_locked, counted, rollups
             )
         else:
-            owned, claimed = ops.end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
+            owned, claimed = ops.end_and_claim(
+                written, deleted, process_id, selectors, limit, skip_locked, gate, rollups
+            )
         recorded = [run for run in runs if run.job.pk in owned]
         if recorded and not alone:
             _after_end(recorded, using)
+        if rolled_up and recorded and (not alone or len(recorded) < len(runs)):
+            stats.record(recorded, now, using)
         _publish(recorded, claimed, process_id, using)
     if due:
         batches.finish(counted[0], using)

@@ -9,6 +9,7 @@ statements behind it are in ``quebec.db``.
     limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
     batches     Batch
+    stats       JobStat (rollups per minute, queue and class), JobStatTotal, percentile
 """
 
 from quebec.models.batches import Batch, BatchStatus
@@ -27,6 +28,7 @@ from quebec.models.jobs import (
 from quebec.models.limits import RateLimitStart, Semaphore, UniqueKey
 from quebec.models.processes import Process
 from quebec.models.recurring import RecurringExecution, RecurringTask
+from quebec.models.stats import JobStat, JobStatTotal, percentile
 
 __all__ = [
     "Batch",
@@ -37,6 +39,8 @@ __all__ = [
     "Execution",
     "FailedExecution",
     "Job",
+    "JobStat",
+    "JobStatTotal",
     "JobStatus",
     "Pause",
     "Process",
@@ -47,4 +51,5 @@ __all__ = [
     "ScheduledExecution",
     "Semaphore",
     "UniqueKey",
+    "percentile",
 ]

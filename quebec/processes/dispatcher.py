@@ -1,5 +1,5 @@
-"""Dispatchers move due scheduled jobs to ready, clear old finished jobs (and batches), repair
-batches whose counters disagree with their members, and prune dead processes."""
+"""Dispatchers move due scheduled jobs to ready, clear old finished jobs (and batches) and
+rollups, repair batches whose counters disagree with their members, and prune dead processes."""
 
 import logging
 import time
@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from quebec import maintenance
-from quebec.lifecycle import batches, queueing
+from quebec.lifecycle import batches, queueing, stats
 from quebec.models import Batch, Job, Semaphore
 from quebec.processes.poller import Poller
 
@@ -41,6 +41,7 @@ class Dispatcher(Poller):
         if time.monotonic() >= self._next_clear:
             self._next_clear = time.monotonic() + CLEAR_EVERY
             self.clear_finished_jobs()
+            self.prune_stats()
         if time.monotonic() >= self._next_batch_check:
             self._next_batch_check = time.monotonic() + CHECK_BATCHES_EVERY
             self.check_batches()
@@ -92,3 +93,19 @@ class Dispatcher(Poller):
         if cleared:
             logger.info("%s cleared %d finished job(s)", self.name, cleared)
         return cleared
+
+    def prune_stats(self):
+        """Fold finished minutes of rollups into their totals, then delete those older than
+        ``stats_retention``, in batches, bounded per pass like ``clear_finished_jobs``."""
+        stats.fold(self.using)
+        pruned = 0
+        for _ in range(CLEAR_BATCHES_PER_PASS):
+            deleted = stats.prune(self.using, self.settings.stats_retention, stats.PRUNE_BATCH)
+            pruned += deleted
+            if deleted < stats.PRUNE_BATCH:
+                break
+        else:
+            self._next_clear = time.monotonic()
+        if pruned:
+            logger.info("%s pruned %d rollup row(s) past stats_retention", self.name, pruned)
+        return pruned

@@ -320,7 +320,7 @@ class Worker(Poller):
         execution.add_attempt(job, outcome, started_at, self.name)
         elapsed = time.monotonic() - started
         self.budget.ran(elapsed)
-        run = outcomes.Run(job, outcome, elapsed)
+        run = outcomes.Run(job, outcome, elapsed, waited=outcomes.waited(job, started_at))
         if outcome.state == outcomes.FINISHED:
             # Recorded by the loop, batched with others and with the next claim.
             self.outbox.add_run(run)
