@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from quebec.dashboard import stats
 from quebec.lifecycle import queueing
-from quebec.models import FailedExecution, Job, Pause, Process, ReadyExecution, RecurringTask
+from quebec.models import FailedExecution, Job, JobStat, Pause, Process, ReadyExecution, RecurringTask
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     HOSTILE,
     VIEW_ALL,
@@ -136,7 +136,7 @@ def queries(client, url):
 
 
 def fill(rows):
-    """``rows`` jobs in each state the pages list, plus processes and recurring tasks."""
+    """``rows`` jobs in each state the pages list, plus processes, recurring tasks and rollups."""
     for index in range(rows):
         RecordJob.set(queue=f"q{index}").perform_later(index)
         scheduled_job(index)
@@ -148,11 +148,14 @@ def fill(rows):
         )
         task.run_now()
         Pause.pause(f"q{index}")
+        minute = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=index)
+        JobStat.objects.create(minute=minute, queue_name=f"q{index}", class_name=f"Job{index}-{rows}", finished=1)
 
 
 BUDGETS = {
     "/admin/quebec/": 25,
     "/admin/quebec/pause/": 25,
+    "/admin/quebec/jobstat/?range=week": 25,
     "/admin/quebec/job/": 20,
     "/admin/quebec/job/?status=finished": 20,
     "/admin/quebec/readyexecution/": 20,

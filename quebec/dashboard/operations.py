@@ -173,3 +173,14 @@ class ProcessAdmin(QuebecModelAdmin):
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, obj):
         return stats.is_alive(obj)
+
+
+@admin.register(models.JobStat)
+class JobStatAdmin(QuebecModelAdmin):
+    """The charts page: throughput, failures and run times from the rollups."""
+
+    tab = "charts"
+    live_rows = False  # drawn on the server from the rollups; the page is reloaded to refresh
+
+    def changelist_view(self, request, extra_context=None):
+        return views.charts_page(request, self)
