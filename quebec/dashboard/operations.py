@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from quebec import models
-from quebec.dashboard import lists, stats, views
+from quebec.dashboard import lists, stats, times, views
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.schedule import ScheduleError
 
@@ -89,13 +89,13 @@ class RecurringTaskAdmin(QuebecModelAdmin):
         if obj.paused_at:
             return _("paused")
         try:
-            return obj.next_run()
+            return times.time_tag(obj.next_run())
         except ScheduleError as error:
             return _("invalid schedule: %(error)s") % {"error": error}
 
     @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run_at(self, obj):
-        return obj.last_run_at
+        return times.time_tag(obj.last_run_at)
 
     @admin.display(description=_("last run's status"))
     def last_status_label(self, obj):
@@ -147,7 +147,7 @@ class ProcessAdmin(QuebecModelAdmin):
         "queues",
         "threads",
         "details",
-        "last_heartbeat_at",
+        "last_heartbeat_at_time",
         "alive",
         "supervisor",
     )
@@ -155,6 +155,7 @@ class ProcessAdmin(QuebecModelAdmin):
     list_select_related = ("supervisor",)
     search_fields = ("name", "hostname")
     ordering = ("kind", "name")
+    last_heartbeat_at_time = times.column("last_heartbeat_at", _("last heartbeat"))
 
     @admin.display(description=_("queues"))
     def queues(self, obj):
