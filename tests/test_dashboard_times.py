@@ -102,5 +102,26 @@ def test_ready_and_in_progress_lists_show_how_long_jobs_have_waited_and_run(admi
     ReadyExecution.objects.filter(pk=old.id).delete()
     ClaimedExecution.objects.create(job_id=old.id, process=process, created_at=now - timedelta(seconds=30))
     html = admin_client.get("/admin/quebec/claimedexecution/").content.decode()
-    assert re.search(r'field-running_for[^>]*><span class="quebec-ticking"[^>]*>30\.\d s<', html)
+    assert re.search(r'field-running_for[^>]*><span class="quebec-ticking"[^>]*>3\d\.\d s<', html)
     assert re.search(r"field-wait_time[^>]*>4 min 30 s<", html)
+
+
+def test_the_processes_page_shows_what_each_worker_runs_now(admin_client, django_assert_max_num_queries):
+    busy = Process.objects.register("Worker", "busy-worker", {"queues": ["*"], "threads": 2})
+    Process.objects.register("Worker", "idle-worker", {"queues": ["*"], "threads": 2})
+    handles = [RecordJob.perform_later(label) for label in ("a", "b")]
+    since = timezone.now() - timedelta(seconds=42)
+    for handle in handles:
+        ReadyExecution.objects.filter(pk=handle.id).delete()
+        ClaimedExecution.objects.create(job_id=handle.id, process=busy, created_at=since)
+    with django_assert_max_num_queries(20):
+        html = admin_client.get("/admin/quebec/process/").content.decode()
+    rows = {name: row for name, row in re.findall(r'field-name">(?:<a [^>]*>)?([^<]*)<(.*?)</tr>', html, re.S)}
+    running = re.search(r'field-running_now">(.*?)</td>', rows["busy-worker"], re.S).group(1)
+    for handle in handles:
+        assert (
+            f'<a href="/admin/quebec/job/{handle.id}/change/">#{handle.id}</a> tests.testapp.jobs.RecordJob since <time'
+            in running
+        )
+    assert re.search(r"since <time [^>]*>4\d s ago</time>", running)
+    assert re.search(r'field-running_now">-</td>', rows["idle-worker"])

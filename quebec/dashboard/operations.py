@@ -1,14 +1,15 @@
 """The admin pages of what runs the jobs: queues (and their pauses), recurring tasks, processes."""
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from quebec import models
-from quebec.dashboard import lists, stats, times, views
+from quebec.dashboard import databases, lists, stats, times, views
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.schedule import ScheduleError
 
@@ -146,6 +147,7 @@ class ProcessAdmin(QuebecModelAdmin):
         "pid",
         "queues",
         "threads",
+        "running_now",
         "details",
         "last_heartbeat_at_time",
         "alive",
@@ -156,6 +158,39 @@ class ProcessAdmin(QuebecModelAdmin):
     search_fields = ("name", "hostname")
     ordering = ("kind", "name")
     last_heartbeat_at_time = times.column("last_heartbeat_at", _("last heartbeat"))
+    running_shown = 5  # jobs listed per process; the rest are counted
+
+    def get_queryset(self, request):
+        # What each process of the page runs now: its claims, one query for the whole page.
+        claims = models.ClaimedExecution.objects.select_related("job").only(
+            "created_at", "process_id", "job__class_name", "job__queue_name"
+        )
+        running = Prefetch("claimed_executions", queryset=claims.order_by("created_at", "pk"), to_attr="running")
+        return super().get_queryset(request).prefetch_related(running)
+
+    @admin.display(description=_("running now"))
+    def running_now(self, obj):
+        claims = getattr(obj, "running", [])
+        if not claims:
+            return "-"
+        items = format_html_join(
+            "",
+            "<li>{} {} {}</li>",
+            (
+                (
+                    format_html(
+                        '<a href="{}">#{}</a>', databases.reverse("admin:quebec_job_change", args=[c.pk]), c.pk
+                    ),
+                    c.job.class_name,
+                    format_html(_("since {}"), times.time_tag(c.created_at)),
+                )
+                for c in claims[: self.running_shown]
+            ),
+        )
+        more = len(claims) - self.running_shown
+        if more > 0:
+            items += format_html("<li>{}</li>", _("and %(count)d more") % {"count": more})
+        return format_html('<ul class="quebec-running">{}</ul>', items)
 
     @admin.display(description=_("queues"))
     def queues(self, obj):
