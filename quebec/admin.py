@@ -18,7 +18,8 @@ from django.utils.translation import ngettext_lazy
 
 from quebec import models
 from quebec.dashboard import bulk, databases, durations, lists, previews, times, views
-from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
+from quebec.dashboard import entry  # noqa: F401  (registers the admin index's one Quebec entry)
+from quebec.dashboard import operations  # noqa: F401  (registers the queues, charts, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.dashboard.progress import ProgressView
 from quebec.lifecycle import queueing

@@ -38,6 +38,10 @@ class QuebecModelAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_model_perms(self, request):
+        # The admin index and side bar list Quebec as one entry, the dashboard (quebec.dashboard.entry).
+        return dict.fromkeys(("add", "change", "delete", "view"), False)
+
     def has_act_permission(self, request):
         """Actions (retry, pause, run now...) need the model's change permission."""
         return request.user.has_perm(f"quebec.change_{self.opts.model_name}")

@@ -9,8 +9,10 @@ statements behind it are in ``quebec.db``.
     limits      Semaphore, RateLimitStart, UniqueKey
     recurring   RecurringTask, RecurringExecution
     stats       JobStat (rollups per minute, queue and class), JobStatTotal, percentile
+    dashboard   Dashboard (no table: the dashboard's entry in the admin index)
 """
 
+from quebec.models.dashboard import Dashboard
 from quebec.models.jobs import (
     EXECUTION_STATES,
     BlockedExecution,
@@ -32,6 +34,7 @@ __all__ = [
     "EXECUTION_STATES",
     "BlockedExecution",
     "ClaimedExecution",
+    "Dashboard",
     "Execution",
     "FailedExecution",
     "Job",
