@@ -92,6 +92,7 @@ def overview_context(request):
         **page_context(request, "overview"),
         **_fragment_context(request),
         "throughput_url": reverse("admin:quebec_throughput"),
+        "charts_url": reverse("admin:quebec_jobstat_changelist") if can_view(request.user, "jobstat") else None,
         "throughput_ranges": [("hour", _("Last hour")), ("day", _("Last day")), ("week", _("Last week"))],
     }
 
@@ -137,16 +138,17 @@ def _job_progress_fragment(request):
 
 @never_cache
 def throughput(request):
-    """Jobs processed and failed per minute, hour or day, for the charts."""
+    """Runs finished and failed per minute, hour or day, from the rollups, for the overview's chart."""
     if not can_view(request.user, "job"):
         raise PermissionDenied
     range_name = request.GET.get("range", "hour")
-    if range_name not in stats.RANGES:
-        return HttpResponseBadRequest(f"range must be one of {', '.join(stats.RANGES)}")
-    data = stats.throughput(range_name)
-    for bucket in data["buckets"]:
-        bucket["start"] = bucket["start"].isoformat()
-    return JsonResponse(data)
+    if range_name not in charts.RANGES:
+        return HttpResponseBadRequest(f"range must be one of {', '.join(charts.RANGES)}")
+    buckets = [
+        {"start": bucket["start"].isoformat(), "processed": bucket["finished"], "failed": bucket["failures"]}
+        for bucket in charts.buckets(range_name)
+    ]
+    return JsonResponse({"range": range_name, "unit": charts.RANGES[range_name].unit, "buckets": buckets})
 
 
 # action: (model, transition, message when done, message when the job left that state meanwhile)
