@@ -9,6 +9,7 @@ import dataclasses
 
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,10 @@ class Chart:
 
 
 # (key of a bucket, CSS class, label): drawn bottom up.
-THROUGHPUT_SERIES = (("finished", "quebec-bar-processed", "finished"), ("failures", "quebec-bar-failed", "failed"))
+THROUGHPUT_SERIES = (
+    ("finished", "quebec-bar-processed", gettext_noop("finished")),
+    ("failures", "quebec-bar-failed", gettext_noop("failed")),
+)
 
 
 def bucket_label(start, unit):
