@@ -1,6 +1,7 @@
 """The charts page: throughput, failures and run times read from the rollups that the test writes,
 and once from jobs a real worker ran."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -125,6 +126,8 @@ def test_the_throughput_chart_is_svg_with_its_figures_as_text(admin_client):
     chart = html.split('id="quebec-throughput-chart"')[1].split("</svg>")[0]
     assert 'role="img"' in chart and "<title" in chart and "12 finished, 3 failed" in chart
     assert chart.count("<rect") == 2  # one minute: its finished bar and its failed bar
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.-]+)"', html)]
+    assert heights and min(heights) > 0  # every bar drawn, the sparklines' too
     mail = page(admin_client, range="hour", queue_name="mail")
     assert "7 finished, 3 failed" in mail.split('id="quebec-throughput-chart"')[1].split("</svg>")[0]
     assert "<script" not in html.split('id="content-main"')[1]

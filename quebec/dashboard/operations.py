@@ -143,8 +143,7 @@ class ProcessAdmin(QuebecModelAdmin):
     list_display = (
         "name",
         "kind",
-        "hostname",
-        "pid",
+        "host",
         "queues",
         "threads",
         "running_now",
@@ -191,6 +190,10 @@ class ProcessAdmin(QuebecModelAdmin):
         if more > 0:
             items += format_html("<li>{}</li>", _("and %(count)d more") % {"count": more})
         return format_html('<ul class="quebec-running">{}</ul>', items)
+
+    @admin.display(description=_("host"), ordering="hostname")
+    def host(self, obj):
+        return _("%(host)s, pid %(pid)s") % {"host": obj.hostname, "pid": obj.pid}
 
     @admin.display(description=_("queues"))
     def queues(self, obj):

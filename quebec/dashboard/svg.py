@@ -48,9 +48,9 @@ def bucket_label(start, unit):
 
 def stacked_bars(buckets, unit, width=600, height=160, series=THROUGHPUT_SERIES):
     """Bars per bucket, the series stacked; a bar's title says its bucket and figure."""
-    top, bottom = 14, 18
+    top, bottom = (14, 18) if height > 60 else (2, 0)  # a sparkline has no labels to make room for
     tallest = max([sum(bucket[key] for key, _css, _label in series) for bucket in buckets] + [1])
-    slot = width / max(len(buckets), 1)
+    slot = (width - 2) / max(len(buckets), 1)  # room for the last bar's minimum width
     scale = (height - top - bottom) / tallest
     shapes = []
     for index, bucket in enumerate(buckets):
@@ -60,7 +60,7 @@ def stacked_bars(buckets, unit, width=600, height=160, series=THROUGHPUT_SERIES)
             if bucket[key]:
                 y -= bucket[key] * scale
                 title = f"{when}: {bucket[key]} {_(label)}"
-                shapes.append(Shape(index * slot + 1, y, max(slot - 2, 1), bucket[key] * scale, css, title))
+                shapes.append(Shape(index * slot + 1, y, max(slot - 2, 2), bucket[key] * scale, css, title))
     totals = ", ".join(f"{sum(bucket[key] for bucket in buckets)} {_(label)}" for key, _css, label in series)
     return Chart(
         width,
