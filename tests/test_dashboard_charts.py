@@ -10,7 +10,9 @@ from django.utils import timezone
 from quebec.dashboard import charts
 from quebec.models import JobStat
 from quebec.models.stats import RUN_BUCKETS, WAIT_BUCKETS, bucket
+from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import _whitenoise_without_collectstatic, staff_client  # noqa: F401  (fixtures)
+from tests.testapp.jobs import ChaosJob, FailingJob, RecordJob
 
 pytestmark = pytest.mark.django_db
 CHARTS = "/admin/quebec/jobstat/"
@@ -150,3 +152,23 @@ def test_unknown_ranges_and_hostile_names_are_harmless(admin_client):
     html = page(admin_client, range="year", queue_name="<b>q</b>")
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
     assert 'aria-current="true"' in html.split('data-quebec-range="day"')[1][:40]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_figures_of_jobs_a_real_worker_ran(admin_client, start):
+    handles = [
+        *(RecordJob.set(queue="default").perform_later(index) for index in range(5)),
+        *(ChaosJob.set(queue="chaos").perform_later(plan) for plan in ("flaky-then-ok", "discard", "unexpected")),
+        FailingJob.set(queue="mail").perform_later("smtp down"),
+    ]
+    start(threads=2)
+    wait_until(lambda: finished(*handles), message="the jobs to end")
+    # 9 jobs; the flaky one ran twice (retried, then finished), the unexpected one failed for good.
+    wait_until(lambda: JobStat.objects.totals()["run_count"] == 10, message="the rollups of every run")
+    html = page(admin_client, range="hour")
+    chaos = figures(html, "quebec-by-class", "tests.testapp.jobs.ChaosJob")
+    assert (chaos["finished"], chaos["failures"], chaos["discarded"]) == ("1", "2", "1")
+    assert figures(html, "quebec-by-queue", "default")["finished"] == "5"
+    assert figures(html, "quebec-by-queue", "mail")["failures"] == "1"
+    assert "6 finished, 3 failed" in html.split('id="quebec-throughput-chart"')[1].split("</svg>")[0]
+    assert figures(html, "quebec-slowest", "tests.testapp.jobs.ChaosJob")["run_count"] == "4"
