@@ -295,7 +295,7 @@ def fill_every_list():
     """Rows in every list, with long names and messages, as a busy installation has."""
     long_name = "tests.testapp.jobs.RecordJob"
     for index in range(3):
-        RecordJob.set(queue=f"imports-{index}-with-a-long-queue-name").perform_later("x" * 300, value=index)
+        RecordJob.set(queue=f"imports-{index}-with-a-long-queue-name").perform_later(f"import {index}", value={"rows": "x" * 300})
         RecordJob.set(wait=3600).perform_later({"account": index, "note": "y" * 300})
         failed_job(index, message="Traceback: " + "a very long error message " * 20)
         Process.objects.register(
