@@ -7,7 +7,7 @@ admin's own add, edit and delete forms stay off.
 """
 
 from django.contrib import admin
-from django.db.models import TextField
+from django.db.models import F, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Substr
 from django.shortcuts import redirect
@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from quebec import models
-from quebec.dashboard import batches, bulk, databases, lists, previews, views
-from quebec.dashboard import operations  # noqa: F401  (registers the queues, recurring and processes pages)
+from quebec.dashboard import batches, bulk, databases, durations, lists, previews, times, views
+from quebec.dashboard import entry  # noqa: F401  (registers the admin index's one Quebec entry)
+from quebec.dashboard import operations  # noqa: F401  (registers the queues, charts, recurring and processes pages)
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.dashboard.progress import ProgressView
 from quebec.lifecycle import queueing
@@ -38,6 +39,7 @@ class JobListAdmin(QuebecModelAdmin):
     search_help_text = _('A job id, an active job id (UUID), or text in the arguments ("quoted" to search digits).')
 
     job_path = "job__"  # how the list's rows reach their job
+    created_at_time = times.column("created_at", _("created at"))
 
     def get_queryset(self, request):
         # A list shows the start of each job's arguments, cut by the database: a page of jobs
@@ -82,8 +84,10 @@ class JobAdmin(JobListAdmin):
         "priority",
         "status_label",
         "executions",
-        "created_at",
-        "finished_at",
+        "created_at_time",
+        "finished_at_time",
+        "run_time",
+        "wait_time",
         "arguments_preview",
     )
     list_filter = (
@@ -99,9 +103,13 @@ class JobAdmin(JobListAdmin):
     text_fields = ("arguments",)
     ordering = ("-pk",)
     job_path = ""
+    created_at_time = times.column("created_at", _("created at"))
+    finished_at_time = times.column("finished_at", _("finished at"))
+    run_time = durations.column("run_time", _("run time"))
+    wait_time = durations.column("wait_time", _("wait time"))
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_status()
+        return super().get_queryset(request).with_status().annotate(**durations.last_run("", "finished_at"))
 
     def get_tab(self, request):
         return "finished" if request.GET.get("status") == "finished" else None
@@ -152,23 +160,36 @@ class JobAdmin(JobListAdmin):
 class ReadyExecutionAdmin(JobListAdmin):
     tab = "ready"
     list_title = _("Ready jobs")
-    list_display = ("job_link", "job_class", "queue_name", "priority", "created_at", "arguments_preview")
+    list_display = (
+        "job_link",
+        "job_class",
+        "queue_name",
+        "priority",
+        "created_at_time",
+        "waiting",
+        "arguments_preview",
+    )
     list_filter = (*FILTERS, "created_at")
     list_select_related = ("job",)
     job_fields = {"class_name": "job__class_name", "queue_name": "queue_name"}
     ordering = ("priority", "pk")
+    waiting = durations.since("due", _("waiting for"), ordering="-due")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(due=durations.due("job__"))
 
 
 @admin.register(models.ScheduledExecution)
 class ScheduledExecutionAdmin(JobListAdmin):
     tab = "scheduled"
     list_title = _("Scheduled jobs")
-    list_display = ("job_link", "job_class", "queue_name", "priority", "scheduled_at", "arguments_preview")
+    list_display = ("job_link", "job_class", "queue_name", "priority", "scheduled_at_time", "arguments_preview")
     list_filter = (*FILTERS, "scheduled_at")
     list_select_related = ("job",)
     job_fields = {"class_name": "job__class_name", "queue_name": "queue_name"}
     ordering = ("scheduled_at", "pk")
     actions = ("run_now", "cancel")
+    scheduled_at_time = times.column("scheduled_at", _("scheduled at"))
 
     @admin.action(description=_("Run selected jobs now"), permissions=["act"])
     def run_now(self, request, queryset):
@@ -188,13 +209,21 @@ class ClaimedExecutionAdmin(JobListAdmin):
         "job_class",
         "job_queue",
         "process_name",
-        "created_at",
+        "created_at_time",
+        "running_for",
+        "wait_time",
         "job_progress",
         "arguments_preview",
     )
     list_filter = (*FILTERS,)
     list_select_related = ("job", "process")
     ordering = ("created_at", "pk")
+    running_for = durations.since("created_at", _("running for"), ordering="-created_at")
+    wait_time = durations.column("wait_time", _("wait time"))
+
+    def get_queryset(self, request):
+        waited = durations.between(durations.due("job__"), F("created_at"))
+        return super().get_queryset(request).annotate(wait_time=waited)
 
     @admin.display(description=_("progress"))
     def job_progress(self, obj):
@@ -223,12 +252,13 @@ class ClaimedExecutionAdmin(JobListAdmin):
 class BlockedExecutionAdmin(JobListAdmin):
     tab = "blocked"
     list_title = _("Blocked jobs")
-    list_display = ("job_link", "job_class", "queue_name", "concurrency_key", "expires_at", "created_at")
+    list_display = ("job_link", "job_class", "queue_name", "concurrency_key", "expires_at_time", "created_at_time")
     list_filter = (*FILTERS,)
     list_select_related = ("job",)
     job_fields = {"class_name": "job__class_name", "queue_name": "queue_name"}
     ordering = ("concurrency_key", "priority", "pk")
     actions = ("unblock", "cancel")
+    expires_at_time = times.column("expires_at", _("expires at"))
 
     @admin.action(description=_("Unblock selected jobs (run over their limit)"), permissions=["act"])
     def unblock(self, request, queryset):
@@ -243,7 +273,17 @@ class BlockedExecutionAdmin(JobListAdmin):
 class FailedExecutionAdmin(JobListAdmin):
     tab = "failed"
     list_title = _("Failed jobs")
-    list_display = ("job_link", "job_class", "job_queue", "exception_class", "short_message", "attempt", "failed_at")
+    list_display = (
+        "job_link",
+        "job_class",
+        "job_queue",
+        "exception_class",
+        "short_message",
+        "attempt",
+        "failed_at",
+        "run_time",
+        "wait_time",
+    )
     list_filter = (*FILTERS, "created_at")
     list_select_related = ("job",)
     text_fields = ("job__arguments", "exception_class", "message")
@@ -251,14 +291,15 @@ class FailedExecutionAdmin(JobListAdmin):
     ordering = ("-created_at", "-pk")
     actions = ("retry", "discard")
 
-    @admin.display(description=_("failed at"), ordering="created_at")
-    def failed_at(self, obj):
-        return obj.created_at
+    failed_at = times.column("created_at", _("failed at"))
+    run_time = durations.column("run_time", _("run time"))
+    wait_time = durations.column("wait_time", _("wait time"))
 
     def get_queryset(self, request):
         # Like the arguments, a message is cut by the database, and the backtrace stays there.
         head = Substr("message", 1, previews.PREVIEW_CHARS + 1)
-        return super().get_queryset(request).defer("message", "backtrace").annotate(message_head=head)
+        rows = super().get_queryset(request).defer("message", "backtrace").annotate(message_head=head)
+        return rows.annotate(**durations.last_run("job__", "created_at"))
 
     @admin.display(description=_("message"))
     def short_message(self, obj):

@@ -332,9 +332,15 @@ def test_the_overview_speaks_french(admin_client, some_jobs):
     with translation.override("fr"):
         body = admin_client.get("/admin/quebec/").content.decode()
     assert '<html lang="fr"' in body
-    for french in ("Vue d’ensemble", "Tâches traitées et en échec", "Derniers échecs", "Processus vivants", "Planifié"):
+    for french in (
+        "Vue d’ensemble",
+        "Exécutions terminées et en échec",
+        "Derniers échecs",
+        "Processus vivants",
+        "Planifié",
+    ):
         assert french in body
-    assert "Latest failures" not in body and "Jobs processed and failed" not in body
+    assert "Latest failures" not in body and "Runs finished and failed" not in body
 
 
 def test_lists_and_job_pages_speak_french(admin_client, some_jobs):
@@ -342,8 +348,8 @@ def test_lists_and_job_pages_speak_french(admin_client, some_jobs):
         ready = admin_client.get("/admin/quebec/readyexecution/").content.decode()
         job = detail(admin_client, some_jobs["failed"])
     assert "Tâches prêtes" in ready and "1 tâche<" in ready
-    # Model and field names too: the sidebar's models, the column headers and the filters.
-    assert "Exécutions en échec" in ready and "Nom de file" in ready and "Priorité" in ready
+    # Model and field names too: the sidebar's one entry, the column headers and the filters.
+    assert "Tableau de bord" in ready and "Nom de file" in ready and "Priorité" in ready
     assert "En échec" in job and "Tentatives" in job and "Trace d’appels" in job
 
 

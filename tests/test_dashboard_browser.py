@@ -2,21 +2,22 @@
 driven by Selenium against a live server, with screenshots under the test's tmp_path.
 
 Skipped when Chromium, its driver or Selenium is missing, except on CI (CI=true), where that
-is a failure.
+is a failure. With SAVE_DOCS_SCREENSHOTS=1, the charts page of a real run is also saved as
+docs/dashboard-charts.png (the README shows it).
 """
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
 import quebec
-
-from quebec.models import Job, Pause
-from tests.conftest import wait_until
+from quebec.models import Job, JobStat, Pause, Process
+from tests.conftest import finished, wait_until
 from tests.test_admin_fixtures import _whitenoise_without_collectstatic, fail, failed_job  # noqa: F401  (fixture)
-from tests.testapp.jobs import ChaosJob, RecordJob
+from tests.testapp.jobs import ChaosJob, FailingJob, RecordJob, SleepJob
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,6 +28,7 @@ pytestmark = [
 
 PAGES = {
     "overview": "/admin/quebec/",
+    "charts": "/admin/quebec/jobstat/",
     "queues": "/admin/quebec/pause/",
     "ready": "/admin/quebec/readyexecution/",
     "scheduled": "/admin/quebec/scheduledexecution/",
@@ -113,6 +115,37 @@ class Dashboard:
         path = self.shots / f"{name}.png"
         assert self.browser.save_screenshot(str(path))
         return path
+
+    def full_screenshot(self, name):
+        """The whole page, however long, at the current width."""
+        height = self.browser.execute_script("return document.scrollingElement.scrollHeight")
+        self.viewport(self.width, height)
+        try:
+            return self.screenshot(name)
+        finally:
+            self.viewport(self.width, 1000)
+
+    width = 1400
+
+    def viewport(self, width, height=1000):
+        """Lay pages out for a screen ``width`` CSS pixels wide (a phone's below 600: mobile)."""
+        self.width = width
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}
+        self.browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+    def sideways_overflow(self):
+        """How many CSS pixels the page, or a list in its own scrolling box, is wider than its
+        box (0 or less: nothing scrolls sideways)."""
+        script = """
+            const boxes = [document.scrollingElement, ...document.querySelectorAll(".results, .quebec-scroll")];
+            return Math.max(...boxes.map((box) => box.scrollWidth - box.clientWidth));
+        """
+        return self.browser.execute_script(script)
+
+    def tab_rows(self):
+        """The distinct tops of the tabs: one when they all fit on one row."""
+        script = "return [...document.querySelectorAll('.quebec-tabs li')].map((li) => li.getBoundingClientRect().top)"
+        return sorted(set(self.browser.execute_script(script)))
 
     def log_in(self, username, password):
         self.open("/admin/login/?next=/admin/quebec/")
@@ -330,3 +363,80 @@ def test_a_batch_page_follows_its_batch_live_and_links_its_fired_callback(dashbo
     assert (
         dashboard.css("#quebec-job-batch").text == f"The on finish callback of Batch #{batch.pk} (import 8) (Succeeded)"
     )
+
+
+def fill_every_list():
+    """Rows in every list, with long names and messages, as a busy installation has."""
+    long_name = "tests.testapp.jobs.RecordJob"
+    for index in range(3):
+        RecordJob.set(queue=f"imports-{index}-with-a-long-queue-name").perform_later(
+            f"import {index}", value={"rows": "x" * 300}
+        )
+        RecordJob.set(wait=3600).perform_later({"account": index, "note": "y" * 300})
+        failed_job(index, message="Traceback: " + "a very long error message " * 20)
+        Process.objects.register(
+            "Worker", f"worker-{index}-{'z' * 40}", {"queues": ["*", long_name], "threads": 5, "rss_mb": 123}
+        )
+    Pause.pause("imports-0-with-a-long-queue-name")
+
+
+def test_tabs_fit_one_row_and_no_list_scrolls_sideways_at_1400_px(dashboard, start):
+    fill_every_list()
+    start(threads=1, queues=("imports-1*",), preserve_finished_jobs=True)  # a worker, and finished jobs
+    wait_until(lambda: Job.objects.filter(finished_at__isnull=False).exists(), message="a job to finish")
+    dashboard.viewport(1400)
+    for name, path in PAGES.items():
+        dashboard.open(path)
+        dashboard.screenshot(f"wide-{name}")
+        assert len(dashboard.tab_rows()) == 1, name
+        assert dashboard.sideways_overflow() <= 0, name
+
+
+def test_the_overview_is_readable_on_a_phone(dashboard):
+    fill_every_list()
+    dashboard.viewport(390, 844)
+    dashboard.open(PAGES["charts"])  # wide tables scroll in their own box; the page does not
+    assert dashboard.browser.execute_script("return document.scrollingElement.scrollWidth <= innerWidth")
+    dashboard.full_screenshot("phone-charts")
+    dashboard.open(PAGES["overview"])
+    dashboard.full_screenshot("phone-overview")
+    assert dashboard.sideways_overflow() <= 0
+    counts = dashboard.browser.execute_script(
+        "return [...document.querySelectorAll('.quebec-count')].map((el) => el.getBoundingClientRect().width)"
+    )
+    assert counts and min(counts) >= 100  # count cards stay wide enough to read
+    size = dashboard.browser.execute_script(
+        "return parseFloat(getComputedStyle(document.querySelector('#quebec-queues td')).fontSize)"
+    )
+    assert size >= 12
+
+
+def test_charts_of_a_real_run(dashboard, start):
+    """Jobs of a few classes, some failing, run by a real worker: the charts show what they did."""
+    handles = [
+        *(RecordJob.set(queue="default").perform_later(index) for index in range(12)),
+        *(SleepJob.set(queue="reports").perform_later(0.5 + 0.25 * (index % 4)) for index in range(8)),
+        *(ChaosJob.set(queue="default").perform_later("flaky-then-ok") for _ in range(3)),
+        *(ChaosJob.set(queue="default").perform_later("discard") for _ in range(2)),
+        *(FailingJob.set(queue="mail").perform_later("smtp down") for _ in range(3)),
+    ]
+    start(threads=3)
+    wait_until(lambda: finished(*handles), message="the jobs to end")
+    ended = lambda: sum(JobStat.objects.totals()[name] for name in ("finished", "failed", "retried", "discarded"))  # noqa: E731
+    wait_until(lambda: ended() == 31, message="the rollups of every run")  # 28 jobs, 3 retried once
+    dashboard.viewport(1400)
+    dashboard.open(PAGES["charts"] + "?range=hour")
+    bars = dashboard.all("#quebec-throughput-chart rect")
+    assert bars and all(bar.get_attribute("class").startswith("quebec-bar-") for bar in bars)
+    assert dashboard.css("#quebec-throughput-svg-desc").get_attribute("textContent") == "23 finished, 6 failed"
+    assert set(dashboard.texts("#quebec-by-class tbody th")) == {
+        "tests.testapp.jobs.RecordJob",
+        "tests.testapp.jobs.SleepJob",
+        "tests.testapp.jobs.ChaosJob",
+        "tests.testapp.jobs.FailingJob",
+    }
+    assert dashboard.texts("#quebec-slowest tbody th")[0] == "tests.testapp.jobs.SleepJob"
+    assert len(dashboard.tab_rows()) == 1 and dashboard.sideways_overflow() <= 0
+    shot = dashboard.full_screenshot("charts")
+    if os.environ.get("SAVE_DOCS_SCREENSHOTS") == "1":
+        shutil.copy(shot, Path(__file__).resolve().parent.parent / "docs" / "dashboard-charts.png")

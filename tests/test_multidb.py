@@ -108,6 +108,10 @@ def test_dashboard_shows_and_acts_on_the_chosen_database(admin_client):
 
     live = admin_client.get(f"{ADMIN}job/live/", {"database": "second", "fragments": "failures"}).json()
     assert live["counts"]["failed"] == "1" and "SecondFailingJob" in live["fragments"]["failures"]
+
+    charts = admin_client.get(f"{ADMIN}jobstat/", {"database": "second", "range": "hour"}).content.decode()
+    assert "SecondFailingJob" in charts and "?range=day&amp;database=second" in charts  # rollups of second
+    assert "SecondFailingJob" not in admin_client.get(f"{ADMIN}jobstat/").content.decode()
     assert admin_client.get(f"{ADMIN}job/live/").json()["counts"]["failed"] == "0"
 
     response = admin_client.post(f"{ADMIN}job/{handle.id}/retry/?database=second")

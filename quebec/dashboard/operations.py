@@ -1,14 +1,15 @@
 """The admin pages of what runs the jobs: queues (and their pauses), recurring tasks, processes."""
 
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from quebec import models
-from quebec.dashboard import lists, stats, views
+from quebec.dashboard import databases, lists, stats, times, views
 from quebec.dashboard.model_admin import QuebecModelAdmin
 from quebec.schedule import ScheduleError
 
@@ -89,13 +90,13 @@ class RecurringTaskAdmin(QuebecModelAdmin):
         if obj.paused_at:
             return _("paused")
         try:
-            return obj.next_run()
+            return times.time_tag(obj.next_run())
         except ScheduleError as error:
             return _("invalid schedule: %(error)s") % {"error": error}
 
     @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run_at(self, obj):
-        return obj.last_run_at
+        return times.time_tag(obj.last_run_at)
 
     @admin.display(description=_("last run's status"))
     def last_status_label(self, obj):
@@ -142,12 +143,12 @@ class ProcessAdmin(QuebecModelAdmin):
     list_display = (
         "name",
         "kind",
-        "hostname",
-        "pid",
+        "host",
         "queues",
         "threads",
+        "running_now",
         "details",
-        "last_heartbeat_at",
+        "last_heartbeat_at_time",
         "alive",
         "supervisor",
     )
@@ -155,6 +156,44 @@ class ProcessAdmin(QuebecModelAdmin):
     list_select_related = ("supervisor",)
     search_fields = ("name", "hostname")
     ordering = ("kind", "name")
+    last_heartbeat_at_time = times.column("last_heartbeat_at", _("last heartbeat"))
+    running_shown = 5  # jobs listed per process; the rest are counted
+
+    def get_queryset(self, request):
+        # What each process of the page runs now: its claims, one query for the whole page.
+        claims = models.ClaimedExecution.objects.select_related("job").only(
+            "created_at", "process_id", "job__class_name", "job__queue_name"
+        )
+        running = Prefetch("claimed_executions", queryset=claims.order_by("created_at", "pk"), to_attr="running")
+        return super().get_queryset(request).prefetch_related(running)
+
+    @admin.display(description=_("running now"))
+    def running_now(self, obj):
+        claims = getattr(obj, "running", [])
+        if not claims:
+            return "-"
+        items = format_html_join(
+            "",
+            "<li>{} {} {}</li>",
+            (
+                (
+                    format_html(
+                        '<a href="{}">#{}</a>', databases.reverse("admin:quebec_job_change", args=[c.pk]), c.pk
+                    ),
+                    c.job.class_name,
+                    format_html(_("since {}"), times.time_tag(c.created_at)),
+                )
+                for c in claims[: self.running_shown]
+            ),
+        )
+        more = len(claims) - self.running_shown
+        if more > 0:
+            items += format_html("<li>{}</li>", _("and %(count)d more") % {"count": more})
+        return format_html('<ul class="quebec-running">{}</ul>', items)
+
+    @admin.display(description=_("host"), ordering="hostname")
+    def host(self, obj):
+        return _("%(host)s, pid %(pid)s") % {"host": obj.hostname, "pid": obj.pid}
 
     @admin.display(description=_("queues"))
     def queues(self, obj):
@@ -173,3 +212,14 @@ class ProcessAdmin(QuebecModelAdmin):
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, obj):
         return stats.is_alive(obj)
+
+
+@admin.register(models.JobStat)
+class JobStatAdmin(QuebecModelAdmin):
+    """The charts page: throughput, failures and run times from the rollups."""
+
+    tab = "charts"
+    live_rows = False  # drawn on the server from the rollups; the page is reloaded to refresh
+
+    def changelist_view(self, request, extra_context=None):
+        return views.charts_page(request, self)

@@ -5,7 +5,7 @@ import datetime
 from datetime import timedelta
 
 from django.db.models import Count, Min
-from django.db.models.functions import Substr, Trunc
+from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.translation import pgettext
 
@@ -31,12 +31,6 @@ WAITING_STATES = {
     "failed": FailedExecution,
 }
 FINISHED_WINDOW = timedelta(hours=24)
-# name: (span shown, bucket unit for Trunc, bucket length)
-RANGES = {
-    "hour": (timedelta(hours=1), "minute", timedelta(minutes=1)),
-    "day": (timedelta(days=1), "hour", timedelta(hours=1)),
-    "week": (timedelta(days=7), "day", timedelta(days=1)),
-}
 COUNT_CAP = 100_000
 
 
@@ -131,47 +125,3 @@ def is_alive(process):
 
 def live_processes(limit=50):
     return list(Process.objects.filter(last_heartbeat_at__gte=alive_since()).order_by("kind", "name")[:limit])
-
-
-def throughput(range_name, now=None):
-    """Jobs finished and failed per bucket over ``range_name`` (hour, day or week); two queries.
-
-    Buckets are truncated in UTC by the database, so SQLite, PostgreSQL and MySQL agree (and
-    MySQL needs no time zone tables). Failures count jobs failed now; retried ones have left.
-    """
-    span, unit, step = RANGES[range_name]
-    now = now or timezone.now()
-    first = _truncate(now - span, step) + step
-    finished = Job.objects.filter(finished_at__gte=first, discarded_at__isnull=True)
-    failed = FailedExecution.objects.filter(created_at__gte=first)
-    processed_by_bucket = _per_bucket(finished, "finished_at", unit)
-    failed_by_bucket = _per_bucket(failed, "created_at", unit)
-    buckets = []
-    start = first
-    while start <= now:
-        buckets.append(
-            {"start": start, "processed": processed_by_bucket.get(start, 0), "failed": failed_by_bucket.get(start, 0)}
-        )
-        start += step
-    return {"range": range_name, "unit": unit, "buckets": buckets}
-
-
-def _per_bucket(queryset, field, unit):
-    rows = (
-        queryset.annotate(bucket=Trunc(field, unit, tzinfo=datetime.UTC))
-        .values("bucket")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    return {_as_utc(row["bucket"]): row["count"] for row in rows}
-
-
-def _truncate(moment, step):
-    epoch = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # a midnight: days align
-    return epoch + ((moment - epoch) // step) * step
-
-
-def _as_utc(moment):
-    if timezone.is_naive(moment):
-        return moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC)

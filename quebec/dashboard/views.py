@@ -11,7 +11,9 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse as plain_reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -20,7 +22,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from quebec.dashboard import health as health_check
 from quebec import routing
-from quebec.dashboard import batches, databases, jobs, previews, stats
+from quebec.dashboard import batches, charts, databases, jobs, previews, stats, svg
 from quebec.dashboard import progress as job_progress
 from quebec.dashboard.databases import reverse
 from quebec.dashboard.lists import MAX_ID, STATUS_LABELS
@@ -30,6 +32,7 @@ from quebec.models import Batch, BlockedExecution, FailedExecution, Job, Pause, 
 # (key, label, model name for permissions, admin URL name, query string)
 TABS = (
     ("overview", gettext_lazy("Overview"), None, "admin:app_list", ""),
+    ("charts", gettext_lazy("Charts"), "jobstat", "admin:quebec_jobstat_changelist", ""),
     ("queues", gettext_lazy("Queues"), "pause", "admin:quebec_pause_changelist", ""),
     ("ready", gettext_lazy("Ready"), "readyexecution", "admin:quebec_readyexecution_changelist", ""),
     ("scheduled", gettext_lazy("Scheduled"), "scheduledexecution", "admin:quebec_scheduledexecution_changelist", ""),
@@ -90,6 +93,7 @@ def overview_context(request):
         **page_context(request, "overview"),
         **_fragment_context(request),
         "throughput_url": reverse("admin:quebec_throughput"),
+        "charts_url": reverse("admin:quebec_jobstat_changelist") if can_view(request.user, "jobstat") else None,
         "throughput_ranges": [("hour", _("Last hour")), ("day", _("Last day")), ("week", _("Last week"))],
     }
 
@@ -150,16 +154,17 @@ def _batch_progress_fragment(request):
 
 @never_cache
 def throughput(request):
-    """Jobs processed and failed per minute, hour or day, for the charts."""
+    """Runs finished and failed per minute, hour or day, from the rollups, for the overview's chart."""
     if not can_view(request.user, "job"):
         raise PermissionDenied
     range_name = request.GET.get("range", "hour")
-    if range_name not in stats.RANGES:
-        return HttpResponseBadRequest(f"range must be one of {', '.join(stats.RANGES)}")
-    data = stats.throughput(range_name)
-    for bucket in data["buckets"]:
-        bucket["start"] = bucket["start"].isoformat()
-    return JsonResponse(data)
+    if range_name not in charts.RANGES:
+        return HttpResponseBadRequest(f"range must be one of {', '.join(charts.RANGES)}")
+    buckets = [
+        {"start": bucket["start"].isoformat(), "processed": bucket["finished"], "failed": bucket["failures"]}
+        for bucket in charts.buckets(range_name)
+    ]
+    return JsonResponse({"range": range_name, "unit": charts.RANGES[range_name].unit, "buckets": buckets})
 
 
 # action: (model, transition, message when done, message when the job left that state meanwhile)
@@ -298,6 +303,55 @@ def queues_page(request, model_admin):
         "next_url": request.get_full_path(),
     }
     return TemplateResponse(request, "quebec/queues.html", context)
+
+
+def charts_page(request, model_admin):
+    """Throughput, failures and run times from the rollups, for all jobs or one queue or class."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    context = {
+        **model_admin.admin_site.each_context(request),
+        **page_context(request, "charts"),
+        **chart_context(request.GET),
+        "title": _("Charts"),
+        "opts": model_admin.opts,
+    }
+    return TemplateResponse(request, "quebec/charts.html", context)
+
+
+def chart_context(query, now=None):
+    """The charts page's figures for the range, queue and class that ``query`` names."""
+    now = now or timezone.now()
+    range_name = query.get("range") if query.get("range") in charts.RANGES else "day"
+    unit = charts.RANGES[range_name].unit
+    chosen = {key: query.get(key, "")[:255] for key in ("queue_name", "class_name")}
+    by_queue = charts.groups(range_name, "queue_name", now)
+    by_class = charts.groups(range_name, "class_name", now)
+    return {
+        "range": range_name,
+        "ranges": [(key, span.label, _chart_link(key, chosen)) for key, span in charts.RANGES.items()],
+        "chosen": chosen,
+        "all_link": _chart_link(range_name, {}),
+        "throughput": svg.stacked_bars(charts.buckets(range_name, now, **chosen), unit),
+        "by_queue": _with_sparklines(range_name, "queue_name", by_queue, unit, now),
+        "by_class": _with_sparklines(range_name, "class_name", by_class, unit, now),
+        "run_times": svg.timing_rows(sorted(by_class, key=lambda row: row["name"])),
+        "slowest": charts.slowest(by_class),
+    }
+
+
+def _with_sparklines(range_name, key, rows, unit, now):
+    series = charts.buckets_per_group(range_name, key, [row["name"] for row in rows], now)
+    for index, row in enumerate(rows):
+        row["sparkline"] = svg.stacked_bars(series[row["name"]], unit, width=120, height=28)
+        row["chart_id"] = f"quebec-{key}-{index}"
+        row["link"] = _chart_link(range_name, {key: row["name"]})
+    return rows
+
+
+def _chart_link(range_name, chosen):
+    query = {"range": range_name, **{key: value for key, value in chosen.items() if value}}
+    return databases.link(plain_reverse("admin:quebec_jobstat_changelist") + "?" + urlencode(query))
 
 
 # state: the actions its page offers, as (action, label)

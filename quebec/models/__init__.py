@@ -10,9 +10,11 @@ statements behind it are in ``quebec.db``.
     recurring   RecurringTask, RecurringExecution
     batches     Batch
     stats       JobStat (rollups per minute, queue and class), JobStatTotal, percentile
+    dashboard   Dashboard (no table: the dashboard's entry in the admin index)
 """
 
 from quebec.models.batches import Batch, BatchStatus
+from quebec.models.dashboard import Dashboard
 from quebec.models.jobs import (
     EXECUTION_STATES,
     BlockedExecution,
@@ -36,6 +38,7 @@ __all__ = [
     "EXECUTION_STATES",
     "BlockedExecution",
     "ClaimedExecution",
+    "Dashboard",
     "Execution",
     "FailedExecution",
     "Job",

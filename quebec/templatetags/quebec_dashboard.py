@@ -9,7 +9,7 @@ from django import template
 from django.urls import reverse
 
 from quebec import routing
-from quebec.dashboard import databases, views
+from quebec.dashboard import databases, times, views
 
 register = template.Library()
 
@@ -33,3 +33,9 @@ def quebec_list_url(context, name, **filters):
     """The list ``name`` filtered by ``filters`` (``queue_name=...``), on the page's database."""
     url = reverse(name, query=filters)
     return databases.link(url, databases.selected(context["request"]))
+
+
+@register.filter
+def quebec_time(moment):
+    """``{{ job.created_at|quebec_time }}``: how long ago, with the exact time on hover."""
+    return times.time_tag(moment)

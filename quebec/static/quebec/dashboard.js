@@ -103,6 +103,10 @@
         const data = await response.json();
         if (data.digest === rows.dataset.quebecDigest) {
             hint.hidden = true;
+            if (!listInUse(rows) && rows.innerHTML !== data.html) {
+                rows.innerHTML = data.html;  // the same rows, their times ("12 s ago") brought up to date
+                bindActions(rows);
+            }
         } else if (listInUse(rows)) {
             hint.hidden = false;
         } else {
