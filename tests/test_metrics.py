@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.urls import include, path
 from django.utils import timezone
 
+import quebec
 from quebec.lifecycle import stats
 from quebec.models import JobStat, Pause, Process, ReadyExecution
 from quebec.models.stats import BOUNDS
@@ -176,3 +177,17 @@ def test_a_scrape_costs_a_bounded_number_of_queries(client, bearer, django_asser
     with django_assert_max_num_queries(12):
         samples = scrape(client, bearer)
     assert sum(v for (name, _), v in samples.items() if name == "quebec_jobs_finished_total") == 600
+
+
+def test_batches_by_status_and_the_members_still_pending(client, bearer):
+    with quebec.batch(description="running") as running:
+        RecordJob.perform_later("a")
+        RecordJob.perform_later("b")
+    with quebec.batch(description="empty"):  # finishes at once, as succeeded
+        pass
+    samples = scrape(client, bearer)
+    assert value(samples, "quebec_batches", status="running") == 1
+    assert value(samples, "quebec_batches", status="succeeded") == 1
+    assert value(samples, "quebec_batches", status="failed") == 0
+    assert value(samples, "quebec_batch_jobs_pending") == 2
+    assert running.refresh().pending_jobs == 2

@@ -8,6 +8,7 @@ tables hold (about ten; ``tests/test_metrics.py`` pins the budget):
     quebec_jobs_{finished,failed,retried,discarded}_total                   per queue and class
     quebec_job_run_seconds, quebec_job_wait_seconds (histograms)            per queue and class
     quebec_jobs (by state), quebec_processes (alive, by kind), quebec_processes_dead
+    quebec_batches (by status), quebec_batch_jobs_pending
 
 The counters and histograms are the rollups (``quebec.models.stats``) since the start: the
 totals the dispatcher folds minutes into, plus the minutes not folded yet. They never go down
@@ -20,13 +21,14 @@ registry and metric objects would serve only to format ~60 lines of text, and wo
 dependency for every deployment.
 """
 
+from django.db.models import Count, Sum
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from quebec.dashboard import health, stats
-from quebec.models import Process
+from quebec.models import Batch, BatchStatus, Process
 from quebec.models.stats import BOUNDS, totals_since_start
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -135,7 +137,14 @@ def process_metrics(out):
 
 
 def batch_metrics(out):
-    """Batches by state (running, failed): to come with batches (SPEC section 8)."""
+    """Batches kept, by status, and the members their running ones still wait for; one query."""
+    rows = Batch.objects.values("status").annotate(n=Count("pk"), pending=Sum("pending_jobs")).order_by("status")
+    counts = {row["status"]: (row["n"], row["pending"] or 0) for row in rows}
+    out.family("quebec_batches", "gauge", "Batches kept (finished ones until they are cleared), by status.")
+    for status in BatchStatus.values:
+        out.sample("quebec_batches", {"status": status}, counts.get(status, (0, 0))[0])
+    out.family("quebec_batch_jobs_pending", "gauge", "Members of running batches that have not ended yet.")
+    out.sample("quebec_batch_jobs_pending", {}, counts.get(BatchStatus.RUNNING, (0, 0))[1])
 
 
 class Exposition:
