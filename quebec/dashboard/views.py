@@ -41,7 +41,7 @@ TABS = (
     ("failed", gettext_lazy("Failed"), "failedexecution", "admin:quebec_failedexecution_changelist", ""),
     ("finished", gettext_lazy("Finished"), "job", "admin:quebec_job_changelist", "?status=finished"),
     ("batches", gettext_lazy("Batches"), "batch", "admin:quebec_batch_changelist", ""),
-    ("recurring", gettext_lazy("Recurring tasks"), "recurringtask", "admin:quebec_recurringtask_changelist", ""),
+    ("recurring", gettext_lazy("Recurring"), "recurringtask", "admin:quebec_recurringtask_changelist", ""),
     ("processes", gettext_lazy("Processes"), "process", "admin:quebec_process_changelist", ""),
 )
 FRAGMENTS = ("queues", "failures", "workers", "job_progress", "batch_progress")
