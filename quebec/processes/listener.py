@@ -1,10 +1,13 @@
-"""PostgreSQL LISTEN/NOTIFY: an idle worker starts a new job the moment it is committed.
+"""Wake-ups: an idle worker starts a new job the moment it is committed.
 
-Whatever makes jobs ready sends one NOTIFY per transaction (``quebec.db.notify_ready``); each
-worker keeps a connection of its own listening and wakes its loop when one arrives. Polling
-carries on underneath at the worker's ``polling_interval``, so a notification missed while the
-listening connection reconnects costs at most one interval. ``use_listen_notify: false`` turns
-it off, for poolers that do not keep a session per client (PgBouncer in transaction mode).
+Whatever makes jobs ready sends one wake-up per transaction (``Operations.notify_ready``). On
+PostgreSQL that is a NOTIFY, and each worker keeps a connection of its own listening; on SQLite,
+MySQL and MariaDB it is a datagram to each worker of the same host (``quebec.db.wakeup``), which
+waits on a socket of its own. Either way the worker's loop wakes when one arrives. Polling
+carries on underneath at the worker's ``polling_interval``, so a wake-up missed (a reconnecting
+listener, a job enqueued on another host) costs at most one interval. ``use_listen_notify:
+false`` turns both off: on PostgreSQL, for poolers that do not keep a session per client
+(PgBouncer in transaction mode).
 """
 
 import logging
@@ -12,7 +15,7 @@ import threading
 
 from django.db import connections
 
-from quebec.db import READY_CHANNEL
+from quebec.db import READY_CHANNEL, wakeup
 
 logger = logging.getLogger("quebec.worker")
 
@@ -29,6 +32,14 @@ def available(using):
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     return is_psycopg3
+
+
+def listener_for(using, on_notify, name):
+    """The listener for database ``using``, not yet started: LISTEN on PostgreSQL, a same-host
+    wake-up socket elsewhere; None where neither works (PostgreSQL through psycopg 2)."""
+    if connections[using].vendor != "postgresql":
+        return LocalListener(using, on_notify, name)
+    return Listener(using, on_notify, name) if available(using) else None
 
 
 class Listener:
@@ -74,3 +85,40 @@ class Listener:
                     self._on_notify()
         finally:
             connection.close()
+
+
+class LocalListener:
+    """A thread that calls ``on_notify()`` when a process of this host wakes this worker
+    (``quebec.db.wakeup``): a burst of wake-ups that came while the loop was busy counts once."""
+
+    def __init__(self, using, on_notify, name):
+        self.using = using
+        self._name = name
+        self._on_notify = on_notify
+        self._stopping = threading.Event()
+        self._inbox = None
+        self._thread = threading.Thread(target=self._run, name=f"{name}-listener", daemon=True)
+
+    def start(self):
+        """Bind the socket, then start the thread; without a socket the worker only polls."""
+        try:
+            self._inbox = wakeup.Inbox(self.using, self._name)
+        except OSError:
+            logger.warning("No same-host wake-up socket; the worker polls only", exc_info=True)
+            return
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        if self._inbox is not None:
+            self._inbox.address.unlink(missing_ok=True)  # wake-ups stop now, not once the thread ends
+
+    def _run(self):
+        try:
+            while not self._stopping.is_set():
+                if self._inbox.wait(STOP_CHECK_INTERVAL):
+                    self._on_notify()
+        except OSError:
+            logger.warning("Same-host wake-up socket failed; the worker polls only", exc_info=True)
+        finally:
+            self._inbox.close()
