@@ -34,7 +34,8 @@ def directory(using):
 @functools.cache
 def _directory(vendor, host, port, name):
     identity = f"sqlite:{os.path.realpath(name)}" if vendor == "sqlite" else f"{vendor}:{host}:{port}:{name}"
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
+    # Short names: a socket's whole path must fit in about 100 bytes (104 on macOS).
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"quebec-wake-{os.getuid()}" / digest
 
 
@@ -95,7 +96,7 @@ class Inbox:
         folder = directory(using)
         if not make_directory(folder):
             raise PermissionError(f"{folder} is not a private directory of this user")
-        self.address = folder / f"{os.getpid()}-{name[-8:]}.sock"
+        self.address = folder / f"{name[-8:]}.sock"  # the random end of the worker's name
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.address.unlink(missing_ok=True)
         self.socket.bind(str(self.address))
