@@ -7,8 +7,9 @@ out the best way each database allows.
 """
 
 import collections
+from functools import partial
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -112,11 +113,17 @@ class Operations:
             cursor.executemany(sql, self._row_values(columns, objects))
 
     def _row_values(self, columns, objects):
+        """Each object's values of ``columns``, then its primary key; a batch's rows share most
+        values (times, counters), each converted once (``value_converter``). JSON values are
+        converted one by one: (1,) and (1.0,) are equal keys but not the same JSON."""
         connection = self.connection
-        return [
-            [*(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns), obj.pk]
-            for obj in objects
+        converters = [
+            (field.attname, partial(field.get_db_prep_save, connection=connection))
+            if isinstance(field, models.JSONField)
+            else (field.attname, value_converter(field, connection))
+            for field in columns
         ]
+        return [[*(convert(getattr(obj, name)) for name, convert in converters), obj.pk] for obj in objects]
 
     def delete_by_pk(self, model, pks):
         """Delete rows by primary key; returns how many were deleted."""
@@ -292,14 +299,20 @@ class Operations:
         job_ids = gate(locked) if gate else [job_id for job_id, _ in locked]
         if not job_ids:
             return []
-        now = timezone.now()
-        self.insert_rows(
-            ClaimedExecution,
-            [new_row(ClaimedExecution, job_id=job_id, created_at=now, process_id=process_id) for job_id in job_ids],
-        )
+        self.insert_claims(job_ids, process_id, timezone.now())
         self.delete_by_pk(ReadyExecution, job_ids)
         jobs = Job.objects.using(self.using).in_bulk(job_ids)
         return [jobs[job_id] for job_id in job_ids]
+
+    def insert_claims(self, job_ids, process_id, now, batch_size=500):
+        """Claims of ``process_id`` on ``job_ids``: rows of plain values, no model instance per job."""
+        table, created_at = self.table(ClaimedExecution), self._datetime(now)
+        columns = ", ".join(self.quote(name) for name in ("job_id", "process_id", "created_at"))
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(job_ids, batch_size):
+                values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                params = [value for job_id in chunk for value in (job_id, process_id, created_at)]
+                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
 
     def end_claimed(self, written, deleted, process_id):
         """Remove the claims ``process_id`` holds on these jobs, then write the row of each job
