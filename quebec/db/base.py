@@ -8,13 +8,14 @@ out the best way each database allows.
 
 import collections
 import json
+from functools import partial
 
-from django.db import connections
+from django.db import connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from quebec import queue_selectors
-from quebec.db import job_rows
+from quebec import conf, queue_selectors
+from quebec.db import job_rows, wakeup
 from quebec.db.connection import send
 from quebec.db.rows import chunks, new_row, value_converter
 from quebec.models.stats import SUMMED
@@ -123,11 +124,17 @@ class Operations:
             cursor.executemany(sql, self._row_values(columns, objects))
 
     def _row_values(self, columns, objects):
+        """Each object's values of ``columns``, then its primary key; a batch's rows share most
+        values (times, counters), each converted once (``value_converter``). JSON values are
+        converted one by one: (1,) and (1.0,) are equal keys but not the same JSON."""
         connection = self.connection
-        return [
-            [*(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns), obj.pk]
-            for obj in objects
+        converters = [
+            (field.attname, partial(field.get_db_prep_save, connection=connection))
+            if isinstance(field, models.JSONField)
+            else (field.attname, value_converter(field, connection))
+            for field in columns
         ]
+        return [[*(convert(getattr(obj, name)) for name, convert in converters), obj.pk] for obj in objects]
 
     def delete_by_pk(self, model, pks):
         """Delete rows by primary key; returns how many were deleted."""
@@ -339,11 +346,23 @@ class Operations:
         )
 
     def notify_ready(self):
-        """Wake listening workers once the transaction commits (PostgreSQL's LISTEN/NOTIFY)."""
+        """Wake the idle workers of this host once the transaction commits (``quebec.db.wakeup``;
+        PostgreSQL sends a NOTIFY instead). One wake-up per transaction, however many jobs."""
+        if not conf.get().use_listen_notify:
+            return
+        connection = self.connection
+        if connection.in_atomic_block and any(isinstance(hook, _WakeUp) for _, hook, _ in connection.run_on_commit):
+            return  # this transaction wakes them already
+        transaction.on_commit(_WakeUp(self.using), using=self.using, robust=True)
 
     def worth_claiming(self, selectors):
-        """Whether a claim may find anything; only SQLite answers no, to spare its write lock."""
-        return True
+        """Whether a claim may find anything: a look at the ready table without a lock or a
+        transaction, one statement per selector, cheaper than an empty claim (on SQLite, a
+        claim takes the only write lock). An idle worker looks before it claims."""
+        ready = ReadyExecution.objects.using(self.using).exclude(
+            queue_name__in=Pause.objects.using(self.using).values("queue_name")
+        )
+        return any(ready.for_queues(selector).exists() for selector in selectors)
 
     def claim(self, selectors, limit, process_id, skip_locked, gate=None):
         """Move up to ``limit`` ready jobs into claims of ``process_id``; returns their ``Job``
@@ -360,14 +379,20 @@ class Operations:
         job_ids = gate(locked) if gate else [job_id for job_id, _ in locked]
         if not job_ids:
             return []
-        now = timezone.now()
-        self.insert_rows(
-            ClaimedExecution,
-            [new_row(ClaimedExecution, job_id=job_id, created_at=now, process_id=process_id) for job_id in job_ids],
-        )
+        self.insert_claims(job_ids, process_id, timezone.now())
         self.delete_by_pk(ReadyExecution, job_ids)
         jobs = Job.objects.using(self.using).in_bulk(job_ids)
         return [jobs[job_id] for job_id in job_ids]
+
+    def insert_claims(self, job_ids, process_id, now, batch_size=500):
+        """Claims of ``process_id`` on ``job_ids``: rows of plain values, no model instance per job."""
+        table, created_at = self.table(ClaimedExecution), self._datetime(now)
+        columns = ", ".join(self.quote(name) for name in ("job_id", "process_id", "created_at"))
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(job_ids, batch_size):
+                values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                params = [value for job_id in chunk for value in (job_id, process_id, created_at)]
+                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
 
     def end_claimed(self, written, deleted, process_id):
         """Remove the claims ``process_id`` holds on these jobs, then write the row of each job
@@ -605,3 +630,13 @@ class Operations:
                 )
                 due = sorted(batch_id for (batch_id,) in cursor.fetchall())
         return due
+
+
+class _WakeUp:
+    """The commit hook that wakes this host's workers; its type lets a transaction register only one."""
+
+    def __init__(self, using):
+        self.using = using
+
+    def __call__(self):
+        wakeup.wake_workers(self.using)

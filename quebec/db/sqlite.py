@@ -5,7 +5,7 @@ locking read needs no FOR UPDATE: nothing else changes the rows until the transa
 """
 
 from quebec.db.base import Operations as BaseOperations
-from quebec.models import BlockedExecution, ClaimedExecution, Pause, ReadyExecution
+from quebec.models import BlockedExecution, ClaimedExecution
 
 
 class Operations(BaseOperations):
@@ -15,13 +15,6 @@ class Operations(BaseOperations):
 
     def lock_clause(self, skip_locked):
         return ""
-
-    def worth_claiming(self, selectors):
-        """An idle worker should not take the only write lock to find nothing."""
-        ready = ReadyExecution.objects.using(self.using).exclude(
-            queue_name__in=Pause.objects.using(self.using).values("queue_name")
-        )
-        return any(ready.for_queues(selector).exists() for selector in selectors)
 
     def delete_claims(self, job_ids, process_id):
         if self.connection.features.can_return_columns_from_insert:  # such versions have DELETE ... RETURNING

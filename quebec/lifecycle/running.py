@@ -44,8 +44,6 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
     (runs recorded, jobs claimed)."""
     ops = operations(using)
     gate = _claim_gate(using) if limit else None
-    if limit and not ops.worth_claiming(selectors):
-        limit = 0
     if not runs and not limit:
         return [], []
     now = timezone.now()

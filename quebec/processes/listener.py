@@ -1,12 +1,15 @@
-"""PostgreSQL LISTEN/NOTIFY: an idle worker starts a new job the moment it is committed.
+"""Wake-ups: an idle worker starts a new job the moment it is committed.
 
-Whatever makes jobs ready sends one NOTIFY per transaction (``quebec.db.notify_ready``); each
-worker keeps a connection of its own listening and wakes its loop when one arrives. Polling
-carries on underneath at the worker's ``polling_interval``, so a notification missed while the
-listening connection reconnects costs at most one interval. ``use_listen_notify: false`` turns
-it off. A pooler that lends a session per transaction (PgBouncer in transaction mode) cannot
-carry a LISTEN: there a worker listens on the alias ``listen_databases`` names for its own (a
-direct connection to the same database), and polls when it names none.
+Whatever makes jobs ready sends one wake-up per transaction (``Operations.notify_ready``). On
+PostgreSQL that is a NOTIFY, and each worker keeps a connection of its own listening; on SQLite,
+MySQL and MariaDB it is a datagram to each worker of the same host (``quebec.db.wakeup``), which
+waits on a socket of its own. Either way the worker's loop wakes when one arrives. Polling
+carries on underneath at the worker's ``polling_interval``, so a wake-up missed (a reconnecting
+listener, a job enqueued on another host) costs at most one interval. ``use_listen_notify:
+false`` turns both off. A pooler that lends a session per transaction (PgBouncer in
+transaction mode) cannot carry a LISTEN: there a worker listens on the alias
+``listen_databases`` names for its own (a direct connection to the same database), and polls
+when it names none.
 """
 
 import logging
@@ -14,7 +17,7 @@ import threading
 
 from django.db import connections
 
-from quebec.db import READY_CHANNEL
+from quebec.db import READY_CHANNEL, wakeup
 from quebec.db.connection import transaction_pooled
 from quebec.routing import check_alias
 
@@ -44,6 +47,18 @@ def listening_alias(settings, using):
     if not available(alias) or transaction_pooled(connections[alias]):
         return None
     return alias
+
+
+def listener_for(settings, using, on_notify, name):
+    """The listener of a worker of ``using``, not yet started: LISTEN on PostgreSQL (on the
+    alias ``listening_alias`` gives), a same-host wake-up socket elsewhere; None when the worker
+    can only poll."""
+    if not settings.use_listen_notify:
+        return None
+    if connections[using].vendor != "postgresql":
+        return LocalListener(using, on_notify, name)
+    alias = listening_alias(settings, using)
+    return Listener(alias, on_notify, name) if alias else None
 
 
 class Listener:
@@ -89,3 +104,40 @@ class Listener:
                     self._on_notify()
         finally:
             connection.close()
+
+
+class LocalListener:
+    """A thread that calls ``on_notify()`` when a process of this host wakes this worker
+    (``quebec.db.wakeup``): a burst of wake-ups that came while the loop was busy counts once."""
+
+    def __init__(self, using, on_notify, name):
+        self.using = using
+        self._name = name
+        self._on_notify = on_notify
+        self._stopping = threading.Event()
+        self._inbox = None
+        self._thread = threading.Thread(target=self._run, name=f"{name}-listener", daemon=True)
+
+    def start(self):
+        """Bind the socket, then start the thread; without a socket the worker only polls."""
+        try:
+            self._inbox = wakeup.Inbox(self.using, self._name)
+        except OSError:
+            logger.warning("No same-host wake-up socket; the worker polls only", exc_info=True)
+            return
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        if self._inbox is not None:
+            self._inbox.address.unlink(missing_ok=True)  # wake-ups stop now, not once the thread ends
+
+    def _run(self):
+        try:
+            while not self._stopping.is_set():
+                if self._inbox.wait(STOP_CHECK_INTERVAL):
+                    self._on_notify()
+        except OSError:
+            logger.warning("Same-host wake-up socket failed; the worker polls only", exc_info=True)
+        finally:
+            self._inbox.close()

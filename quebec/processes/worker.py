@@ -7,7 +7,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from quebec import execution, maintenance, tracing
-from quebec.db import close_broken_connections, hygiene
+from quebec.db import close_broken_connections, hygiene, operations
 from quebec.errors import TransactionLeftOpenError
 from quebec.lifecycle import outcome as outcomes, progress, running
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
@@ -50,6 +50,7 @@ class Worker(Poller):
         # A claim failed with the connection: it may have committed with its reply lost, leaving
         # claims in this process's name that no thread will run (see _release_claims_in_doubt).
         self._claims_in_doubt = False
+        self._claimed_short = True  # the first poll looks before it claims
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -59,9 +60,9 @@ class Worker(Poller):
         return f"worker queues={','.join(self.queues)} threads={self.threads} busy={busy}"
 
     def register(self):
-        if listen_alias := listener.listening_alias(self.settings, self.using):
-            # Listening before the first poll: nothing made ready after that poll goes unheard.
-            self._listener = listener.Listener(listen_alias, self.wake, self.name)
+        # Listening before the first poll: nothing made ready after that poll goes unheard.
+        self._listener = listener.listener_for(self.settings, self.using, self._notified, self.name)
+        if self._listener is not None:
             self._listener.start()
         super().register()
         self.pool = Pool(
@@ -105,9 +106,13 @@ class Worker(Poller):
         wanted = self._room_to_claim() if not self._claims_in_doubt or self._release_claims_in_doubt() else 0
         if not wanted and self._runs_can_wait():
             return False
+        if wanted and self._idle_with_nothing_ready():
+            return False
         claiming = wanted > 0 and EXCLUSIVE.begin_claim()
         try:
             jobs = self._record_and_claim(wanted if claiming else 0)
+            if claiming:
+                self._claimed_short = len(jobs) < wanted
             for job in jobs:
                 if self._is_exclusive(job):
                     self._held_exclusive.append(job)
@@ -120,6 +125,19 @@ class Worker(Poller):
         if self._held_exclusive:
             return self._start_exclusive_when_alone()
         return claiming and len(jobs) == wanted  # else sleep until a thread frees up and wakes us
+
+    def _notified(self):
+        """Jobs became ready: claim at once, without looking first."""
+        self._claimed_short = False
+        self.wake()
+
+    def _idle_with_nothing_ready(self):
+        """Whether this poll can end at once: the last claim found fewer jobs than it asked for,
+        nothing waits to be recorded, and a look without a transaction finds no ready job. An
+        idle worker's poll is then that one look, not a claim's transaction."""
+        if not self._claimed_short or not self.outbox.empty():
+            return False
+        return not operations(self.using).worth_claiming(self.queues)
 
     def claim_ahead(self):
         """How many jobs this process may now hold beyond one per thread."""
