@@ -192,8 +192,12 @@ class Operations(BaseOperations):
             due = "(SELECT status = 'running' AND pending_jobs <= 0 FROM counted)"
         if rollups:
             summed = _summed(rollups)
-            ctes.append(self._job_stats_cte(len(ids), summed))
-            params.append(_job_stats_document(rollups, summed))
+            ctes.append(self._job_stats_cte(len(ids), summed, one=len(rollups) == 1))
+            if len(rollups) == 1:  # the usual batch: plain parameters, no document to parse
+                positions = [3 + SUMMED.index(name) for name in summed]
+                params += [*rollups[0][:3], *(rollups[0][p] for p in positions)]
+            else:
+                params.append(_job_stats_document(rollups, summed))
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
@@ -210,9 +214,11 @@ class Operations(BaseOperations):
             summed = _summed(rows)
             cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed)])
 
-    def _job_stats_cte(self, ended, summed):
-        """The CTE adding rollups (one JSON document) when all ``ended`` claims were ours."""
-        return f"""stats AS ({_job_stats_sql(self.using, summed, f"(SELECT count(*) FROM owned) = {int(ended)}")})"""
+    def _job_stats_cte(self, ended, summed, one=False):
+        """The CTE adding rollups (one group's values, or one JSON document of groups) when all
+        ``ended`` claims were ours."""
+        condition = f"(SELECT count(*) FROM owned) = {int(ended)}"
+        return f"""stats AS ({(_job_stats_row_sql if one else _job_stats_sql)(self.using, summed, condition)})"""
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -382,6 +388,21 @@ def _job_stats_document(rows, summed):
     minutes are aware datetimes, read back as timestamptz."""
     positions = [3 + SUMMED.index(name) for name in summed]
     return json.dumps([[row[0].isoformat(), row[1], row[2], *(row[p] for p in positions)] for row in rows])
+
+
+@functools.lru_cache(maxsize=256)
+def _job_stats_row_sql(using, summed, condition):
+    """The upsert of one group's rollups, its values as parameters: (minute, queue, class,
+    *the ``summed`` values)."""
+    quote = connections[using].ops.quote_name
+    table = quote(JobStat._meta.db_table)
+    columns = ", ".join(quote(name) for name in ("minute", "queue_name", "class_name", *summed))
+    values = "".join(f", %s::{'float8' if name.endswith('_sum') else 'bigint'}" for name in summed)
+    additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed)
+    conflict = f"DO UPDATE SET {additions}" if summed else "DO NOTHING"
+    return f"""INSERT INTO {table} ({columns})
+        SELECT %s::timestamptz, %s::text, %s::text{values} WHERE {condition}
+        ON CONFLICT (minute, queue_name, class_name) {conflict}"""
 
 
 @functools.lru_cache(maxsize=256)
