@@ -161,13 +161,10 @@ def _count():
     return models.BigIntegerField(default=0, db_default=0)
 
 
-class JobStat(models.Model):
-    """What the jobs of one class on one queue did in one minute (the minute their runs ended)."""
+class Sums(models.Model):
+    """The sums a rollup row holds, shared by ``JobStat`` (one minute) and ``JobStatTotal`` (the
+    minutes folded in): the names of ``SUMMED``, each added to by an upsert or a fold."""
 
-    id = models.BigAutoField(primary_key=True)
-    minute = models.DateTimeField(verbose_name=_("minute"))
-    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
-    class_name = models.CharField(max_length=255, verbose_name=_("class name"))
     # Runs, by how they ended: finished, failed for good, failed with a retry to come,
     # discarded by the run (an exception its class discards on).
     finished = _count()
@@ -223,6 +220,18 @@ class JobStat(models.Model):
     wait_b19 = _count()
     wait_b20 = _count()
 
+    class Meta:
+        abstract = True
+
+
+class JobStat(Sums):
+    """What the jobs of one class on one queue did in one minute (the minute their runs ended)."""
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.DateTimeField(verbose_name=_("minute"))
+    queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
+    class_name = models.CharField(max_length=255, verbose_name=_("class name"))
+
     objects = QuebecManager.from_queryset(JobStatQuerySet)()
 
     class Meta:
@@ -245,7 +254,7 @@ class JobStatTotalQuerySet(models.QuerySet):
         return self.filter(queue_name="", class_name="").values_list("through", flat=True).first()
 
 
-class JobStatTotal(models.Model):
+class JobStatTotal(Sums):
     """The sums of ``JobStat`` rows of one (queue, class) for every minute before ``through``.
 
     The row with an empty queue and class is the marker: it exists from the first fold, holds
@@ -256,56 +265,6 @@ class JobStatTotal(models.Model):
     queue_name = models.CharField(max_length=255, verbose_name=_("queue name"))
     class_name = models.CharField(max_length=255, verbose_name=_("class name"))
     through = models.DateTimeField(verbose_name=_("through"))
-    finished = _count()
-    failed = _count()
-    retried = _count()
-    discarded = _count()
-    run_count = _count()
-    run_sum = models.FloatField(default=0.0, db_default=0.0)
-    run_b00 = _count()
-    run_b01 = _count()
-    run_b02 = _count()
-    run_b03 = _count()
-    run_b04 = _count()
-    run_b05 = _count()
-    run_b06 = _count()
-    run_b07 = _count()
-    run_b08 = _count()
-    run_b09 = _count()
-    run_b10 = _count()
-    run_b11 = _count()
-    run_b12 = _count()
-    run_b13 = _count()
-    run_b14 = _count()
-    run_b15 = _count()
-    run_b16 = _count()
-    run_b17 = _count()
-    run_b18 = _count()
-    run_b19 = _count()
-    run_b20 = _count()
-    wait_count = _count()
-    wait_sum = models.FloatField(default=0.0, db_default=0.0)
-    wait_b00 = _count()
-    wait_b01 = _count()
-    wait_b02 = _count()
-    wait_b03 = _count()
-    wait_b04 = _count()
-    wait_b05 = _count()
-    wait_b06 = _count()
-    wait_b07 = _count()
-    wait_b08 = _count()
-    wait_b09 = _count()
-    wait_b10 = _count()
-    wait_b11 = _count()
-    wait_b12 = _count()
-    wait_b13 = _count()
-    wait_b14 = _count()
-    wait_b15 = _count()
-    wait_b16 = _count()
-    wait_b17 = _count()
-    wait_b18 = _count()
-    wait_b19 = _count()
-    wait_b20 = _count()
 
     objects = QuebecManager.from_queryset(JobStatTotalQuerySet)()
 
