@@ -10,12 +10,10 @@ this outside CI.
 
 import os
 import random
-import signal
 import subprocess
 import time
 from collections import Counter
 
-import psutil
 import pytest
 import yaml
 from django.db import DatabaseError, connection
@@ -23,6 +21,7 @@ from django.db import DatabaseError, connection
 import quebec
 from quebec.models import Batch, Job, Process
 from tests.conftest import wait_until
+from tests.process_helpers import kill_a_worker
 from tests.test_database_restart import can_restart
 from tests.testapp.jobs import BatchCallbackJob, BatchWorkJob
 from tests.testapp.models import BatchCallbackRun
@@ -36,7 +35,7 @@ def sizes():
     """(batches, members per batch, member worker processes, threads each, seconds between
     kills) for this database."""
     if connection.vendor == "sqlite":
-        return 20, 100, 2, 3, (0.3, 0.8)  # one writer at a time: fewer members, sooner kills
+        return 40, 100, 2, 3, (0.2, 0.5)  # one writer at a time: fewer members, sooner kills
     return 100, 200, 4, 5, (1.0, 2.5)
 
 
@@ -62,28 +61,6 @@ def enqueue_batches(count, members):
             quebec.perform_all_later(BatchWorkJob.build(plan(batch_index, index)) for index in range(members))
         ids.append(batch.pk)
     return ids
-
-
-def kill_a_member_worker(rng, supervisor_pid):
-    """SIGKILL one worker of the members' queue, a child of ``supervisor_pid``; its pid or None."""
-    workers = Process.objects.filter(kind="Worker", supervisor__pid=supervisor_pid)
-    pids = [pid for pid, metadata in workers.values_list("pid", "metadata") if metadata.get("queues") == ["default"]]
-    if not pids:
-        return None
-    pid = rng.choice(pids)
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
-    try:
-        if psutil.Process(pid).ppid() != supervisor_pid:
-            return None
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except (ProcessLookupError, psutil.NoSuchProcess):
-        return None
-    finally:
-        os.close(pidfd)
-    return pid
 
 
 def restart_cluster():
@@ -143,30 +120,56 @@ def test_each_due_callback_fires_exactly_once_through_kills_and_a_restart(quebec
             }
         )
     )
+    # Every batch is in before the workers start, so that the kills land while they drain: an
+    # enqueue running beside them would let them drain most of it before the first kill.
+    T0 = time.monotonic()
+    batch_ids = enqueue_batches(count, members)
+    print("enqueued", time.monotonic() - T0, flush=True)
     supervisor = quebec_run("--config", str(config), "-v", "0", env={"QUEBEC_SUPERVISOR": "1"})
     supervisor_pid = supervisor.popen.pid
-    wait_until(lambda: Process.objects.filter(kind="Worker").count() == processes + 1, timeout=30)
-    batch_ids = enqueue_batches(count, members)
     rng, killed, restarted = random.Random(), [], False
     deadline = time.monotonic() + 90
     while not settled(batch_ids) and time.monotonic() < deadline:
         time.sleep(rng.uniform(*pause))
         if restart and not restarted and len(killed) >= 2:
+            print(
+                "restart at",
+                time.monotonic() - T0,
+                Job.objects.with_status().filter(status="finished").count(),
+                flush=True,
+            )
             restart_cluster()
+            print("restarted", time.monotonic() - T0, flush=True)
             connection.close()
             restarted = True
             continue
         try:
-            if len(killed) < 10 and (pid := kill_a_member_worker(rng, supervisor_pid)) is not None:
+            if len(killed) < 10 and (pid := kill_a_worker(rng, supervisor_pid, queues=["default"])) is not None:
                 killed.append(pid)
         except DatabaseError:
             connection.close()
+    print("kills done", time.monotonic() - T0, killed, flush=True)
     try:
         # Generous: a loaded machine drains slowly, and the state left is reported if it does not.
-        wait_until(lambda: settled(batch_ids), timeout=300, interval=0.5, message="every batch to finish")
+        def s2():
+            r = settled(batch_ids)
+            if int(time.monotonic()) % 10 == 0:
+                print(
+                    int(time.monotonic() - T0),
+                    Counter(Job.objects.with_status().values_list("status", flat=True)),
+                    Batch.objects.filter(finished_at__isnull=True).count(),
+                    list(Process.objects.values_list("kind", "pid")),
+                    flush=True,
+                )
+                time.sleep(1)
+            return r
+
+        wait_until(s2, timeout=300, interval=0.5, message="every batch to finish")
     except AssertionError:
         raise AssertionError(f"not every batch finished: {unsettled(batch_ids)}") from None
+    print("settled", time.monotonic() - T0, flush=True)
     assert supervisor.stop() == 0
+    print("stopped", time.monotonic() - T0, flush=True)
     assert len(killed) >= 2, "the test should have killed workers while they worked"
     assert restarted or not restart
 

@@ -1,20 +1,18 @@
 """Workers killed at random while they drain a queue: no job is lost, none runs twice."""
 
-import os
 import random
 import re
-import signal
 import time
 from collections import Counter
 
-import psutil
 import pytest
 import yaml
 
 import quebec
 from quebec import conf
-from quebec.models import FailedExecution, Job, Process
+from quebec.models import FailedExecution, Job
 from tests.conftest import wait_until
+from tests.process_helpers import kill_a_worker
 from tests.testapp.jobs import ChaosWorkJob
 from tests.testapp.models import JobRun
 
@@ -28,33 +26,6 @@ def at_rest():
     return not Job.objects.with_status().filter(status__in=["ready", "claimed", "scheduled"]).exists()
 
 
-def kill_a_worker(rng, supervisor_pid):
-    """SIGKILL one worker child of ``supervisor_pid``; returns its pid, or None if none was killed.
-
-    Only a process this test started is killed: the pid is opened as a pidfd, so the signal
-    reaches that very process (never one that reused its number), and only once the pidfd's
-    process is known to be a child of our supervisor. A process that exited meanwhile is no kill.
-    """
-    ours = Process.objects.filter(kind="Worker", supervisor__pid=supervisor_pid).values_list("pid", flat=True)
-    pids = list(ours)
-    if not pids:
-        return None
-    pid = rng.choice(pids)
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
-    try:
-        if psutil.Process(pid).ppid() != supervisor_pid:
-            return None
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except (ProcessLookupError, psutil.NoSuchProcess):
-        return None
-    finally:
-        os.close(pidfd)
-    return pid
-
-
 def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path):
     threads = 4
     config = tmp_path / "queue.yml"
@@ -66,10 +37,10 @@ def test_random_sigkills_lose_nothing_and_run_nothing_twice(quebec_run, tmp_path
             }
         )
     )
+    # The jobs are in before the workers start, so that the kills land while they drain.
+    handles = quebec.perform_all_later(ChaosWorkJob.build(index) for index in range(JOBS))
     supervisor = quebec_run("--config", str(config), "-v", "0", env={"QUEBEC_SUPERVISOR": "1"})
     supervisor_pid = supervisor.popen.pid
-    wait_until(lambda: Process.objects.filter(kind="Worker").count() == 3, timeout=30)
-    handles = quebec.perform_all_later(ChaosWorkJob.build(index) for index in range(JOBS))
     rng, killed = random.Random(), []
     # A bounded number of kills: past a few crashes in a row the supervisor backs off before
     # forking again, and the queue must still drain once the killing stops.
