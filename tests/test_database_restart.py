@@ -2,7 +2,9 @@
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -10,17 +12,17 @@ import pytest
 from django.db import connection
 
 import quebec
-from quebec.models import ClaimedExecution, FailedExecution, Job
+from quebec.models import ClaimedExecution, FailedExecution, Job, Process
 from tests.conftest import wait_until
-from tests.testapp.jobs import RecordJob
+from tests.testapp.jobs import RecordJob, SleepJob
 from tests.testapp.models import JobRun
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
 
-def restart_postgresql():
+def restart_postgresql(action="restart"):
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True)
 
 
 def can_restart():
@@ -32,11 +34,15 @@ def can_restart():
     )
 
 
-def test_worker_survives_a_postgresql_restart(quebec_run):
+def needs_restart():
     if not can_restart():
         if os.environ.get("CI") == "true" and connection.vendor == "postgresql":
             pytest.fail("CI must be able to restart the local PostgreSQL (pg_ctlcluster as root)")
         pytest.skip("needs the local PostgreSQL cluster and the rights to restart it")
+
+
+def test_worker_survives_a_postgresql_restart(quebec_run):
+    needs_restart()
     process = quebec_run(env={"QUEBEC_WORKER_POLLING_INTERVAL": "0.05", "QUEBEC_WORKER_THREADS": "3"})
     process.wait_for_output("Quebec running")
     handles = quebec.perform_all_later(RecordJob.build(str(index)) for index in range(300))
@@ -61,3 +67,33 @@ def test_worker_survives_a_postgresql_restart(quebec_run):
 
 def _at_rest():
     return not Job.objects.with_status().filter(status__in=["ready", "claimed", "scheduled"]).exists()
+
+
+def test_a_worker_that_dies_while_postgresql_is_down_has_its_jobs_dealt_with_once_it_is_back(quebec_run):
+    """The supervisor reaps a dead child once; dealing with its jobs must outlive an outage, not
+    wait for the heartbeat threshold (here far longer than the test)."""
+    needs_restart()
+    supervisor = quebec_run(
+        env={
+            "QUEBEC_SUPERVISOR": "1",
+            "QUEBEC_WORKER_THREADS": "2",
+            "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
+            "QUEBEC_PROCESS_ALIVE_THRESHOLD": "1h",
+        }
+    )
+    handles = [SleepJob.perform_later(120) for _ in range(2)]
+    wait_until(lambda: ClaimedExecution.objects.count() == 2, message="the jobs to be claimed")
+    [worker_pid] = Process.objects.filter(kind="Worker").values_list("pid", flat=True)
+    connection.close()
+    restart_postgresql("stop")
+    try:
+        os.kill(worker_pid, signal.SIGKILL)
+        supervisor.wait_for_output(f"worker process {worker_pid} exited with signal SIGKILL")
+        time.sleep(1)  # the supervisor tries to deal with the jobs, and cannot
+    finally:
+        restart_postgresql("start")
+    wait_until(lambda: all(handle.status == "failed" for handle in handles), timeout=60, interval=0.5)
+    for handle in handles:
+        message = FailedExecution.objects.get(job_id=handle.id).message
+        assert message == f"worker process {worker_pid} exited with signal SIGKILL"
+    assert supervisor.stop() == 0

@@ -60,6 +60,9 @@ class Supervisor:
         self.process = None
         self.quiet = False
         self._signals = []
+        # Children that exited, by pid, with why, until their jobs are dealt with: kept across
+        # a failed attempt (the database away, a deadlock), since the pid is reaped only once.
+        self._exited = {}
 
     def _plan(self, only):
         slots = []
@@ -110,6 +113,7 @@ class Supervisor:
                     logger.info("Received %s; stopping the children", signal.Signals(signum).name)
                     return signum == signal.SIGQUIT
             self._guarded(self._reap)
+            self._guarded(self._handle_exited)
             self._fork_missing()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self.settings.process_heartbeat_interval
@@ -182,7 +186,7 @@ class Supervisor:
         slot.pid = None
         code = os.waitstatus_to_exitcode(status)
         how = exit_description(code)
-        self._handle_jobs_of(pid, f"{slot.kind} process {pid} exited with {how}")
+        self._exited[pid] = f"{slot.kind} process {pid} exited with {how}"
         if code == EXIT_RECYCLE:
             logger.info("%s process %d recycled itself; forking a fresh one", slot.kind, pid)
             return
@@ -198,6 +202,13 @@ class Supervisor:
                 delay,
             )
             slot.fork_at = now + delay
+
+    def _handle_exited(self):
+        """Deal with the jobs of each child that exited; those not dealt with stay for the next
+        turn of the loop."""
+        for pid, reason in list(self._exited.items()):
+            self._handle_jobs_of(pid, reason)
+            del self._exited[pid]
 
     def _handle_jobs_of(self, pid, reason):
         close_broken_connections(ping=True)  # may raise DatabaseError: the caller is guarded
@@ -238,9 +249,10 @@ class Supervisor:
             if pid:
                 code = os.waitstatus_to_exitcode(status)
                 if code != 0:
-                    reason = f"{slot.kind} process {pid} exited with {exit_description(code)} while stopping"
-                    self._guarded(self._handle_jobs_of, pid, reason)
+                    self._exited[pid] = f"{slot.kind} process {pid} exited with {exit_description(code)} while stopping"
                 slot.pid = None
+        if self._exited:
+            self._guarded(self._handle_exited)
 
     def _signal_children(self, signum, kinds=None):
         for slot in self.slots:
