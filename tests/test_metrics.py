@@ -71,6 +71,7 @@ def test_a_real_worker_s_jobs_show_in_the_counters_and_histograms(client, start,
     handles = [ChaosJob.perform_later(plan) for plan in plans]
     start(monitoring_token="scrape-token")
     wait_until(lambda: finished(*handles), message="the jobs to come to rest")
+    wait_until(lambda: JobStat.objects.filter(class_name=CHAOS).totals()["run_count"] == 8, message="the rollups")
     samples = scrape(client, {"Authorization": "Bearer scrape-token"})
     group = {"queue": "default", "class": CHAOS}
     assert value(samples, "quebec_jobs_finished_total", **group) == 3

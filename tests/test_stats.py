@@ -13,7 +13,7 @@ from quebec import conf
 from quebec.lifecycle import running, stats
 from quebec.lifecycle.outcome import FINISHED, Outcome, Run
 from quebec.models import ClaimedExecution, JobStat, JobStatTotal, Process, percentile
-from quebec.models.stats import BOUNDS, bucket, totals_since_start
+from quebec.models.stats import BOUNDS, SUMMED, bucket, totals_since_start
 from quebec.processes.dispatcher import Dispatcher
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import ChaosJob, SleepJob
@@ -28,6 +28,8 @@ def test_a_real_worker_s_runs_are_counted_by_how_they_ended(start):
     handles = [ChaosJob.perform_later(plan) for plan in plans]
     start()
     wait_until(lambda: finished(*handles), message="the jobs to come to rest")
+    # The running worker writes what its buffer holds within about a second.
+    wait_until(lambda: JobStat.objects.filter(class_name=CHAOS).totals()["run_count"] == 13, message="the rollups")
     totals = JobStat.objects.filter(class_name=CHAOS).totals()
     # ok x3, flaky-then-ok x2 (after a retry each) and rescue finish; flaky is retried twice
     # and then fails, as does unexpected; discard is discarded by its run.
@@ -48,6 +50,7 @@ def test_run_and_wait_times_are_those_the_jobs_took(start):
     start()
     wait_until(lambda: finished(*handles), message="the sleeping jobs")
     ran_for = (timezone.now() - started).total_seconds()
+    wait_until(lambda: JobStat.objects.filter(class_name=SLEEP).totals()["run_count"] == 3, message="the rollups")
     [row] = JobStat.objects.filter(class_name=SLEEP).per_class()
     assert row["finished"] == row["run_count"] == 3
     assert 0.9 <= row["run_sum"] < 3 * ran_for
@@ -103,11 +106,55 @@ def test_ending_and_claiming_together_adds_the_rollups(process):
         ChaosJob.perform_later("ok")
     claimed = running.claim("default", ["*"], 10, process.pk)
     runs = [Run(job, Outcome(FINISHED), elapsed=0.01, waited=0.01) for job in claimed]
-    with CaptureQueriesContext(connection) as queries:
-        recorded, _ = running.end_and_claim("default", runs, process.pk, True, ["*"], 10)
+    recorded, _ = running.end_and_claim("default", runs, process.pk, True, ["*"], 10)
     assert len(recorded) == 3 and JobStat.objects.totals()["finished"] == 3
+
+
+def test_a_worker_s_buffer_holds_the_rollups_until_its_next_end_or_claim_writes_them(process):
+    for _ in range(3):
+        ChaosJob.perform_later("ok")
+    claimed = running.claim("default", ["*"], 2, process.pk)
+    buffer = stats.Buffer(seconds=3600)
+    runs = [Run(job, Outcome(FINISHED), elapsed=0.01, waited=0.01) for job in claimed]
+    with CaptureQueriesContext(connection) as queries:
+        recorded, [last] = running.end_and_claim("default", runs, process.pk, True, ["*"], 10, buffer=buffer)
+    assert len(recorded) == 2 and not JobStat.objects.exists()  # held, not written
     if connection.vendor == "postgresql":
-        assert len(queries) == 1  # still one statement
+        assert len(queries) == 1  # the end and the claim: one statement
+    buffer.seconds = 0  # due: the next end writes what is held, with its own runs held after
+    with CaptureQueriesContext(connection) as queries:
+        running.end_and_claim(
+            "default", [Run(last, Outcome(FINISHED), waited=0.0)], process.pk, True, ["*"], 0, buffer=buffer
+        )
+    assert JobStat.objects.totals()["finished"] == 2
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1  # the upsert rides in the statement
+    buffer.write("default")
+    assert JobStat.objects.totals()["finished"] == 3
+
+
+def test_rollups_a_failed_write_took_are_held_again():
+    buffer = stats.Buffer(seconds=0)
+    now = timezone.now()
+    buffer.put_back([(now, "default", CHAOS, *([1] * len(SUMMED)))])
+    rows = buffer.take()
+    assert rows and not buffer.take()
+    buffer.put_back(rows)
+    buffer.put_back(rows)
+    [(_, _, _, *values)] = buffer.take(everything=True)
+    assert values == [2] * len(SUMMED)
+
+
+def test_a_worker_that_stops_writes_the_rollups_it_held(start):
+    handles = [ChaosJob.perform_later("ok") for _ in range(4)]
+    worker = start()
+    wait_until(lambda: finished(*handles), message="the jobs")
+    worker.rollups.seconds = 3600  # nothing more is written while it runs
+    more = [ChaosJob.perform_later("ok") for _ in range(3)]
+    wait_until(lambda: finished(*more), message="the jobs enqueued later")
+    worker.stop()
+    worker.join(10)
+    assert JobStat.objects.filter(class_name=CHAOS).totals()["finished"] == 7
 
 
 def test_no_rollups_when_stats_are_off(process, settings):

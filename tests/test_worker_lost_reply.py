@@ -36,8 +36,8 @@ def lose_the_first_claims_reply(monkeypatch):
     real = running.end_and_claim
     lost = []
 
-    def end_and_claim(using, *args):
-        recorded, jobs = real(using, *args)
+    def end_and_claim(using, *args, **kwargs):
+        recorded, jobs = real(using, *args, **kwargs)
         if jobs and not lost:
             lost.extend(job.pk for job in jobs)
             with connections[using].cursor() as cursor:

@@ -405,8 +405,8 @@ class Operations:
 
     def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
         """``end_claimed`` then ``claim``, in the caller's transaction; returns (owned ids, jobs).
-        ``rollups`` (rows for ``add_job_stats``) are for a one-statement end, which adds them
-        when every claim was still ours; here the lifecycle adds them itself."""
+        ``rollups`` (rows for ``add_job_stats``) are for a one-statement end, which adds them;
+        here the lifecycle adds them itself, last."""
         owned = self.end_claimed(written, deleted, process_id) if written or deleted else set()
         claimed = self.claim(selectors, limit, process_id, skip_locked, gate) if limit > 0 else []
         return owned, claimed

@@ -147,7 +147,7 @@ class Operations(BaseOperations):
     def end_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, gate=None, rollups=()):
         """The end of a batch of runs and the next claim as one statement (``end_claimed`` and
         ``claim`` of the general path, with the same ownership check and locking), adding
-        ``rollups`` when every claim was still ours."""
+        ``rollups``."""
         if not self.ends_and_claims_in_one_statement(selectors, gate):
             return super().end_and_claim(written, deleted, process_id, selectors, limit, skip_locked, gate)
         owned, claimed, _ = self.end_count_and_claim(
@@ -158,7 +158,7 @@ class Operations(BaseOperations):
     def end_count_and_claim(self, written, deleted, process_id, selectors, limit, skip_locked, batch=None, rollups=()):
         """``end_and_claim``'s one statement, which also takes the ended members of batch
         ``batch`` (a (batch id, member job ids) pair; each one that ends completes) off its
-        counters and adds ``rollups`` when every claim was still ours; returns (owned ids, jobs,
+        counters and adds ``rollups`` (of runs already recorded); returns (owned ids, jobs,
         whether the batch now runs with none pending)."""
         jobs, claimed = self.table(Job), self.table(ClaimedExecution)
         ids = [job.pk for job in (*written, *deleted)]
@@ -192,8 +192,9 @@ class Operations(BaseOperations):
             due = "(SELECT status = 'running' AND pending_jobs <= 0 FROM counted)"
         if rollups:
             summed = _summed(rollups)
-            ctes.append(self._job_stats_cte(len(ids), summed, one=len(rollups) == 1))
-            if len(rollups) == 1:  # the usual batch: plain parameters, no document to parse
+            one = len(rollups) == 1
+            ctes.append(f"stats AS ({(_job_stats_row_sql if one else _job_stats_sql)(self.using, summed)})")
+            if one:  # the usual write: plain parameters, no document to parse
                 positions = [3 + SUMMED.index(name) for name in summed]
                 params += [*rollups[0][:3], *(rollups[0][p] for p in positions)]
             else:
@@ -213,12 +214,6 @@ class Operations(BaseOperations):
         with self.connection.cursor() as cursor:
             summed = _summed(rows)
             cursor.execute(_job_stats_sql(self.using, summed), [_job_stats_document(rows, summed)])
-
-    def _job_stats_cte(self, ended, summed, one=False):
-        """The CTE adding rollups (one group's values, or one JSON document of groups) when all
-        ``ended`` claims were ours."""
-        condition = f"(SELECT count(*) FROM owned) = {int(ended)}"
-        return f"""stats AS ({(_job_stats_row_sql if one else _job_stats_sql)(self.using, summed, condition)})"""
 
     def lock_blocked(self, key_counts):
         """All keys in one statement: a locking sub-select per key, as a LATERAL join."""
@@ -391,7 +386,7 @@ def _job_stats_document(rows, summed):
 
 
 @functools.lru_cache(maxsize=256)
-def _job_stats_row_sql(using, summed, condition):
+def _job_stats_row_sql(using, summed):
     """The upsert of one group's rollups, its values as parameters: (minute, queue, class,
     *the ``summed`` values)."""
     quote = connections[using].ops.quote_name
@@ -401,12 +396,12 @@ def _job_stats_row_sql(using, summed, condition):
     additions = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in summed)
     conflict = f"DO UPDATE SET {additions}" if summed else "DO NOTHING"
     return f"""INSERT INTO {table} ({columns})
-        SELECT %s::timestamptz, %s::text, %s::text{values} WHERE {condition}
+        SELECT %s::timestamptz, %s::text, %s::text{values}
         ON CONFLICT (minute, queue_name, class_name) {conflict}"""
 
 
 @functools.lru_cache(maxsize=256)
-def _job_stats_sql(using, summed, condition="true"):
+def _job_stats_sql(using, summed):
     """The upsert of rollups read from one JSON document of arrays (``_job_stats_document``):
     each group's ``summed`` values added to its row, groups in key order. (A handful of column
     sets recur: quick jobs that finish fill the same few buckets.)"""
@@ -420,7 +415,7 @@ def _job_stats_sql(using, summed, condition="true"):
     conflict = f"DO UPDATE SET {additions}" if summed else "DO NOTHING"
     return f"""INSERT INTO {table} ({columns})
         SELECT (r->>0)::timestamptz, r->>1, r->>2{values}
-        FROM jsonb_array_elements(%s::jsonb) AS e(r) WHERE {condition}
+        FROM jsonb_array_elements(%s::jsonb) AS e(r)
         ORDER BY 1, 2, 3
         ON CONFLICT (minute, queue_name, class_name) {conflict}"""
 

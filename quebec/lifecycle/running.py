@@ -33,15 +33,19 @@ def claim(using, selectors, limit, process_id, skip_locked=True):
     return end_and_claim(using, [], process_id, True, selectors, limit, skip_locked)[1]
 
 
-def end(runs, process_id, preserve, using):
+def end(runs, process_id, preserve, using, buffer=None):
     """Record how ``runs`` of jobs claimed by ``process_id`` ended; returns the runs recorded
     (a run whose claim was released or pruned meanwhile is left untouched)."""
-    return end_and_claim(using, runs, process_id, preserve)[0]
+    return end_and_claim(using, runs, process_id, preserve, buffer=buffer)[0]
 
 
-def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip_locked=True):
+def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip_locked=True, buffer=None):
     """Record the ends of ``runs`` and claim up to ``limit`` jobs, as one transaction; returns
-    (runs recorded, jobs claimed)."""
+    (runs recorded, jobs claimed).
+
+    The rollups of the runs recorded go to ``buffer`` (a worker's ``stats.Buffer``), and the
+    transaction writes those the buffer has held long enough. Without a buffer they are written
+    in the transaction that ends the runs."""
     ops = operations(using)
     gate = _claim_gate(using) if limit else None
     if not runs and not limit:
@@ -54,25 +58,40 @@ def end_and_claim(using, runs, process_id, preserve, selectors=(), limit=0, skip
     one_statement = ops.ends_and_claims_in_one_statement(selectors, gate)
     counted = _counted_batch(runs, ops) if one_statement and runs else None
     alone = one_statement and (counted is not None or not _concerned(runs))
-    rolled_up = bool(runs) and conf.get().stats
+    rolled_up = conf.get().stats
+    buffer = buffer if rolled_up else None
+    # Unbuffered rollups are written after the statement, in its transaction.
+    in_transaction = not alone or (rolled_up and buffer is None and bool(runs))
     due = False
-    with contextlib.nullcontext() if alone else write_transaction(using):
-        # Alone, the statement adds the rollups too, if every claim was still ours.
-        rollups = stats.rollups(runs, now) if rolled_up and alone else ()
-        if counted is not None:
-            owned, claimed, due = ops.end_count_and_claim(
-                written, deleted, process_id, selectors, limit, skip_locked, counted, rollups
-            )
-        else:
-            owned, claimed = ops.end_and_claim(
-                written, deleted, process_id, selectors, limit, skip_locked, gate, rollups
-            )
-        recorded = [run for run in runs if run.job.pk in owned]
-        if recorded and not alone:
-            _after_end(recorded, using)
-        if rolled_up and recorded and (not alone or len(recorded) < len(runs)):
-            stats.record(recorded, now, using)
-        _publish(recorded, claimed, process_id, using)
+    rollups = buffer.take() if buffer is not None else ()
+    try:
+        with write_transaction(using) if in_transaction else contextlib.nullcontext():
+            # Alone, the statement adds the rollups after all its other writes (an upsert no
+            # other part of it reads runs last).
+            if counted is not None:
+                owned, claimed, due = ops.end_count_and_claim(
+                    written, deleted, process_id, selectors, limit, skip_locked, counted, rollups if alone else ()
+                )
+            else:
+                owned, claimed = ops.end_and_claim(
+                    written, deleted, process_id, selectors, limit, skip_locked, gate, rollups if alone else ()
+                )
+            recorded = [run for run in runs if run.job.pk in owned]
+            if recorded and not alone:
+                _after_end(recorded, using)
+            # The rollups' rows are the last a transaction locks: taken before a batch's or a
+            # semaphore's row, they could close a cycle with a transaction taking them after.
+            if rollups and not alone:
+                ops.add_job_stats(rollups)
+            if rolled_up and buffer is None and recorded:
+                stats.record(recorded, now, using)
+            _publish(recorded, claimed, process_id, using)
+    except BaseException:
+        if buffer is not None:
+            buffer.put_back(rollups)
+        raise
+    if buffer is not None:
+        buffer.add(recorded, now)
     if due:
         batches.finish(counted[0], using)
     return recorded, claimed

@@ -1,14 +1,18 @@
-"""Rollups of ended runs: one row per (minute, queue, class), added to in the transaction that
-ends them (``running.end_and_claim``).
+"""Rollups of ended runs: one row per (minute, queue, class), added to by the lifecycle
+(``running.end_and_claim``): a worker's ends go through its ``Buffer`` and are written about
+once a second, with its next end or claim; other ends are written in the transaction that ends
+them.
 
-A batch of runs becomes one row of sums per group: the upsert adds them to what the group's
-row holds, whatever the number of jobs. On PostgreSQL's one-statement end and claim, the upsert
-is part of that statement (``Operations.end_and_claim``). A run counts in the minute its end is
+Runs become one row of sums per group: the upsert adds them to what the group's row holds,
+whatever the number of jobs. On PostgreSQL's one-statement end and claim, the upsert is part of
+that statement (``Operations.end_and_claim``). A run counts in the minute its end is
 recorded, so no write lands in a minute the dispatcher has folded into the totals (``fold``,
 ``FOLD_LAG`` after the minute) before it prunes rows past ``stats_retention`` (``prune``).
 """
 
 import datetime
+import threading
+import time
 from datetime import timedelta
 
 from django.db import IntegrityError
@@ -62,6 +66,70 @@ def rollups(runs, now):
             sums[WAIT_SUM] += run.waited
             sums[WAIT_FIRST + bucket(run.waited)] += 1
     return [(*key, *sums) for key, sums in sorted(groups.items())]
+
+
+# How long a worker keeps the rollups of its ends before it writes them (``Buffer``).
+BUFFER_SECONDS = 1.0
+
+
+class Buffer:
+    """A worker's rollups not yet written, summed per group.
+
+    Writing a group's row with every end costs an upsert per batch of ends, and on a fast drain
+    that is most of what rollups cost. A worker instead adds the runs it recorded here, and its
+    next end or claim after ``BUFFER_SECONDS`` writes them all at once, in its own transaction
+    (``running.end_and_claim``); an idle worker writes them itself (``write``), and one that
+    stops writes what is left. A worker killed outright loses at most its last second of rollups,
+    never a job's state: the jobs' rows are written when they end, as before.
+    """
+
+    def __init__(self, seconds=BUFFER_SECONDS):
+        self.seconds = seconds
+        self._sums = {}
+        self._lock = threading.Lock()
+        self._since = time.monotonic()  # the oldest sums held, or the last write
+
+    def add(self, runs, now):
+        """Hold the rollups of ``runs``, recorded at ``now``."""
+        self.put_back(rollups(runs, now))
+
+    def due(self):
+        """Whether sums held have waited ``seconds``."""
+        return bool(self._sums) and time.monotonic() - self._since >= self.seconds
+
+    def take(self, everything=False):
+        """The rows to write now (as ``rollups`` returns them): all held once due, or ``()``.
+        Rows taken and not written go back with ``put_back``."""
+        with self._lock:
+            if not self._sums or not (everything or time.monotonic() - self._since >= self.seconds):
+                return ()
+            rows = [(*key, *sums) for key, sums in sorted(self._sums.items())]
+            self._sums = {}
+            return rows
+
+    def put_back(self, rows):
+        """Hold ``rows`` (as ``rollups`` returns them): new ones, or those a failed write took."""
+        if not rows:
+            return
+        with self._lock:
+            if not self._sums:
+                self._since = time.monotonic()
+            for minute, queue_name, class_name, *values in rows:
+                sums = self._sums.setdefault((minute, queue_name, class_name), [0] * len(SUMMED))
+                for index, value in enumerate(values):
+                    sums[index] += value
+
+    def write(self, using, everything=False):
+        """Write the rows due (or all), in a transaction of their own; kept on failure."""
+        rows = self.take(everything)
+        if not rows:
+            return
+        try:
+            with write_transaction(using):
+                operations(using).add_job_stats(rows)
+        except BaseException:
+            self.put_back(rows)
+            raise
 
 
 def record(runs, now, using):

@@ -9,7 +9,7 @@ from django.utils import timezone
 from quebec import execution, maintenance, tracing
 from quebec.db import close_broken_connections, hygiene, operations
 from quebec.errors import TransactionLeftOpenError
-from quebec.lifecycle import outcome as outcomes, progress, running
+from quebec.lifecycle import outcome as outcomes, progress, running, stats
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
 from quebec.processes.claiming import ClaimBudget, Outbox
@@ -44,6 +44,7 @@ class Worker(Poller):
         self.quiet = False  # set by SIGUSR1/SIGTSTP: run what we have, claim nothing more
         self.budget = ClaimBudget(self.threads, settings.worker_claim_ahead)
         self.outbox = Outbox()
+        self.rollups = stats.Buffer()
         self._held_exclusive = []  # exclusive jobs claimed, each waiting for the process to be idle
         self._listener = None
         self._next_stale_check = 0.0
@@ -104,9 +105,8 @@ class Worker(Poller):
         transaction; True when it got all it asked for (there may be more)."""
         self._release_stale_claims()
         wanted = self._room_to_claim() if not self._claims_in_doubt or self._release_claims_in_doubt() else 0
-        if not wanted and self._runs_can_wait():
-            return False
-        if wanted and self._idle_with_nothing_ready():
+        if not wanted and self._runs_can_wait() or wanted and self._idle_with_nothing_ready():
+            self.rollups.write(self.using)  # when due: no end or claim would carry them
             return False
         claiming = wanted > 0 and EXCLUSIVE.begin_claim()
         try:
@@ -176,6 +176,7 @@ class Worker(Poller):
                 self.queues,
                 limit,
                 self.settings.use_skip_locked,
+                buffer=self.rollups,
             )
         except (OperationalError, InterfaceError):
             # The connection or a deadlock: the batch is recorded once the poll is retried.
@@ -214,19 +215,26 @@ class Worker(Poller):
     def _record_one_by_one(self, finished):
         for run in finished:
             try:
-                recorded = running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using)
+                recorded = running.end(
+                    [run], self.process.pk, self.settings.preserve_finished_jobs, self.using, self.rollups
+                )
             except Exception:
                 logger.exception("%s: could not record the outcome of job #%s", self.name, run.job.pk)
             else:
                 self._warn_unrecorded([run], recorded)
 
     def _flush_finished(self):
-        """Record what is left of the finished jobs before the process deregisters."""
+        """Record what is left of the finished jobs, then their rollups, before the process
+        deregisters."""
         try:
             self._retrying(lambda: self._record_and_claim(0), patience=DEREGISTER_PATIENCE)
         except Exception:
             # Their claims stay, and deregistering puts the jobs back in line.
             logger.exception("%s: could not record the jobs that finished last", self.name)
+        try:
+            self._retrying(lambda: self.rollups.write(self.using, everything=True), patience=DEREGISTER_PATIENCE)
+        except Exception:
+            logger.exception("%s: could not write the rollups of the jobs that finished last", self.name)
 
     def _warn_unrecorded(self, finished, recorded):
         if len(recorded) == len(finished):
@@ -344,7 +352,7 @@ class Worker(Poller):
             self.outbox.add_run(run)
             return
         recorded = self._retrying(
-            lambda: running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using),
+            lambda: running.end([run], self.process.pk, self.settings.preserve_finished_jobs, self.using, self.rollups),
             patience=RECORD_PATIENCE,
         )
         self._warn_unrecorded([run], recorded)
