@@ -7,6 +7,7 @@ default: the class's ``retry_on`` may retry them) or released back to ready.
 """
 
 import logging
+import math
 from datetime import timedelta
 
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 from quebec import execution
 from quebec.db import write_transaction
 from quebec.errors import ProcessExitError, ProcessPrunedError
-from quebec.lifecycle import events, running
+from quebec.lifecycle import events, running, stats
 from quebec.lifecycle.outcome import Run
 from quebec.models import ClaimedExecution, Process
 
@@ -74,6 +75,9 @@ def handle_claims(claims, error, settings, quebec):
     if settings.on_process_death == "release":
         return running.release(claims)
     handled = 0
+    # The caller's transaction may end many jobs: their rollups are written once, after the
+    # last (``running.end_and_claim``: the rollups' rows are the last a transaction locks).
+    rollups = stats.Buffer(seconds=math.inf)
     for claim in claims.select_related("job", "process"):
         job = claim.job
         job.executions += 1  # the run that died counts as an attempt
@@ -81,8 +85,9 @@ def handle_claims(claims, error, settings, quebec):
         if instance is not None:
             job.exception_executions = instance.exception_executions
         execution.add_attempt(job, outcome, claim.created_at, process_name(claim))
-        if running.end([Run(job, outcome)], claim.process_id, settings.preserve_finished_jobs, quebec.using):
+        if running.end([Run(job, outcome)], claim.process_id, settings.preserve_finished_jobs, quebec.using, rollups):
             handled += 1
+    rollups.write(quebec.using, everything=True)
     return handled
 
 
