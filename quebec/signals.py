@@ -91,12 +91,17 @@ def _for_process(signal: Signal) -> Callable[..., None]:
     return subscriber
 
 
-events.subscribe(events.ENQUEUED, _for_jobs(job_enqueued))
-events.subscribe(events.STARTED, _started)
-events.subscribe(events.FINISHED, _for_runs(job_finished))
-events.subscribe(events.RETRIED, _for_runs(job_retried))
-events.subscribe(events.FAILED, _for_runs(job_failed))
-events.subscribe(events.DISCARDED, _for_runs(job_discarded))
-events.subscribe(events.PROCESS_STARTED, _for_process(process_started))
-events.subscribe(events.PROCESS_STOPPED, _for_process(process_stopped))
-events.subscribe(events.PROCESS_PRUNED, _for_process(process_pruned))
+def _receivers(signal: Signal) -> Callable[[], bool]:
+    """Whether ``signal`` has receivers: an event is not kept until its commit for one without."""
+    return lambda: bool(signal.receivers)
+
+
+events.subscribe(events.ENQUEUED, _for_jobs(job_enqueued), _receivers(job_enqueued))
+events.subscribe(events.STARTED, _started, _receivers(job_started))
+events.subscribe(events.FINISHED, _for_runs(job_finished), _receivers(job_finished))
+events.subscribe(events.RETRIED, _for_runs(job_retried), _receivers(job_retried))
+events.subscribe(events.FAILED, _for_runs(job_failed), _receivers(job_failed))
+events.subscribe(events.DISCARDED, _for_runs(job_discarded), _receivers(job_discarded))
+events.subscribe(events.PROCESS_STARTED, _for_process(process_started), _receivers(process_started))
+events.subscribe(events.PROCESS_STOPPED, _for_process(process_stopped), _receivers(process_stopped))
+events.subscribe(events.PROCESS_PRUNED, _for_process(process_pruned), _receivers(process_pruned))

@@ -30,19 +30,25 @@ PROCESS_PRUNED = "process_pruned"  # process, error
 _subscribers = {}
 
 
-def subscribe(event, subscriber):
-    """Call ``subscriber(**payload)`` after each commit of ``event``."""
-    _subscribers.setdefault(event, []).append(subscriber)
+def subscribe(event, subscriber, listening=None):
+    """Call ``subscriber(**payload)`` after each commit of ``event``. ``listening``, if given,
+    says whether the subscriber would do anything now (a signal with receivers): an event that
+    no subscriber listens to is not even kept until the commit, so a transaction that enqueues a
+    million jobs does not hold them all for nobody."""
+    _subscribers.setdefault(event, []).append((subscriber, listening))
     return subscriber
 
 
 def unsubscribe(event, subscriber):
-    _subscribers.get(event, []).remove(subscriber)
+    _subscribers[event] = [entry for entry in _subscribers.get(event, []) if entry[0] is not subscriber]
 
 
 def publish(event, using, **payload):
     """Deliver ``event`` once the current transaction of ``using`` commits (at once outside one)."""
-    subscribers = _subscribers.get(event)
+    entries = _subscribers.get(event)
+    if not entries:
+        return
+    subscribers = [subscriber for subscriber, listening in entries if listening is None or listening()]
     if not subscribers:
         return
     if connections[using].in_atomic_block:
@@ -52,7 +58,7 @@ def publish(event, using, **payload):
 
 
 def _deliver(event, subscribers, payload):
-    for subscriber in list(subscribers):
+    for subscriber in subscribers:
         try:
             subscriber(**payload)
         except Exception:
