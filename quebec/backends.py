@@ -40,7 +40,7 @@ from quebec.lifecycle import progress
 from quebec.lifecycle.status import JobStatus
 
 if TYPE_CHECKING:
-    from quebec.models import Job
+    from quebec.enqueue import JobIdentity
 
 OPTIONS = ("database",)
 
@@ -271,10 +271,10 @@ class QuebecBackend(BaseTaskBackend):
         if handle.duplicate:
             # Nothing was enqueued: the result is the holder's, and task_enqueued is not sent.
             return self.get_result(str(handle.id))
-        job = cast("Job", handle._job)  # written: not a duplicate
+        job = cast("JobIdentity", handle._job)  # written: not a duplicate
         result = QuebecTaskResult(
             task=task,
-            id=str(job.pk),
+            id=str(job.id),
             status=TaskResultStatus.READY,
             enqueued_at=job.created_at,
             started_at=None,

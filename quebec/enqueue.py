@@ -1,17 +1,20 @@
 """Enqueueing: ``JobClass.set(...)``, built jobs, ``perform_all_later`` and the handles returned."""
 
+import contextlib
 import functools
+import itertools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from quebec import batches, conf, tracing
+from quebec.db import write_transaction
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
@@ -33,11 +36,34 @@ PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 MAX_QUEUE_NAME = MAX_KEY_LENGTH  # one length for every name and key the database stores
 
 
+class JobIdentity(NamedTuple):
+    """What a handle keeps of its job's row: the columns it shows, not the row (a bulk enqueue's
+    handles then cost a few hundred bytes each, not a row with its arguments)."""
+
+    id: int
+    active_job_id: uuid.UUID
+    class_name: str
+    queue_name: str
+    priority: int
+    scheduled_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: "Job | None") -> "JobIdentity | None":
+        if row is None:
+            return None
+        return cls(
+            row.pk, row.active_job_id, row.class_name, row.queue_name, row.priority, row.scheduled_at, row.created_at
+        )
+
+
 class JobHandle:
     """What ``perform_later`` returns: the job's identity, and its status read from the database."""
 
+    __slots__ = ("_identity", "_twin", "_using", "aborted", "abort_reason", "duplicate")
+
     def __init__(self, using: str = "default") -> None:
-        self._row: "Job | None" = None
+        self._identity: JobIdentity | None = None
         self._twin: "JobHandle | None" = None  # the handle of the same call whose job this one duplicates
         self._using = using
         self.aborted = False  # before_enqueue raised AbortEnqueue
@@ -51,13 +77,11 @@ class JobHandle:
         return f"<JobHandle{duplicate} {self.class_name} id={self.id} queue={self.queue_name!r}>"
 
     @property
-    def _job(self) -> "Job | None":
-        """The job's row: its own, or for a duplicate the holder's."""
-        return self._twin._job if self._row is None and self._twin is not None else self._row
-
-    @_job.setter
-    def _job(self, row: "Job | None") -> None:
-        self._row = row
+    def _job(self) -> JobIdentity | None:
+        """The job's identity: its own, or for a duplicate the holder's."""
+        if self._identity is None and self._twin is not None:
+            return self._twin._job
+        return self._identity
 
     def __bool__(self) -> bool:
         return not self.aborted
@@ -65,7 +89,7 @@ class JobHandle:
     # The job's columns; None while it is not written (aborted, or enqueued after commit).
     @property
     def id(self) -> int | None:
-        return self._job.pk if self._job else None
+        return self._job.id if self._job else None
 
     @property
     def active_job_id(self) -> uuid.UUID | None:
@@ -116,12 +140,17 @@ class JobHandle:
         from quebec.lifecycle.cancelling import cancel
 
         job = self._job
-        return cancel(job.pk, by=by, using=self._using) if job is not None else None
+        return cancel(job.id, by=by, using=self._using) if job is not None else None
 
     def refresh(self) -> Self:
-        """Re-read the job's row; returns self."""
-        if self._job is not None:
-            self._job.refresh_from_db()
+        """Re-read the job's row (its priority and when it is due may have changed); returns self."""
+        job = self._job
+        if job is not None:
+            from quebec.models import Job
+
+            row = Job.objects.using(self._using).filter(pk=job.id).first()
+            if row is not None:
+                self._identity, self._twin = JobIdentity.of(row), None
         return self
 
 
@@ -285,6 +314,11 @@ def _batch_id(using: str) -> int | None:
     return scope.batch_id
 
 
+# How many built jobs ``perform_all_later`` reads, checks and writes at a time: what it holds
+# besides the handles it returns (a ``JobIdentity`` each), whatever the number of jobs.
+ENQUEUE_CHUNK = 1000
+
+
 def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
     """Enqueue many built jobs, one transaction per database; returns their handles in order.
 
@@ -292,26 +326,76 @@ def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
     handle ``aborted``), ``after_enqueue`` once it is written. Neither runs for a unique job
     whose key is held (see ``_accept``). Jobs whose class enqueues after
     commit are written when the surrounding transaction commits; their handles get an id then.
+
+    ``pending_jobs`` may be a generator: the jobs are read, checked and written
+    ``ENQUEUE_CHUNK`` at a time, so that a call of a million jobs holds a chunk of them, not a
+    million. Up to one chunk, nothing is written or called back before every job is checked.
+    Past it, a job found wrong rolls the whole call back, but the ``before_enqueue`` of the
+    jobs read before it has run; ``after_enqueue`` runs once every job is written.
     """
-    pending_jobs = list(pending_jobs)
-    for pending in pending_jobs:
+    chunks = itertools.batched(pending_jobs, ENQUEUE_CHUNK)
+    first = next(chunks, ())
+    second = next(chunks, None)
+    if second is None:
+        return _enqueue_chunk(first)
+    handles: list[JobHandle] = []
+    written: list[PendingJob] = []  # whose after_enqueue runs once all are written
+    taking: dict[KeyPlace, JobHandle] = {}  # unique keys this call's earlier chunks took
+    after_commit: dict[str, list[Pair]] = {}
+    with contextlib.ExitStack() as transactions:
+        opened: set[str] = set()
+        for chunk in itertools.chain((first, second), chunks):
+            for using in {pending.quebec.using for pending in _built(chunk)} - opened:
+                transactions.enter_context(write_transaction(using))
+                opened.add(using)
+            handles += _enqueue_chunk(chunk, taking, written, after_commit)
+    for pending in written:
+        pending.job.after_enqueue()
+    for using, group in after_commit.items():
+        _write_on_commit(group, using)
+    return handles
+
+
+def _built(chunk: Sequence[Any]) -> Sequence["PendingJob"]:
+    for pending in chunk:
         if not isinstance(pending, PendingJob):
             raise TypeError(f"perform_all_later takes jobs made with JobClass.build(...), got {pending!r}")
+    return chunk
+
+
+def _enqueue_chunk(
+    chunk: Sequence["PendingJob"],
+    taking: "dict[KeyPlace, JobHandle] | None" = None,
+    written: "list[PendingJob] | None" = None,
+    after_commit: "dict[str, list[Pair]] | None" = None,
+) -> list[JobHandle]:
+    """``perform_all_later`` of one chunk; with ``written`` and ``after_commit``, one of many, which
+    leaves the ``after_enqueue`` calls and the writes after commit to the caller."""
+    pending_jobs = _built(chunk)
     # Refused before any callback runs or any transaction (or commit hook) is touched.
     databases = {pending.quebec.using for pending in pending_jobs}
     for using in databases:
         check_jobs([pending for pending in pending_jobs if pending.quebec.using == using], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
-    accepted = _accept(pairs)
+    accepted = _accept(pairs, taking=taking)
     for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
-        _write(group, using)
+        _write(group, using, written)
     for using, group in _by_database(pair for pair in accepted if pair[0].after_commit).items():
-        # robust: a failure is logged and does not drop the transaction's other commit hooks.
-        transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
+        if after_commit is None:
+            _write_on_commit(group, using)
+        else:
+            after_commit.setdefault(using, []).extend(group)
     return [handle for _, handle in pairs]
 
 
-def _accept(pairs: list[Pair], using: str | None = None) -> list[Pair]:
+def _write_on_commit(group: list[Pair], using: str) -> None:
+    # robust: a failure is logged and does not drop the transaction's other commit hooks.
+    transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
+
+
+def _accept(
+    pairs: list[Pair], using: str | None = None, taking: "dict[KeyPlace, JobHandle] | None" = None
+) -> list[Pair]:
     """The builds to write: ``before_enqueue`` runs for each, except unique jobs whose key is
     held by a job already written or by an earlier build of this call, which become duplicates.
 
@@ -319,10 +403,11 @@ def _accept(pairs: list[Pair], using: str | None = None) -> list[Pair]:
     the enqueue's transaction decides for good (``quebec.lifecycle.unique``). A build that loses
     a race between this read and that transaction has run ``before_enqueue`` but not
     ``after_enqueue``, and is a duplicate all the same. Classes without a ``before_enqueue``
-    are left to the transaction alone: the read would change nothing for them.
+    are left to the transaction alone: the read would change nothing for them. ``taking`` holds
+    the keys taken by the builds before ``pairs`` in the same call.
     """
     held = _holders([pair for pair in pairs if _has_before_enqueue(pair[0])], using)
-    taking: dict[KeyPlace, JobHandle] = {}
+    taking = {} if taking is None else taking
     accepted = []
     for pending, handle in pairs:
         where = (using or pending.quebec.using, pending.job.stored_unique_key)
@@ -340,6 +425,12 @@ def _has_before_enqueue(pending: "PendingJob") -> bool:
     from quebec.base_class import BaseClass
 
     return type(pending.job).before_enqueue is not BaseClass.before_enqueue
+
+
+def _has_after_enqueue(pending: "PendingJob") -> bool:
+    from quebec.base_class import BaseClass
+
+    return type(pending.job).after_enqueue is not BaseClass.after_enqueue
 
 
 def _holders(pairs: list[Pair], using: str | None = None) -> "dict[KeyPlace, Job]":
@@ -372,7 +463,7 @@ def _duplicate(pending: "PendingJob", handle: JobHandle, holder: "Job | None", t
             job_id=getattr(holder, "pk", None),
         )
     handle.duplicate = True
-    handle._job, handle._twin = holder, twin
+    handle._identity, handle._twin = JobIdentity.of(holder), twin
 
 
 def _before_enqueue(pending: "PendingJob", handle: JobHandle) -> bool:
@@ -392,24 +483,28 @@ def _by_database[T](pairs: Iterable[tuple["PendingJob", T]]) -> dict[str, list[t
     return groups
 
 
-def _write(pairs: list[Pair], using: str) -> None:
-    """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles."""
+def _write(pairs: list[Pair], using: str, written: "list[PendingJob] | None" = None) -> None:
+    """Insert the jobs and their ready/scheduled rows in one transaction, then fill the handles
+    and call ``after_enqueue``, or leave the jobs whose class has one in ``written``."""
     from quebec.lifecycle.queueing import enqueue
 
     models = [pending.to_model(using) for pending, _ in pairs]
     with tracing.enqueueing(models):
         skipped = enqueue(models, using).skipped
-    written = []
+    now_written = []
     for model, (pending, handle) in zip(models, pairs, strict=True):
         if id(model) in skipped:  # a unique job another took the key of meanwhile
             handle.duplicate = True
-            handle._job = skipped[id(model)]
+            handle._identity = JobIdentity.of(skipped[id(model)])
             continue
-        handle._job = model
+        handle._identity = JobIdentity.of(model)
         pending.job.id = model.pk
         pending.job.enqueued_at = model.created_at
-        written.append(pending)
-    for pending in written:
+        now_written.append(pending)
+    if written is not None:
+        written += (pending for pending in now_written if _has_after_enqueue(pending))
+        return
+    for pending in now_written:
         pending.job.after_enqueue()
 
 
