@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from quebec.db.rows import chunks, new_row, value_converter
+from quebec.db.rows import chunks, loaded_rows, new_row, value_converter
 from quebec.models import Job, ReadyExecution
 
 
@@ -36,3 +36,42 @@ def test_value_converter_keeps_equal_values_of_different_types_apart():
 def test_chunks_cover_every_value_once():
     assert chunks(range(7), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     assert chunks([], 3) == []
+
+
+@pytest.mark.django_db
+def test_loaded_rows_are_the_rows_the_orm_loads():
+    from django.db.models.signals import post_init
+
+    from tests.testapp.jobs import RecordJob
+
+    handle = RecordJob.set(wait=60, priority=-4).perform_later("a", nested={"k": [1, 2.5, None]})
+    Job.objects.filter(pk=handle.id).update(
+        attempts=[{"attempt": 1, "error": "é"}], progress={"done": 3, "total": 9}, return_value=None
+    )
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Job._meta.db_table} WHERE id = %s", [handle.id])
+        rows = cursor.fetchall()
+    expected = Job.objects.get(pk=handle.id)
+
+    def fields(job):
+        return {field.attname: getattr(job, field.attname) for field in Job._meta.concrete_fields}
+
+    [loaded] = loaded_rows(Job, rows, connection)
+    assert fields(loaded) == fields(expected)
+    assert (loaded._state.adding, loaded._state.db) == (False, connection.alias)
+    loaded.priority = 5
+    loaded.save(update_fields=["priority"])  # a loaded row saves as an existing one
+    assert Job.objects.get(pk=handle.id).priority == 5 and Job.objects.count() == 1
+
+    initialised = []
+
+    def seen(sender, instance, **kwargs):
+        initialised.append(instance)
+
+    post_init.connect(seen, sender=Job)
+    try:
+        [through_init] = loaded_rows(Job, rows, connection)  # a listener sees it made the usual way
+    finally:
+        post_init.disconnect(seen, sender=Job)
+    assert initialised == [through_init] and fields(through_init) == fields(expected)

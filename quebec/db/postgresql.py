@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from quebec import conf
 from quebec.db import job_rows
-from quebec.db.base import END_FIELDS, Operations as BaseOperations
+from quebec.db.base import END_FIELDS, Operations as BaseOperations, job_columns
 from quebec.db.connection import READY_CHANNEL, send, transaction_pooled
-from quebec.db.rows import value_converter
+from quebec.db.rows import loaded_rows, value_converter
 from quebec.models.stats import SUMMED
 from quebec.models import (
     Batch,
@@ -202,13 +202,16 @@ class Operations(BaseOperations):
         # One row at least, carrying the ids whose claims were ours, then the claimed jobs'
         # columns (NULL when nothing was claimed).
         sql = f"""WITH {", ".join(ctes)}, {claim_sql}
-            SELECT (SELECT array_agg(job_id) FROM owned) AS owned_ids, {due} AS batch_due, j.* FROM (SELECT 1) one
+            SELECT (SELECT array_agg(job_id) FROM owned), {due}, {job_columns(self.using, "j.")} FROM (SELECT 1) one
             LEFT JOIN {jobs} j ON j.id IN (SELECT job_id FROM claims)"""
         params += claim_params
-        rows = list(Job.objects.using(self.using).raw(sql, params))
-        owned = set(rows[0].owned_ids or [])
-        claimed_jobs = sorted((job for job in rows if job.pk is not None), key=lambda job: (job.priority, job.pk))
-        return owned, claimed_jobs, bool(rows[0].batch_due)
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        owned = set(rows[0][0] or [])
+        claimed_jobs = loaded_rows(Job, (row[2:] for row in rows if row[2] is not None), self.connection)
+        claimed_jobs.sort(key=lambda job: (job.priority, job.pk))
+        return owned, claimed_jobs, bool(rows[0][1])
 
     def add_job_stats(self, rows):
         with self.connection.cursor() as cursor:
