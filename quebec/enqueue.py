@@ -263,11 +263,13 @@ class PendingJob:
         # A batch's members are written with it (its counters are kept in the same transaction).
         return batches.current() is None and type(self.job).wants_enqueue_after_commit()
 
-    def to_model(self, using: str | None = None) -> "Job":
+    def to_model(self, using: str | None = None, now: datetime | None = None) -> "Job":
+        """The job's row, unsaved; ``now`` (one time for a batch of rows) until the enqueue
+        writes its own."""
         from quebec.models import Job
 
         job = self.job
-        now = timezone.now()
+        now = now or timezone.now()
         model: Job = new_row(
             Job,
             id=None,
@@ -378,9 +380,13 @@ def _enqueue_chunk(
         check_jobs([pending for pending in pending_jobs if pending.quebec.using == using], using)
     pairs = [(pending, JobHandle(using=pending.quebec.using)) for pending in pending_jobs]
     accepted = _accept(pairs, taking=taking)
-    for using, group in _by_database(pair for pair in accepted if not pair[0].after_commit).items():
+    now: list[Pair] = []
+    later: list[Pair] = []
+    for pair in accepted:
+        (later if pair[0].after_commit else now).append(pair)
+    for using, group in _by_database(now).items():
         _write(group, using, written)
-    for using, group in _by_database(pair for pair in accepted if pair[0].after_commit).items():
+    for using, group in _by_database(later).items():
         if after_commit is None:
             _write_on_commit(group, using)
         else:
@@ -488,7 +494,8 @@ def _write(pairs: list[Pair], using: str, written: "list[PendingJob] | None" = N
     and call ``after_enqueue``, or leave the jobs whose class has one in ``written``."""
     from quebec.lifecycle.queueing import enqueue
 
-    models = [pending.to_model(using) for pending, _ in pairs]
+    now = timezone.now()
+    models = [pending.to_model(using, now) for pending, _ in pairs]
     with tracing.enqueueing(models):
         skipped = enqueue(models, using).skipped
     now_written = []
