@@ -11,10 +11,25 @@ def new_row(model, **values):
     bulk insert would pay for every row: the fields are set directly, unless a receiver of
     those signals listens to ``model``."""
     ordered = [values[field.attname] for field in model._meta.concrete_fields]
-    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+    if not _plain_init(model):
         return model(*ordered)
+    return _bare(model, values)
+
+
+def _plain_init(model):
+    """Whether an instance of ``model`` may skip ``Model.__init__``: no receiver of its
+    ``pre_init`` or ``post_init`` signals would miss it."""
+    return not (signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model))
+
+
+def _bare(model, values, loaded_from=None):
+    """An instance holding ``values`` (every field's, by attname), made without ``__init__``;
+    ``loaded_from``: the alias it was read from, for a row that exists."""
     row = model.__new__(model)
     row._state = ModelState()
+    if loaded_from is not None:
+        row._state.adding = False
+        row._state.db = loaded_from
     row.__dict__.update(values)
     return row
 
@@ -32,7 +47,7 @@ def loaded_rows(model, rows, connection):
         if converters:
             converting.append((index, converters, column))
     attnames = [field.attname for field in fields]
-    plain = not (signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model))
+    plain = _plain_init(model)
     loaded = []
     for row in rows:
         values = list(row)
@@ -42,11 +57,7 @@ def loaded_rows(model, rows, connection):
                 value = converter(value, column, connection)
             values[index] = value
         if plain:
-            instance = model.__new__(model)
-            instance._state = ModelState()
-            instance._state.adding = False
-            instance._state.db = connection.alias
-            instance.__dict__.update(zip(attnames, values))
+            instance = _bare(model, zip(attnames, values), loaded_from=connection.alias)
         else:
             instance = model.from_db(connection.alias, attnames, values)
         loaded.append(instance)

@@ -93,13 +93,10 @@ class Buffer:
         """Hold the rollups of ``runs``, recorded at ``now``."""
         self.put_back(rollups(runs, now))
 
-    def due(self):
-        """Whether sums held have waited ``seconds``."""
-        return bool(self._sums) and time.monotonic() - self._since >= self.seconds
-
     def take(self, everything=False):
-        """The rows to write now (as ``rollups`` returns them): all held once due, or ``()``.
-        Rows taken and not written go back with ``put_back``."""
+        """The rows to write now (as ``rollups`` returns them): all held, once the oldest has
+        waited ``seconds`` (or at once with ``everything``), else ``()``. Rows taken and not
+        written go back with ``put_back``."""
         with self._lock:
             if not self._sums or not (everything or time.monotonic() - self._since >= self.seconds):
                 return ()
