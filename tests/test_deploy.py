@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -106,6 +107,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def answers(url):
+    """Whether ``url`` answers 200; False while nothing listens yet (the web process may start
+    after the worker has already run the job)."""
+    try:
+        return urllib.request.urlopen(url).status == 200
+    except urllib.error.URLError:
+        return False
+
+
 def start(command, cwd, env):
     return subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -159,7 +169,7 @@ def test_the_commands_of_compose_and_systemd_serve_and_run_jobs(tmp_path):
         job_id = enqueue_greeting(venv, project, greeting, env=env)
         wait_until(greeting.exists, timeout=60, message="the compose worker to run the job")
         wait_until(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/").status == 200,
+            lambda: answers(f"http://127.0.0.1:{port}/admin/login/"),
             timeout=30,
             message="the compose web process to answer",
         )
