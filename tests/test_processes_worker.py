@@ -1,11 +1,15 @@
 """Workers and dispatchers running as threads of the test process, against the real database."""
 
+import threading
+import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from quebec.lifecycle import queueing
+from quebec.lifecycle import events, queueing
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
 from quebec.processes import claiming
@@ -214,3 +218,47 @@ def test_jobs_claimed_ahead_go_back_when_every_thread_is_busy_too_long(start, jo
         f"behind-{index}" for index in range(CLAIM_AHEAD)
     )
     assert worker.is_alive()
+
+
+def test_a_busy_worker_claims_on_a_second_connection_within_one_budget(start, jobs_count_as_short):
+    """While the loop waits for its end and claim, a second loop on its own connection records
+    and claims for the threads freed meanwhile (not on SQLite, whose writers queue for one lock).
+    Together they hold no more claims than the worker's budget, and every job runs once."""
+    claimers = Counter()
+
+    def claimed(jobs, process_id):
+        claimers[threading.current_thread().name] += len(jobs)
+
+    events.subscribe(events.CLAIMED, claimed)
+    try:
+        handles = [RecordJob.perform_later(f"busy-{index}") for index in range(1000)]
+        worker = start(threads=5, worker_claim_ahead=CLAIM_AHEAD)
+        most_claimed = 0
+        while not finished(*handles):
+            most_claimed = max(most_claimed, ClaimedExecution.objects.count())
+            time.sleep(0.005)
+    finally:
+        events.unsubscribe(events.CLAIMED, claimed)
+    assert most_claimed <= 5 * (1 + CLAIM_AHEAD)
+    runs = Counter(JobRun.objects.values_list("label", flat=True))
+    assert len(runs) == len(handles) and set(runs.values()) == {1}
+    # A job claimed ahead that waited too long for a thread goes back and is claimed again.
+    assert sum(claimers.values()) >= len(handles)
+    second = claimers[f"{worker.name}-claims"]
+    if connection.vendor == "sqlite":
+        assert set(claimers) == {worker.name}
+    else:
+        assert 0 < second < len(handles), claimers
+
+
+def test_claims_in_doubt_wait_for_the_other_loop(start):
+    """A claim whose reply was lost puts the worker's claims in doubt; they are released only
+    once neither loop is claiming, and neither claims until then."""
+    worker = start(threads=2)
+    worker._claims_in_doubt = True
+    worker._reserved = 2  # the other loop is in the middle of a claim
+    assert worker._reserve_room() == 0
+    assert not worker._release_claims_in_doubt() and worker._claims_in_doubt
+    worker._reserved = 0
+    assert worker._release_claims_in_doubt() and not worker._claims_in_doubt
+    assert worker._reserve_room() > 0

@@ -606,6 +606,9 @@ class Operations:
     # Whether ``end_count_and_claim`` exists: the one-statement end and claim also counts the
     # ended members of one batch.
     counts_batch_in_statement = False
+    # Whether a worker may end and claim on a second connection while its first waits (see
+    # ``Worker._second_loop_run``): not where writers queue for one lock (SQLite).
+    claims_alongside = True
 
     def count_batch_ends(self, counts, now):
         """Take ended members off their batches: ``counts`` is [(batch id, completed, failed)]

@@ -10,6 +10,7 @@ from quebec.models import BlockedExecution, ClaimedExecution
 
 class Operations(BaseOperations):
     vendor = "sqlite"
+    claims_alongside = False  # one writer at a time: a second claim would only queue
     like_escape = " ESCAPE '\\'"
     update_returning = True  # SQLite 3.35 and later
 

@@ -1,6 +1,7 @@
 """Workers claim ready jobs in batches and run them on a pool of threads."""
 
 import logging
+import threading
 import time
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
@@ -13,7 +14,7 @@ from quebec.lifecycle import outcome as outcomes, progress, running, stats
 from quebec.lifecycle.concurrency import ensure_queue_semaphores, queue_limits
 from quebec.models import ClaimedExecution
 from quebec.processes.claiming import ClaimBudget, Outbox
-from quebec.processes.poller import DEREGISTER_PATIENCE, Poller
+from quebec.processes.poller import DEREGISTER_PATIENCE, MAX_ERROR_BACKOFF, Poller
 from quebec.processes import listener
 from quebec.processes.exclusive import EXCLUSIVE
 from quebec.processes.pool import Pool
@@ -52,6 +53,14 @@ class Worker(Poller):
         # claims in this process's name that no thread will run (see _release_claims_in_doubt).
         self._claims_in_doubt = False
         self._claimed_short = True  # the first poll looks before it claims
+        # Two loops may claim at once (see ``_claim_alongside``): the room each takes is reserved
+        # under this lock until its jobs are in flight, so that together they never hold more
+        # than the budget.
+        self._claim_lock = threading.Lock()
+        self._reserved = 0  # jobs being claimed right now, not yet in flight
+        self._main_claiming = False  # the main loop is in an end and claim
+        self._second_loop = None
+        self._second_wake = threading.Event()
 
     def metadata(self):
         return {**super().metadata(), "queues": list(self.queues), "threads": self.threads, "quiet": self.quiet}
@@ -75,6 +84,9 @@ class Worker(Poller):
             on_expired=self._not_started,
         )
         EXCLUSIVE.add(self)
+        if operations(self.using).claims_alongside:
+            self._second_loop = threading.Thread(target=self._second_loop_run, name=f"{self.name}-claims", daemon=True)
+            self._second_loop.start()
         ensure_queue_semaphores(self.using)
         orphans = maintenance.handle_orphaned_claims(self.settings, self.quebec)
         if orphans:
@@ -92,22 +104,30 @@ class Worker(Poller):
         the worker is stopping or quiet (a signal, memory recycling, a supervisor's shutdown)."""
         return self.quiet or self.stopping.is_set()
 
-    def stop(self, timeout=None):
-        super().stop(timeout)
-        if timeout == 0 and self.pool is not None:
-            self.pool.stop_waiting()  # a shutdown already waiting for running jobs gives up now
-
     def drained(self):
-        return self.pool is not None and self.pool.in_flight() == 0 and self.outbox.empty()
+        return self.pool is not None and self.pool.in_flight() == 0 and not self._reserved and self.outbox.empty()
 
     def poll(self):
         """Record the jobs finished since the last poll and claim jobs for the threads, in one
         transaction; True when it got all it asked for (there may be more)."""
         self._release_stale_claims()
-        wanted = self._room_to_claim() if not self._claims_in_doubt or self._release_claims_in_doubt() else 0
-        if not wanted and self._runs_can_wait() or wanted and self._idle_with_nothing_ready():
-            self.rollups.write(self.using)  # when due: no end or claim would carry them
-            return False
+        if self._claims_in_doubt and not self._release_claims_in_doubt():
+            wanted = 0
+        else:
+            wanted = self._reserve_room()
+        try:
+            if not wanted and self._runs_can_wait() or wanted and self._idle_with_nothing_ready():
+                self.rollups.write(self.using)  # when due: no end or claim would carry them
+                return False
+            self._main_claiming = True
+            return self._claim(wanted)
+        finally:
+            self._main_claiming = False
+            self._unreserve(wanted)
+
+    def _claim(self, wanted):
+        """Record the finished runs and claim ``wanted`` jobs (reserved by the caller), posting
+        them to the threads; True when it got all it asked for."""
         claiming = wanted > 0 and EXCLUSIVE.begin_claim()
         try:
             jobs = self._record_and_claim(wanted if claiming else 0)
@@ -125,6 +145,56 @@ class Worker(Poller):
         if self._held_exclusive:
             return self._start_exclusive_when_alone()
         return claiming and len(jobs) == wanted  # else sleep until a thread frees up and wakes us
+
+    def _reserve_room(self):
+        """Reserve the room to claim now (see ``_room_to_claim``) for the calling loop; none while
+        claims are in doubt. Given back with ``_unreserve`` once the jobs claimed are in flight."""
+        with self._claim_lock:
+            room = 0 if self._claims_in_doubt else self._room_to_claim()
+            self._reserved += room
+            return room
+
+    def _unreserve(self, count):
+        with self._claim_lock:
+            self._reserved -= count
+
+    def _second_loop_run(self):
+        """A second loop on a connection of its own: while the main loop waits for its end and
+        claim, threads keep freeing up, and this loop records their runs and claims for them in
+        a second transaction. One loop sends one statement at a time and waits for it; on a busy
+        worker that wait, not Python or the database, is what limits the drain. It polls only
+        when woken by a thread freed while the main loop is in a statement, so an idle worker
+        sends nothing more."""
+        errors_in_a_row = 0
+        try:
+            while not self.stopping.is_set():
+                self._second_wake.wait()
+                self._second_wake.clear()
+                try:
+                    while not self.stopping.is_set() and self._claim_alongside():
+                        pass
+                except Exception:
+                    # Logged, and tried again later; the main loop claims on meanwhile.
+                    errors_in_a_row += 1
+                    pause = min(self.polling_interval * 2**errors_in_a_row, MAX_ERROR_BACKOFF)
+                    logger.exception("%s: error in the second claim loop; retrying in %.1fs", self.name, pause)
+                    close_broken_connections()
+                    self.stopping.wait(pause)
+                else:
+                    errors_in_a_row = 0
+        finally:
+            connections.close_all()
+
+    def _claim_alongside(self):
+        """One end and claim of the second loop; True to go on at once (it got all it asked for
+        and the main loop is still in a statement)."""
+        wanted = self._reserve_room()
+        if not wanted:
+            return False
+        try:
+            return self._claim(wanted) and self._main_claiming
+        finally:
+            self._unreserve(wanted)
 
     def _notified(self):
         """Jobs became ready: claim at once, without looking first."""
@@ -144,10 +214,11 @@ class Worker(Poller):
         return self.budget.ahead(queues_limited=bool(queue_limits()))
 
     def _room_to_claim(self):
-        """How many jobs to claim now: none while quiet or holding an exclusive job."""
+        """How many jobs to claim now: none while quiet or holding an exclusive job. Jobs being
+        claimed by a loop count as held."""
         if self._held_exclusive or self.quiet:
             return 0
-        return self.budget.room(self.pool.in_flight(), queues_limited=bool(queue_limits()))
+        return self.budget.room(self.pool.in_flight() + self._reserved, queues_limited=bool(queue_limits()))
 
     def _runs_can_wait(self):
         """Whether the finished runs can wait to be recorded with the next claim: only while
@@ -162,6 +233,8 @@ class Worker(Poller):
         self.budget.stalled = False
         if EXCLUSIVE.holding():
             EXCLUSIVE.wake_all()
+        elif self._second_loop is not None and self._main_claiming and self._room_to_claim():
+            self._second_wake.set()  # the main loop waits for its statement: claim alongside it
         elif self.quiet or self._room_to_claim() or self.pool.in_flight() == 0:
             self.wake()
 
@@ -204,7 +277,7 @@ class Worker(Poller):
         every claim still in its process's name: a claim whose reply was lost, which no thread
         knows of. Until then nothing is claimed, so none of them can be one it knows. True once
         done."""
-        if self.pool.in_flight() or not self.outbox.empty() or self._held_exclusive:
+        if self.pool.in_flight() or self._reserved or not self.outbox.empty() or self._held_exclusive:
             return False
         released = running.release(ClaimedExecution.objects.using(self.using).filter(process_id=self.process.pk))
         if released:
@@ -259,9 +332,20 @@ class Worker(Poller):
             self.pool.post(job, on_done=lambda: EXCLUSIVE.leave(self, still_holding=bool(self._held_exclusive)))
         return False
 
+    def stop(self, timeout=None):
+        super().stop(timeout)
+        self._second_wake.set()
+        if timeout == 0 and self.pool is not None:
+            self.pool.stop_waiting()  # a shutdown already waiting for running jobs gives up now
+
     def shutdown(self):
         if self._listener is not None:
             self._listener.stop()
+        if self._second_loop is not None:
+            self._second_wake.set()
+            # Its statement in flight ends (it then claims nothing more), unless the database
+            # hangs: deregistering puts back whatever it claimed after.
+            self._second_loop.join(DEREGISTER_PATIENCE)
         if self.pool is not None:
             self._release_unstarted()
             timeout = self.shutdown_timeout
