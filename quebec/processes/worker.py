@@ -342,6 +342,7 @@ class Worker(Poller):
         if self._listener is not None:
             self._listener.stop()
         if self._second_loop is not None:
+            self.stopping.set()  # also when the loop ended otherwise (a failed registration)
             self._second_wake.set()
             # Its statement in flight ends (it then claims nothing more), unless the database
             # hangs: deregistering puts back whatever it claimed after.
