@@ -7,9 +7,7 @@ out the best way each database allows.
 """
 
 import collections
-import json
 import functools
-from functools import partial
 
 from django.db import connections, models, transaction
 from django.db.models import F
@@ -18,7 +16,7 @@ from django.utils import timezone
 from quebec import conf, queue_selectors
 from quebec.db import job_rows, wakeup
 from quebec.db.connection import send
-from quebec.db.rows import chunks, loaded_rows, new_row, value_converter
+from quebec.db.rows import chunks, json_converter, loaded_rows, new_row, value_converter
 from quebec.models.stats import SUMMED
 from quebec.models import (
     Batch,
@@ -130,7 +128,7 @@ class Operations:
         converted one by one: (1,) and (1.0,) are equal keys but not the same JSON."""
         connection = self.connection
         converters = [
-            (field.attname, partial(field.get_db_prep_save, connection=connection))
+            (field.attname, json_converter(field, connection))
             if isinstance(field, models.JSONField)
             else (field.attname, value_converter(field, connection))
             for field in columns
@@ -138,10 +136,17 @@ class Operations:
         return [[*(convert(getattr(obj, name)) for name, convert in converters), obj.pk] for obj in objects]
 
     def delete_by_pk(self, model, pks):
-        """Delete rows by primary key; returns how many were deleted."""
-        if not pks:
-            return 0
-        return model._default_manager.using(self.using).filter(pk__in=pks).delete()[0]
+        """Delete rows by primary key; returns how many were deleted. The statement the ORM's
+        fast delete would send, without building a queryset for it, which cost more Python than
+        the rest of a claim on SQLite: Quebec's foreign keys are DO_NOTHING, so there is nothing
+        to cascade, and its own rows send no delete signals."""
+        table, pk = self.table(model), self.quote(model._meta.pk.column)
+        deleted = 0
+        with self.connection.cursor() as cursor:
+            for chunk in chunks(pks, 500):
+                cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                deleted += cursor.rowcount
+        return deleted
 
     def delete_claims(self, job_ids, process_id):
         """Delete the claims of ``job_ids`` that ``process_id`` holds; returns the ids deleted.
@@ -263,7 +268,7 @@ class Operations:
 
     def _job_converter(self, field):
         if job_rows.is_json(field):
-            return lambda value: None if value is None else json.dumps(value, cls=field.encoder)
+            return json_converter(field, self.connection)
         return value_converter(field, self.connection)
 
     def _insert_jobs_sql(self, sent, rows, returning):

@@ -1,6 +1,10 @@
 """Building rows without the ORM's per-row work: positional models, converted values."""
 
+import json
+from functools import partial
+
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import signals
 from django.db.models.base import ModelState
 
@@ -83,6 +87,21 @@ def value_converter(field, connection):
             return field.get_db_prep_save(value, connection)
 
     return convert
+
+
+def json_converter(field, connection):
+    """A function giving JSON ``field``'s database value, as ``get_db_prep_save`` does. Where the
+    database takes JSON as text (SQLite, MySQL), that is ``json.dumps`` of the value, called
+    directly: a claim's batch of ends writes three JSON columns per job, and the five Python calls
+    Django makes around each ``json.dumps`` were a tenth of the worker loop's time on SQLite."""
+    if (
+        type(connection.ops).adapt_json_value is not BaseDatabaseOperations.adapt_json_value
+        or type(field).get_db_prep_save is not models.JSONField.get_db_prep_save
+        or type(field).get_prep_value is not models.JSONField.get_prep_value
+    ):
+        return partial(field.get_db_prep_save, connection=connection)
+    encoder = field.encoder
+    return lambda value: None if value is None else json.dumps(value, cls=encoder)
 
 
 def chunks(values, size):
