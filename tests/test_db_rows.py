@@ -1,11 +1,12 @@
 """Rows built without the ORM's per-row work: quebec/db/rows.py."""
 
-from datetime import UTC, datetime
+import warnings
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
 
-from quebec.db.rows import chunks, loaded_rows, new_row, value_converter
+from quebec.db.rows import chunks, json_converter, loaded_rows, new_row, value_converter
 from quebec.models import Job, ReadyExecution
 
 
@@ -31,6 +32,30 @@ def test_value_converter_keeps_equal_values_of_different_types_apart():
     assert plain(convert(1)) != plain(convert(True))
     text = value_converter(Job._meta.get_field("queue_name"), connection)
     assert text("mail") == "mail"
+
+
+def test_time_and_json_converters_give_what_django_sends(settings):
+    """The converters' shortcuts (times on SQLite, JSON as text) send exactly Django's values."""
+    field = Job._meta.get_field("finished_at")
+    moment = datetime(2026, 12, 1, 20, 38, 5, 123456, tzinfo=UTC)
+    times = [None, moment, moment.replace(microsecond=0), moment.astimezone(timezone(timedelta(hours=-5)))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # Django warns of the naive time and the date
+        odd = [datetime(2026, 12, 1, 9, 30), date(2026, 12, 1)]
+        for use_tz in (True, False):
+            settings.USE_TZ = use_tz
+            values = times + odd if use_tz else [None, datetime(2026, 12, 1, 9, 30)]
+            convert = value_converter(field, connection)
+            assert [convert(value) for value in values] == [field.get_db_prep_save(v, connection) for v in values]
+    settings.USE_TZ = True
+    attempts = Job._meta.get_field("attempts")
+    convert = json_converter(attempts, connection)
+    for value in (None, [], [{"number": 1, "outcome": "finished"}], {"é": "ü"}):
+
+        def plain(value):  # psycopg wraps JSON in an adapter; the others send text
+            return repr(getattr(value, "obj", value))
+
+        assert plain(convert(value)) == plain(attempts.get_db_prep_save(value, connection))
 
 
 def test_chunks_cover_every_value_once():

@@ -1,8 +1,10 @@
 """Building rows without the ORM's per-row work: positional models, converted values."""
 
+import datetime
 import json
 from functools import partial
 
+from django.conf import settings
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import signals
@@ -74,6 +76,8 @@ def value_converter(field, connection):
     their values, and the conversion is most of an insert's Python time."""
     if isinstance(field, (models.CharField, models.IntegerField)) and not field.get_internal_type().startswith("Auto"):
         return lambda value: value  # our rows already hold str and int
+    if isinstance(field, models.DateTimeField) and connection.vendor == "sqlite" and settings.USE_TZ:
+        return _sqlite_time_converter(field, connection)
     cache = {}
 
     def convert(value):
@@ -85,6 +89,22 @@ def value_converter(field, connection):
             return converted
         except TypeError:  # unhashable: a dict or list for a JSON field
             return field.get_db_prep_save(value, connection)
+
+    return convert
+
+
+def _sqlite_time_converter(field, connection):
+    """SQLite keeps a time as text in the connection's zone: what Django's four calls make of an
+    aware datetime, made directly (the ends of a batch each have their own times, so caching
+    them saves nothing). Anything else goes through Django, which warns of a naive time."""
+    zone = connection.timezone
+
+    def convert(value):
+        if value is None:
+            return None
+        if type(value) is not datetime.datetime or value.tzinfo is None:
+            return field.get_db_prep_save(value, connection)
+        return str(value.astimezone(zone).replace(tzinfo=None))
 
     return convert
 
