@@ -77,7 +77,9 @@ def value_converter(field, connection):
     if isinstance(field, (models.CharField, models.IntegerField)) and not field.get_internal_type().startswith("Auto"):
         return lambda value: value  # our rows already hold str and int
     if isinstance(field, models.DateTimeField) and connection.vendor == "sqlite" and settings.USE_TZ:
-        return _sqlite_time_converter(field, connection)
+        prepare = _sqlite_time(field, connection)
+    else:
+        prepare = partial(field.get_db_prep_save, connection=connection)
     cache = {}
 
     def convert(value):
@@ -85,18 +87,18 @@ def value_converter(field, connection):
         try:
             return cache[key]
         except KeyError:
-            cache[key] = converted = field.get_db_prep_save(value, connection)
+            cache[key] = converted = prepare(value)
             return converted
         except TypeError:  # unhashable: a dict or list for a JSON field
-            return field.get_db_prep_save(value, connection)
+            return prepare(value)
 
     return convert
 
 
-def _sqlite_time_converter(field, connection):
+def _sqlite_time(field, connection):
     """SQLite keeps a time as text in the connection's zone: what Django's four calls make of an
-    aware datetime, made directly (the ends of a batch each have their own times, so caching
-    them saves nothing). Anything else goes through Django, which warns of a naive time."""
+    aware datetime, made directly (a batch of ends has a time per job, so most are converted,
+    not found in the cache). Anything else goes through Django, which warns of a naive time."""
     zone = connection.timezone
 
     def convert(value):
