@@ -100,3 +100,26 @@ def test_loaded_rows_are_the_rows_the_orm_loads():
     finally:
         post_init.disconnect(seen, sender=Job)
     assert initialised == [through_init] and fields(through_init) == fields(expected)
+
+
+@pytest.mark.django_db
+def test_loaded_rows_give_each_job_its_own_empty_json_values():
+    """An empty object or list is made without parsing it, but never shared between jobs: a
+    job that changes its own must not change another's."""
+    from tests.testapp.jobs import RecordJob
+
+    ids = [RecordJob.perform_later(index).id for index in range(2)]
+    Job.objects.filter(pk=ids[1]).update(attempts=[], exception_executions={}, progress={"done": 0}, return_value=[])
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Job._meta.db_table} WHERE id IN (%s, %s) ORDER BY id", ids)
+        rows = cursor.fetchall()
+    first, second = loaded_rows(Job, rows, connection)
+    for loaded, expected in zip((first, second), Job.objects.filter(pk__in=ids).order_by("id"), strict=True):
+        for name in ("attempts", "exception_executions", "progress", "return_value", "arguments"):
+            assert getattr(loaded, name) == getattr(expected, name), name
+            assert type(getattr(loaded, name)) is type(getattr(expected, name)), name
+    assert first.attempts == [] and first.attempts is not second.attempts
+    assert first.exception_executions == {} and first.exception_executions is not second.exception_executions
+    first.attempts.append({"attempt": 1})
+    assert second.attempts == []
