@@ -3,11 +3,11 @@
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 import quebec
 from quebec.db import operations
-from quebec.models import ReadyExecution
+from quebec.models import Job, Pause, ReadyExecution, ScheduledExecution
 from tests.testapp.jobs import RecordJob
 
 pytestmark = [
@@ -46,3 +46,65 @@ def test_two_transactions_deleting_different_keys_do_not_wait_for_each_other():
         holder.join(10)
     assert outcome == {"first": 10, "second": 10}
     assert not ReadyExecution.objects.exists()
+
+
+def _open_transactions():
+    """InnoDB transactions this connection holds open (MariaDB and MySQL alike)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = CONNECTION_ID()")
+        return cursor.fetchone()[0]
+
+
+def test_one_job_outside_a_transaction_is_written_in_one_round_trip():
+    """Its row, its ready or scheduled row and the COMMIT go as one query, and leave no
+    transaction open behind them."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        ready = RecordJob.perform_later("now")
+        later = RecordJob.set(wait=600).perform_later("later")
+    assert len(captured) == 2 and all(query["sql"].startswith("START TRANSACTION;") for query in captured)
+    assert Job.objects.get(pk=ready.id).arguments["args"] == ["now"]
+    assert list(ReadyExecution.objects.values_list("job_id", "queue_name")) == [(ready.id, ready.queue_name)]
+    scheduled = ScheduledExecution.objects.get()
+    assert (scheduled.job_id, scheduled.scheduled_at) == (later.id, Job.objects.get(pk=later.id).scheduled_at)
+    assert later.status == "scheduled" and ready.status == "ready"
+    assert connection.get_autocommit() and _open_transactions() == 0
+
+
+def test_a_statement_failing_midway_rolls_back_the_ones_before_it():
+    table = Pause._meta.db_table
+    insert = f"INSERT INTO {table} (queue_name, created_at) VALUES (%s, NOW())"
+    with pytest.raises(IntegrityError):
+        operations("default")._send_transaction(
+            f"START TRANSACTION; {insert}; {insert}; SELECT 1; COMMIT", ["twice", "twice"]
+        )
+    assert _open_transactions() == 0 and connection.get_autocommit()
+    assert not Pause.objects.filter(queue_name="twice").exists()  # the first INSERT was rolled back
+    assert operations("default")._send_transaction(f"START TRANSACTION; {insert}; SELECT 7; COMMIT", ["once"]) == 7
+    assert Pause.objects.filter(queue_name="once").exists()
+
+
+def test_jobs_enqueued_alone_from_many_threads_each_get_their_own_row():
+    """LAST_INSERT_ID() is per connection: each handle's id is its own job's, and each job has
+    exactly one ready row."""
+    handles = {}
+
+    def enqueue(thread):
+        try:
+            for index in range(40):
+                handles[(thread, index)] = RecordJob.perform_later(f"{thread}-{index}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=enqueue, args=(thread,)) for thread in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(handles) == 240
+    arguments = dict(Job.objects.values_list("id", "arguments"))
+    assert {handle.id: arguments[handle.id]["args"] for handle in handles.values()} == {
+        handle.id: [f"{thread}-{index}"] for (thread, index), handle in handles.items()
+    }
+    assert sorted(ReadyExecution.objects.values_list("job_id", flat=True)) == sorted(arguments)

@@ -219,6 +219,11 @@ class Operations:
 
     # -- Transitions ----------------------------------------------------------------------------
 
+    def enqueues_alone(self, jobs):
+        """Whether ``insert_jobs`` writes these new jobs, which no participant concerns, as a
+        transaction of its own when called outside one: the enqueue then opens none around it."""
+        return False
+
     def insert_jobs(self, jobs, placement):
         """INSERT new jobs and the execution rows ``placement`` puts them in."""
         self.insert_new_jobs(jobs, placement.now)

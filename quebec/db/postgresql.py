@@ -61,6 +61,9 @@ class Operations(BaseOperations):
         """An empty claim is one statement that locks nothing: no cheaper than a look."""
         return True
 
+    def enqueues_alone(self, jobs):
+        return True  # one statement is one transaction
+
     def insert_jobs(self, jobs, placement):
         """The jobs, their ready and scheduled rows and the NOTIFY in one statement per
         ``ENQUEUE_CHUNK`` jobs. Jobs the lifecycle blocked need their concurrency key's row as

@@ -115,9 +115,9 @@ def enqueue(jobs, using):
     participant skips (a duplicate of a unique job) is not written. Returns the placement."""
     ops = operations(using)
     connection = ops.connection
-    if ops.vendor == "postgresql" and not _gated(jobs):
-        # One statement, a transaction by itself outside an atomic block; inside one, a
-        # savepoint as the general path has, so a caller who catches a failed enqueue can go on.
+    if not _gated(jobs) and ops.enqueues_alone(jobs):
+        # A transaction of its own outside an atomic block; inside one, a savepoint as the
+        # general path has, so a caller who catches a failed enqueue can go on.
         scope = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
     else:
         scope = write_transaction(using)
