@@ -9,6 +9,11 @@ connection, and prints their ratio:
 
 A server database must already exist; it is migrated and Quebec's tables are emptied. The
 script creates and drops a table of its own, ``quebec_bench_commit_rate``.
+
+Between the two it replays the statements one ``perform_later`` sent (its job row, its ready
+row, the wake-up and the transaction around them, as the database received them) with the bare
+driver: the rate no Python around the enqueue could beat. Its ratio to the bare INSERT is what
+the enqueue's writes themselves cost against a one-row commit.
 """
 
 import argparse
@@ -45,6 +50,36 @@ def bare_insert_rate(count):
             cursor.execute(f"DROP TABLE {TABLE}")
 
 
+def replayed_enqueue_rate(count):
+    """The statements of one ``perform_later``, as logged by Django (values inlined), sent again
+    ``count`` times with the bare driver, each enqueue one transaction as Quebec makes it;
+    enqueues/s. A ready row names its job by the id the replay's own INSERT got."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.benchapp.jobs import NoopJob
+
+    with CaptureQueriesContext(connection) as captured:
+        handle = NoopJob.perform_later()
+    statements = [query["sql"] for query in captured]
+    if connection.vendor == "sqlite":  # BEGIN IMMEDIATE, the job, its ready row, COMMIT
+        statements = [sql.replace(f"({handle.id}, ", "(last_insert_rowid(), ") for sql in statements]
+    cursor = connection.connection.cursor()
+    try:
+        started = time.perf_counter()
+        for _ in range(count):
+            for sql in statements:
+                cursor.execute(sql)
+                while True:  # MySQL's statements sent together: each one's result is read
+                    if cursor.description:
+                        cursor.fetchall()
+                    if connection.vendor != "mysql" or not cursor.nextset():
+                        break
+        return count / (time.perf_counter() - started)
+    finally:
+        cursor.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_database_argument(parser)
@@ -59,11 +94,14 @@ def main():
         bench_single(min(200, args.count))  # warm up: imports, the connection, cached statements
         empty_quebec_tables()
         bare = bare_insert_rate(args.count)
+        replayed = replayed_enqueue_rate(args.count)
+        empty_quebec_tables()
         enqueue = bench_single(args.count)
         empty_quebec_tables()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{connection.vendor}: bare one-row autocommit INSERT {bare:8.0f} rows/s")
+    print(f"{connection.vendor}: an enqueue's statements alone  {replayed:8.0f} jobs/s ({replayed / bare:.2f}x)")
     print(f"{connection.vendor}: perform_later                  {enqueue:8.0f} jobs/s ({enqueue / bare:.2f}x)")
     return 0
 
