@@ -12,6 +12,10 @@ between runs) and runs a small workload script from bench/peers/: enqueue one by
 in bulk, then one worker process drains the bulk-enqueued no-op jobs while this script watches
 the peer's own tables. A peer that cannot be installed or run is reported with the reason.
 
+With ``--rounds N`` all of it runs N times in turn (Quebec, then the peers, then Quebec
+again...), and the report gives each figure's median and each ratio's median over the rounds,
+with their range: a single sitting's ratio moves with the machine's load from minute to minute.
+
 Databases are throwaway ones created here and dropped at the end: quebec_bench and
 peer_<name> on PostgreSQL, quebec_bench on MariaDB, SQLite files in a temp dir.
 """
@@ -22,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -196,6 +201,27 @@ def run_quebec(vendor, url, counts):
         return {**partial, "error": reason}
 
 
+def run_quebec_everywhere(vendors, counts, args):
+    """Quebec's suite on each database, in a fresh database; {vendor: its figures}."""
+    quebec_rows = {}
+    for vendor in vendors:
+        url = None  # SQLite: quebec_suite.py makes a file in a temp dir
+        try:
+            if vendor == "postgresql":
+                recreate_postgres(args.postgres, QUEBEC_DATABASE)
+                url = f"{args.postgres}/{QUEBEC_DATABASE}"
+            elif vendor == "mysql":
+                mariadb_execute(args.mariadb, f"DROP DATABASE IF EXISTS {QUEBEC_DATABASE}")
+                mariadb_execute(args.mariadb, f"CREATE DATABASE {QUEBEC_DATABASE} CHARACTER SET utf8mb4")
+                url = f"{args.mariadb}/{QUEBEC_DATABASE}"
+        except Exception as error:
+            print(f"== Quebec on {VENDOR_NAMES[vendor]}: cannot create the database: {error}", flush=True)
+            quebec_rows[vendor] = {"error": f"cannot create the database: {error}"}
+            continue
+        quebec_rows[vendor] = run_quebec(vendor, url, counts)
+    return quebec_rows
+
+
 # Peers
 
 
@@ -336,6 +362,48 @@ def ratio(ours, theirs):
     return f"{ours / theirs:.2f}x"
 
 
+RATIO_KEYS = ("single", "bulk", "drain")
+
+
+def median_rows(rounds):
+    """One row from the same row of several rounds: each figure's median over the rounds that
+    measured it (a latency, per percentile); an error of any round is kept."""
+    merged = {}
+    for row in rounds:
+        for key, value in row.items():
+            merged.setdefault(key, []).append(value)
+    result = {}
+    for key, values in merged.items():
+        if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+            result[key] = statistics.median(values)
+        elif all(isinstance(value, dict) for value in values) and key == "latency":
+            result[key] = {name: statistics.median(value[name] for value in values) for name in values[0]}
+        else:
+            result[key] = values[-1] if key != "error" else values[0]
+    return result
+
+
+def round_ratios(quebec_rounds, peer_rounds):
+    """{(peer key, vendor): {figure: [Quebec ÷ peer in each round that measured both]}}."""
+    ratios = {}
+    for quebec_rows, peer_rows in zip(quebec_rounds, peer_rounds, strict=True):
+        for row in peer_rows:
+            ours = quebec_rows.get(row["vendor"], {})
+            for key in RATIO_KEYS:
+                if ours.get(key) and row.get(key):
+                    place = ratios.setdefault((row["peer"].key, row["vendor"]), {})
+                    place.setdefault(key, []).append(ours[key] / row[key])
+    return ratios
+
+
+def ratio_text(values):
+    """The median ratio, with the rounds' range when there were several."""
+    if not values:
+        return "—"
+    text = f"{statistics.median(values):.2f}x"
+    return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
+
+
 def quebec_table(rows, counts):
     jobs, finished = counts["jobs"], counts["finished"]
     lines = [
@@ -365,7 +433,7 @@ def quebec_table(rows, counts):
     return "\n".join(lines)
 
 
-def peers_table(quebec_rows, peer_rows):
+def peers_table(quebec_rows, peer_rows, ratios):
     lines = [
         "| system | database | single enqueue jobs/s | bulk enqueue jobs/s | drain jobs/s | RSS after drain MiB "
         "| worker | Quebec ÷ peer: single / bulk / drain |",
@@ -384,12 +452,12 @@ def peers_table(quebec_rows, peer_rows):
         if "error" in row and "drain" not in row:
             lines.append(f"| {title} | {VENDOR_NAMES[vendor]} | not run: {row['error']} | | | | | |")
             continue
-        ours = quebec_rows.get(vendor, {})
-        ratios = " / ".join(ratio(ours.get(key), row.get(key)) for key in ("single", "bulk", "drain"))
+        measured = ratios.get((peer.key, vendor), {})
+        ratio_cells = " / ".join(ratio_text(measured.get(key)) for key in RATIO_KEYS)
         worker = peer.worker_note + (f"; partial: {row['partial']}" if "partial" in row else "")
         lines.append(
             f"| {title} | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} | {number(row.get('bulk'))} "
-            f"| {number(row.get('drain'))} | {number(row.get('rss_drained'), 1)} | {worker} | {ratios} |"
+            f"| {number(row.get('drain'))} | {number(row.get('rss_drained'), 1)} | {worker} | {ratio_cells} |"
         )
     return "\n".join(lines)
 
@@ -435,6 +503,9 @@ def main():
         default=900,
         help="seconds a peer's drain may take; past that its rate is from the jobs done (default 900)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run everything this many times in turn; report medians (default 1)"
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     parser.add_argument("--mariadb", default="mysql://root@127.0.0.1:3306", help="MariaDB server URL")
     args = parser.parse_args()
@@ -443,6 +514,8 @@ def main():
     counts.update({key: getattr(args, key) for key in counts if getattr(args, key) is not None})
     if counts["jobs"] < 2 or counts["single"] < 1 or counts["latency_jobs"] < 1 or counts["finished"] < 1:
         parser.error("--jobs must be at least 2, and the other counts at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     vendors = []
     for name in args.databases.split(","):
         if name.strip() not in DATABASE_CHOICES:
@@ -461,24 +534,13 @@ def main():
         flush=True,
     )
     workdir = Path(tempfile.mkdtemp(prefix="quebec_bench_run_"))
-    quebec_rows = {}
+    quebec_rounds, peer_rounds = [], []
     try:
-        for vendor in vendors:
-            url = None  # SQLite: quebec_suite.py makes a file in a temp dir
-            try:
-                if vendor == "postgresql":
-                    recreate_postgres(args.postgres, QUEBEC_DATABASE)
-                    url = f"{args.postgres}/{QUEBEC_DATABASE}"
-                elif vendor == "mysql":
-                    mariadb_execute(args.mariadb, f"DROP DATABASE IF EXISTS {QUEBEC_DATABASE}")
-                    mariadb_execute(args.mariadb, f"CREATE DATABASE {QUEBEC_DATABASE} CHARACTER SET utf8mb4")
-                    url = f"{args.mariadb}/{QUEBEC_DATABASE}"
-            except Exception as error:
-                print(f"== Quebec on {VENDOR_NAMES[vendor]}: cannot create the database: {error}", flush=True)
-                quebec_rows[vendor] = {"error": f"cannot create the database: {error}"}
-                continue
-            quebec_rows[vendor] = run_quebec(vendor, url, counts)
-        peer_rows = run_peers(peers, vendors, counts, args, workdir) if peers else []
+        for number_of in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"# Round {number_of} of {args.rounds}", flush=True)
+            quebec_rounds.append(run_quebec_everywhere(vendors, counts, args))
+            peer_rounds.append(run_peers(peers, vendors, counts, args, workdir) if peers else [])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for vendor in vendors:
@@ -490,15 +552,18 @@ def main():
             except Exception as error:
                 print(f"could not drop {QUEBEC_DATABASE} on {VENDOR_NAMES[vendor]}: {error}", file=sys.stderr)
 
+    quebec_rows = {vendor: median_rows([rows[vendor] for rows in quebec_rounds]) for vendor in vendors}
+    peer_rows = [median_rows([rows[index] for rows in peer_rounds]) for index in range(len(peer_rounds[0]))]
+    rounds_note = f", medians of {args.rounds} rounds" if args.rounds > 1 else ""
     print()
-    print(f"## Quebec: {counts['jobs']:,} no-op jobs per drain, {counts['single']:,} single enqueues")
+    print(f"## Quebec: {counts['jobs']:,} no-op jobs per drain, {counts['single']:,} single enqueues{rounds_note}")
     print()
     print(quebec_table(quebec_rows, counts))
     if peer_rows:
         print()
-        print("## Quebec and its peers: the same no-op workload, one worker process")
+        print(f"## Quebec and its peers: the same no-op workload, one worker process{rounds_note}")
         print()
-        print(peers_table(quebec_rows, peer_rows))
+        print(peers_table(quebec_rows, peer_rows, round_ratios(quebec_rounds, peer_rounds)))
     print()
     print(f"Machine: {machine_note()}. Run took {(time.monotonic() - started) / 60:.1f} min.")
     failed = any("error" in row for row in quebec_rows.values())
