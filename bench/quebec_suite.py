@@ -52,6 +52,7 @@ from bench_core import (
     empty_quebec_tables,
     setup_django,
 )
+from server_cpu import DrainCpu, other_server_ids
 
 THREADS = 5
 FORK_PROCESSES = 2
@@ -127,14 +128,20 @@ class QuebecRun:
             self.popen.wait()
 
 
-def wait_until_finished(worker, jobs):
-    """Return once every one of ``jobs`` (a Job queryset) is finished; fail if the worker dies."""
+def wait_until_finished(worker, jobs, cpu=None):
+    """Return once every one of ``jobs`` (a Job queryset) is finished; fail if the worker dies.
+    ``cpu`` (a ``DrainCpu``) is shown the jobs finished at each look."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
-    while jobs.filter(finished_at__isnull=True).exists():
+    total = jobs.count()
+    while (done := jobs.filter(finished_at__isnull=False).count()) < total:
+        if cpu is not None:
+            cpu.look(done)
         worker.check_alive()
         if time.monotonic() > deadline:
             raise RuntimeError(f"jobs still unfinished after {DRAIN_TIMEOUT}s")
         time.sleep(POLL)
+    if cpu is not None:
+        cpu.look(done)
 
 
 def bench_latency(database_url, workdir, count):
@@ -179,12 +186,16 @@ def bench_latency(database_url, workdir, count):
 
 
 def bench_drain(database_url, workdir, name, jobs, processes=1):
-    """Work off ``jobs`` (ready, enqueued just before) with a fresh worker; returns jobs/s and RSS."""
+    """Work off ``jobs`` (ready, enqueued just before) with a fresh worker; returns jobs/s, RSS and
+    the CPU per job of the worker and of its server connections (see ``DrainCpu``)."""
+    from django.db import connection
     from django.db.models import Max, Min
 
     worker = QuebecRun(database_url, workdir, name, processes)
+    servers = None if connection.vendor == "sqlite" else (lambda: other_server_ids(connection))
+    cpu = DrainCpu(worker.popen.pid, servers)
     try:
-        wait_until_finished(worker, jobs)
+        wait_until_finished(worker, jobs, cpu)
         rss = worker.rss()
         exit_code = worker.stop()
     finally:
@@ -193,7 +204,14 @@ def bench_drain(database_url, workdir, name, jobs, processes=1):
         raise RuntimeError(f"quebec_run exited with code {exit_code} after SIGTERM")
     span = jobs.aggregate(first=Min("finished_at"), last=Max("finished_at"))
     count = jobs.count()
-    return (count - 1) / (span["last"] - span["first"]).total_seconds(), rss
+    return (count - 1) / (span["last"] - span["first"]).total_seconds(), rss, cpu.per_job()
+
+
+def report_drain_cpu(cpu):
+    if not cpu:
+        return
+    server = "" if cpu["server_us"] is None else f", its server connections {cpu['server_us']:.0f} us"
+    report("drain_cpu", cpu, f"drain CPU per job    worker {cpu['worker_us']:.0f} us{server}")
 
 
 def enqueue_ready(count):
@@ -261,13 +279,14 @@ def run_suite(args, database_url, workdir):
 
     jobs, rate = enqueue_ready(args.jobs)
     report("bulk", rate, f"bulk enqueue         {rate:8.0f} jobs/s (perform_all_later, chunks of 1,000)")
-    rate, rss = bench_drain(database_url, workdir, "drain", jobs)
+    rate, rss, cpu = bench_drain(database_url, workdir, "drain", jobs)
     report("drain", rate, f"drain 1 process      {rate:8.0f} jobs/s (1 x {THREADS} threads, first to last finish)")
+    report_drain_cpu(cpu)
     report("rss_drained", rss, f"RSS after drain      {rss:8.1f} MiB (after {args.jobs} jobs)")
 
     empty_quebec_tables()
     jobs, _ = enqueue_ready(args.jobs)
-    rate, _ = bench_drain(database_url, workdir, "fork", jobs, processes=FORK_PROCESSES)
+    rate, _, _ = bench_drain(database_url, workdir, "fork", jobs, processes=FORK_PROCESSES)
     report(
         "drain_fork", rate, f"drain 2 processes    {rate:8.0f} jobs/s (fork mode, {FORK_PROCESSES} x {THREADS} threads)"
     )
@@ -275,7 +294,7 @@ def run_suite(args, database_url, workdir):
     empty_quebec_tables()
     add_finished_jobs(args.finished)
     jobs, _ = enqueue_ready(args.jobs)
-    rate, _ = bench_drain(database_url, workdir, "claim", jobs)
+    rate, _, _ = bench_drain(database_url, workdir, "claim", jobs)
     report("drain_big", rate, f"drain 1 process      {rate:8.0f} jobs/s (with {args.finished:,} finished jobs kept)")
     empty_quebec_tables()
 

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import psutil
+from server_cpu import DrainCpu, postgres_other_ids
 
 BENCH = Path(__file__).resolve().parent
 PEERS_HOME = BENCH / ".peers"
@@ -271,23 +272,29 @@ def run_peer(peer, python, vendor, url, counts, workdir, timeout):
             [*base, "worker", "--database-url", url], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
         )
     connection = connect(vendor, url)
+    cpu = DrainCpu(worker.pid, postgres_other_ids(connection) if vendor == "postgresql" else None)
     try:
         deadline = time.monotonic() + timeout
         while (done := connection.execute(peer.done_sql).fetchone()[0]) < counts["jobs"]:
+            cpu.look(done)
             if worker.poll() is not None:
                 raise Failed(f"worker exited with code {worker.returncode}: {last_line(log_path)}", results)
             if time.monotonic() > deadline:
                 results["partial"] = f"{done} of {counts['jobs']} done in {timeout}s"
                 break
             time.sleep(POLL)
+        cpu.look(done)
         results["rss_drained"] = psutil.Process(worker.pid).memory_info().rss / 2**20
         span = connection.execute(peer.span_sql[vendor]).fetchone()[0]
         results["drain"] = (done - 1) / float(span)
+        results["drain_cpu"] = cpu.per_job()
     finally:
         connection.close()
         stop(worker)
     note = f" ({results['partial']})" if "partial" in results else ""
     print(f"    drain                {results['drain']:8.0f} jobs/s ({peer.worker_note}){note}", flush=True)
+    if results["drain_cpu"]:
+        print(f"    drain CPU per job    {cpu_text(results['drain_cpu'])}", flush=True)
     print(f"    RSS after drain      {results['rss_drained']:8.1f} MiB", flush=True)
     return results
 
@@ -365,6 +372,16 @@ def ratio(ours, theirs):
 RATIO_KEYS = ("single", "bulk", "drain")
 
 
+def cpu_text(cpu):
+    """A drain's CPU per job: the worker's, plus its server connections' where measured."""
+    if not cpu or cpu.get("worker_us") is None:
+        return "—"
+    if cpu.get("server_us") is None:
+        return f"{cpu['worker_us']:.0f} us"
+    total = cpu["worker_us"] + cpu["server_us"]
+    return f"{cpu['worker_us']:.0f} + {cpu['server_us']:.0f} = {total:.0f} us"
+
+
 def median_rows(rounds):
     """One row from the same row of several rounds: each figure's median over the rounds that
     measured it (a latency, per percentile); an error of any round is kept."""
@@ -376,8 +393,13 @@ def median_rows(rounds):
     for key, values in merged.items():
         if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
             result[key] = statistics.median(values)
-        elif all(isinstance(value, dict) for value in values) and key == "latency":
-            result[key] = {name: statistics.median(value[name] for value in values) for name in values[0]}
+        elif all(isinstance(value, dict) for value in values):  # a latency's percentiles, a drain's CPU
+            result[key] = {
+                name: statistics.median(measured)
+                if (measured := [v[name] for v in values if v.get(name) is not None])
+                else None
+                for name in values[0]
+            }
         else:
             result[key] = values[-1] if key != "error" else values[0]
     return result
@@ -435,29 +457,30 @@ def quebec_table(rows, counts):
 
 def peers_table(quebec_rows, peer_rows, ratios):
     lines = [
-        "| system | database | single enqueue jobs/s | bulk enqueue jobs/s | drain jobs/s | RSS after drain MiB "
-        "| worker | Quebec ÷ peer: single / bulk / drain |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| system | database | single enqueue jobs/s | bulk enqueue jobs/s | drain jobs/s "
+        "| drain CPU per job, worker + server | RSS after drain MiB | worker | Quebec ÷ peer: single / bulk / drain |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for vendor, row in quebec_rows.items():
         if vendor in {peer_row["vendor"] for peer_row in peer_rows}:
             lines.append(
                 f"| Quebec (this project) | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} "
-                f"| {number(row.get('bulk'))} | {number(row.get('drain'))} "
+                f"| {number(row.get('bulk'))} | {number(row.get('drain'))} | {cpu_text(row.get('drain_cpu'))} "
                 f"| {number(row.get('rss_drained'), 1)} | 1 process x 5 threads | |"
             )
     for row in peer_rows:
         peer, vendor = row["peer"], row["vendor"]
         title = f"{peer.title} {row.get('version', '')}".strip()
         if "error" in row and "drain" not in row:
-            lines.append(f"| {title} | {VENDOR_NAMES[vendor]} | not run: {row['error']} | | | | | |")
+            lines.append(f"| {title} | {VENDOR_NAMES[vendor]} | not run: {row['error']} | | | | | | |")
             continue
         measured = ratios.get((peer.key, vendor), {})
         ratio_cells = " / ".join(ratio_text(measured.get(key)) for key in RATIO_KEYS)
         worker = peer.worker_note + (f"; partial: {row['partial']}" if "partial" in row else "")
         lines.append(
             f"| {title} | {VENDOR_NAMES[vendor]} | {number(row.get('single'))} | {number(row.get('bulk'))} "
-            f"| {number(row.get('drain'))} | {number(row.get('rss_drained'), 1)} | {worker} | {ratio_cells} |"
+            f"| {number(row.get('drain'))} | {cpu_text(row.get('drain_cpu'))} | {number(row.get('rss_drained'), 1)} "
+            f"| {worker} | {ratio_cells} |"
         )
     return "\n".join(lines)
 

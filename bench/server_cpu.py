@@ -11,6 +11,8 @@ InnoDB's purge and flush threads): the figures are a floor of what a job costs t
 import os
 from pathlib import Path
 
+import psutil
+
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -90,3 +92,69 @@ class Meter:
 
     def connections_seen(self):
         return len(set(self.last) - set(self.base))
+
+
+class DrainCpu:
+    """CPU time per job of a drain: the worker process's (its children included) and its
+    database connections' on the server, over the jobs finished between the first ``look``
+    that saw a job finished (startup left out) and the last ``look``.
+
+    ``list_server_ids()`` gives the server ids to count (see ``Meter``); without it only the
+    worker is counted (SQLite runs inside the worker).
+    """
+
+    def __init__(self, worker_pid, list_server_ids=None):
+        self._worker = psutil.Process(worker_pid)
+        self._meter = Meter(list_server_ids) if list_server_ids else None
+        self._first = None  # (jobs done, worker CPU seconds) at the first look past a finish
+        self._last = None
+
+    def look(self, done):
+        """Called between polls with the jobs finished so far."""
+        if done <= 0:
+            return
+        worker = self._worker_seconds()
+        if self._first is None:
+            self._first = (done, worker)
+            if self._meter:
+                self._meter.start()
+        elif self._meter:
+            self._meter.sample()
+        self._last = (done, worker)
+
+    def per_job(self):
+        """{"worker_us": ..., "server_us": ...} per job (server_us None without a server), or {}
+        when too few jobs finished between two looks."""
+        if self._first is None or self._last[0] - self._first[0] < 100:
+            return {}
+        jobs = self._last[0] - self._first[0]
+        return {
+            "worker_us": (self._last[1] - self._first[1]) * 1e6 / jobs,
+            "server_us": self._meter.seconds() * 1e6 / jobs if self._meter else None,
+        }
+
+    def _worker_seconds(self):
+        total = 0.0
+        for process in (self._worker, *self._worker.children(recursive=True)):
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+
+def postgres_other_ids(connection):
+    """The ``list_server_ids`` of ``DrainCpu`` for a bare psycopg ``connection`` (autocommit):
+    every other client backend of its database."""
+
+    def ids():
+        return [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchall()
+        ]
+
+    return ids
