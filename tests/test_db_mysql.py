@@ -108,3 +108,23 @@ def test_jobs_enqueued_alone_from_many_threads_each_get_their_own_row():
         handle.id: [f"{thread}-{index}"] for (thread, index), handle in handles.items()
     }
     assert sorted(ReadyExecution.objects.values_list("job_id", flat=True)) == sorted(arguments)
+
+
+def test_without_multi_statements_the_enqueue_sends_its_statements_one_by_one():
+    """A project that turns mysqlclient's multi_statements off keeps working: the driver would
+    refuse statements sent together, so the enqueue takes the general path."""
+    from django.test.utils import CaptureQueriesContext
+
+    options = connection.settings_dict["OPTIONS"]
+    connection.close()
+    options["multi_statements"] = False
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            handle = RecordJob.perform_later("apart")
+        assert not any(";" in query["sql"] for query in captured)
+        assert len(captured) > 1
+        assert ReadyExecution.objects.filter(job_id=handle.id).exists()
+        assert Job.objects.get(pk=handle.id).arguments["args"] == ["apart"]
+    finally:
+        connection.close()
+        del options["multi_statements"]
