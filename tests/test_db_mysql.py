@@ -128,3 +128,17 @@ def test_without_multi_statements_the_enqueue_sends_its_statements_one_by_one():
     finally:
         connection.close()
         del options["multi_statements"]
+
+
+def test_a_job_enqueued_inside_the_callers_transaction_goes_with_it():
+    """Inside an atomic block the enqueue must not send its own START TRANSACTION (which would
+    commit the caller's work): a rollback takes the job back."""
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo), transaction.atomic():
+        RecordJob.perform_later("atomic")
+        assert connection.in_atomic_block and ReadyExecution.objects.count() == 1
+        raise Undo
+    assert not Job.objects.exists() and not ReadyExecution.objects.exists()

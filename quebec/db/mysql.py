@@ -39,9 +39,9 @@ class Operations(BaseOperations):
         """Outside a transaction, one job's row, its ready or scheduled row and their transaction
         in one round trip instead of five (autocommit off, two INSERTs, COMMIT, autocommit on):
         the round trips were most of a single enqueue's time."""
-        connection = self.connection
-        # START TRANSACTION would commit a transaction the caller opened with autocommit off.
-        alone = connection.get_autocommit() and not connection.in_atomic_block and self.enqueues_alone(jobs)
+        # Autocommit is off inside an atomic block and in a transaction the caller opened by
+        # hand; START TRANSACTION there would commit the caller's work.
+        alone = self.connection.get_autocommit() and self.enqueues_alone(jobs)
         if not alone or placement.blocked:
             return super().insert_jobs(jobs, placement)
         [job] = jobs
