@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import psutil
-from server_cpu import DrainCpu, postgres_other_ids
+from server_cpu import DrainCpu, other_server_ids
 
 BENCH = Path(__file__).resolve().parent
 PEERS_HOME = BENCH / ".peers"
@@ -272,7 +272,8 @@ def run_peer(peer, python, vendor, url, counts, workdir, timeout):
             [*base, "worker", "--database-url", url], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
         )
     connection = connect(vendor, url)
-    cpu = DrainCpu(worker.pid, postgres_other_ids(connection) if vendor == "postgresql" else None)
+    servers = (lambda: other_server_ids(connection, vendor)) if vendor == "postgresql" else None
+    cpu = DrainCpu(worker.pid, servers)
     try:
         deadline = time.monotonic() + timeout
         while (done := connection.execute(peer.done_sql).fetchone()[0]) < counts["jobs"]:
@@ -394,15 +395,16 @@ def median_rows(rounds):
         if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
             result[key] = statistics.median(values)
         elif all(isinstance(value, dict) for value in values):  # a latency's percentiles, a drain's CPU
-            result[key] = {
-                name: statistics.median(measured)
-                if (measured := [v[name] for v in values if v.get(name) is not None])
-                else None
-                for name in values[0]
-            }
+            result[key] = {name: _median([value.get(name) for value in values]) for name in values[0]}
         else:
             result[key] = values[-1] if key != "error" else values[0]
     return result
+
+
+def _median(values):
+    """The median of the values measured (not None), or None when none was."""
+    measured = [value for value in values if value is not None]
+    return statistics.median(measured) if measured else None
 
 
 def round_ratios(quebec_rounds, peer_rounds):

@@ -46,10 +46,11 @@ def own_server_id(connection):
         return cursor.fetchone()[0]
 
 
-def other_server_ids(connection):
-    """Server ids of every other client connection to ``connection``'s database."""
+def other_server_ids(connection, vendor=None):
+    """Server ids of every other client connection to ``connection``'s database: a Django
+    connection, or a bare driver's with its ``vendor`` ("postgresql" or "mysql") given."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if (vendor or connection.vendor) == "postgresql":
             cursor.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
@@ -142,19 +143,3 @@ class DrainCpu:
                 continue
             total += times.user + times.system
         return total
-
-
-def postgres_other_ids(connection):
-    """The ``list_server_ids`` of ``DrainCpu`` for a bare psycopg ``connection`` (autocommit):
-    every other client backend of its database."""
-
-    def ids():
-        return [
-            row[0]
-            for row in connection.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-            ).fetchall()
-        ]
-
-    return ids
