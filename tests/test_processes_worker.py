@@ -9,9 +9,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+import quebec
+from quebec import conf
 from quebec.lifecycle import events, queueing
 from quebec.models import ClaimedExecution, FailedExecution, Job, Process, ReadyExecution
 from quebec.processes.dispatcher import Dispatcher
+from quebec.processes.worker import Worker
 from quebec.processes import claiming
 from tests.conftest import finished, wait_until
 from tests.testapp.jobs import (
@@ -251,14 +254,22 @@ def test_a_busy_worker_claims_on_a_second_connection_within_one_budget(start, jo
         assert 0 < second < len(handles), claimers
 
 
-def test_claims_in_doubt_wait_for_the_other_loop(start):
+def test_claims_in_doubt_wait_for_the_other_loop(settings, transactional_db):
     """A claim whose reply was lost puts the worker's claims in doubt; they are released only
-    once neither loop is claiming, and neither claims until then."""
-    worker = start(threads=2)
-    worker._claims_in_doubt = True
-    worker._reserved = 2  # the other loop is in the middle of a claim
-    assert worker._reserve_room() == 0
-    assert not worker._release_claims_in_doubt() and worker._claims_in_doubt
-    worker._reserved = 0
-    assert worker._release_claims_in_doubt() and not worker._claims_in_doubt
-    assert worker._reserve_room() > 0
+    once neither loop is claiming, and neither claims until then. The worker is registered but
+    its main loop never runs: a running loop would reserve and claim between the steps."""
+    settings.QUEBEC = {"worker_polling_interval": 0.02}
+    options = conf.WorkerConfig(queues=("*",), threads=2, polling_interval=0.02)
+    worker = Worker(options, settings=conf.get(), quebec=quebec.default)
+    worker.register()
+    try:
+        worker._claims_in_doubt = True
+        worker._reserved = 2  # the other loop is in the middle of a claim
+        assert worker._reserve_room() == 0
+        assert not worker._release_claims_in_doubt() and worker._claims_in_doubt
+        worker._reserved = 0
+        assert worker._release_claims_in_doubt() and not worker._claims_in_doubt
+        assert worker._reserve_room() > 0
+    finally:
+        worker.stopping.set()
+        worker.shutdown()
