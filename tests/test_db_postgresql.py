@@ -90,6 +90,30 @@ def test_handles_match_their_jobs_in_a_large_batch():
     assert ReadyExecution.objects.count() == 2500
 
 
+@pytest.mark.parametrize("prepared", [True, False])
+def test_values_the_text_form_of_an_array_escapes_arrive_intact(settings, prepared):
+    """Many jobs' columns go as binary arrays; without prepared statements (a transaction pooler)
+    the cursor inlines them as text instead. Both keep every value as it was."""
+    settings.QUEBEC = {"prepared_statements": prepared}
+    awkward = ['{"a": "b"}', 'back\\slash "quote"', "comma, {brace}", "NULL", "", "é ✓ 😀", None]
+    pendings = [
+        RecordJob.set(queue=f'q{{{index}}}, "x"', priority=priority).build(value, value=[value])
+        for index, (value, priority) in enumerate(zip(awkward, [-(2**31), 2**31 - 1, 0, 5, -1, 7, 3]))
+    ]
+    handles = quebec.perform_all_later(pendings)
+    stored = {job.pk: job for job in Job.objects.filter(pk__in=[handle.id for handle in handles])}
+    for index, (handle, value) in enumerate(zip(handles, awkward, strict=True)):
+        job = stored[handle.id]
+        assert job.arguments == {"args": [value], "kwargs": {"value": [value]}}
+        assert (job.queue_name, job.priority, job.active_job_id) == (
+            handle.queue_name,
+            handle.priority,
+            handle.active_job_id,
+        )
+        assert job.queue_name == f'q{{{index}}}, "x"'
+    assert ReadyExecution.objects.filter(job_id__in=stored).count() == len(awkward)
+
+
 def test_it_joins_the_callers_transaction():
     with transaction.atomic():
         kept = RecordJob.perform_later("kept")
