@@ -50,6 +50,17 @@ def _positive_duration(value):
     return seconds
 
 
+def _switch_interval(value):
+    """Seconds for ``sys.setswitchinterval``, ``"auto"``, or None (``""``, ``"none"``) to leave
+    Python's."""
+    text = "none" if value is None else str(value).strip().lower()
+    if text in ("", "none"):
+        return None
+    if text == "auto":
+        return "auto"
+    return _positive_duration(value)
+
+
 def _polling_interval(value):
     seconds = parse_duration(value)
     if seconds < MIN_POLLING_INTERVAL:

@@ -127,6 +127,21 @@ def test_bad_environment_variable_is_named(monkeypatch):
         conf.load()
 
 
+@pytest.mark.parametrize(
+    "value, expected", [("2ms", 0.002), ("0.01", 0.01), ("auto", "auto"), ("none", None), ("", None)]
+)
+def test_worker_switch_interval_takes_a_duration_or_none(monkeypatch, value, expected):
+    monkeypatch.setenv("QUEBEC_WORKER_SWITCH_INTERVAL", value)
+    assert conf.load().worker_switch_interval == expected
+
+
+@pytest.mark.parametrize("value", ["0", "fast", "-1"])
+def test_a_worker_switch_interval_of_no_time_is_refused(monkeypatch, value):
+    monkeypatch.setenv("QUEBEC_WORKER_SWITCH_INTERVAL", value)
+    with pytest.raises(conf.ConfigError, match="QUEBEC_WORKER_SWITCH_INTERVAL: worker_switch_interval"):
+        conf.load()
+
+
 def test_invalid_yaml_is_an_error(tmp_path):
     write_yaml(tmp_path / "queue.yml", "workers: [\n")
     with pytest.raises(conf.ConfigError, match="queue.yml: invalid YAML"):

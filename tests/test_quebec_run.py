@@ -3,11 +3,12 @@
 import signal
 
 import pytest
+from django.db import connection
 
 import quebec
 from quebec.models import ClaimedExecution, Job, Process
 from tests.conftest import wait_until
-from tests.testapp.jobs import RecordJob, SleepJob
+from tests.testapp.jobs import RecordJob, SleepJob, SwitchIntervalJob
 from tests.testapp.models import JobRun
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
@@ -80,3 +81,16 @@ def test_queues_option_picks_the_queues_the_worker_reads(quebec_run):
     assert process.stop() == 0
     assert other.status == "ready"
     assert list(JobRun.objects.values_list("label", flat=True)) == ["mail"]
+
+
+@pytest.mark.parametrize("setting", [None, "auto", "2ms", "none"])
+def test_a_process_running_workers_sets_the_gil_switch_interval(quebec_run, setting):
+    # "auto" (the default): 1 ms on PostgreSQL, Python's own 5 ms elsewhere and with "none".
+    auto = 0.001 if connection.vendor == "postgresql" else 0.005
+    expected = {None: auto, "auto": auto, "2ms": 0.002, "none": 0.005}[setting]
+    handle = SwitchIntervalJob.perform_later()
+    env = FAST if setting is None else {**FAST, "QUEBEC_WORKER_SWITCH_INTERVAL": setting}
+    process = quebec_run(env=env)
+    wait_until(lambda: handle.status == "finished")
+    assert process.stop() == 0
+    assert Job.objects.get(pk=handle.id).return_value == pytest.approx(expected)

@@ -4,14 +4,16 @@ The main thread only watches: signals (recorded by the handlers, acted on here),
 of this process's own row, memory use, and components that died.
 """
 
+import contextlib
 import logging
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from quebec import maintenance
 from quebec.db import close_broken_connections
@@ -25,6 +27,8 @@ from quebec.processes.worker import Worker
 logger = logging.getLogger("quebec.runner")
 
 COMPONENTS = ("worker", "dispatcher", "scheduler")
+# The GIL switch interval "auto" gives a process running workers on PostgreSQL.
+AUTO_SWITCH_INTERVAL = 0.001
 GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 QUIET_SIGNALS = (signal.SIGUSR1, signal.SIGTSTP)
 JOIN_MARGIN = 30.0  # seconds beyond shutdown_timeout for deregistering (see DEREGISTER_PATIENCE)
@@ -66,6 +70,19 @@ class Runner:
         return components
 
     def run(self):
+        with switch_interval(self._switch_interval()):
+            return self._run()
+
+    def _switch_interval(self):
+        """The GIL switch interval while this process runs workers (see ``switch_interval``);
+        "auto" is 1 ms on PostgreSQL, where it was measured to speed a drain up, and Python's
+        own elsewhere (on MariaDB the extra switches cost more than they brought)."""
+        interval = self.settings.worker_switch_interval
+        if not self.workers or interval != "auto":
+            return interval if self.workers else None
+        return AUTO_SWITCH_INTERVAL if connections[self.quebec.using].vendor == "postgresql" else None
+
+    def _run(self):
         self._install_signal_handlers()
         self._show_title()
         self._process_hook("on_start")
@@ -212,3 +229,25 @@ class Runner:
     def _record_signal(self, signum, frame):
         # Only record: taking a lock here could deadlock against the interrupted main thread.
         self._signals.append(signum)
+
+
+@contextlib.contextmanager
+def switch_interval(seconds):
+    """Let threads take turns with the GIL every ``seconds`` (None: leave Python's 5 ms) while
+    this process runs workers.
+
+    A worker's loops spend most of their time waiting for the database, and its pool threads
+    running jobs. When a loop's reply arrives it must get the GIL back from a thread running
+    Python, which Python asks to let go only after the switch interval: with 5 ms, the next end
+    and claim leaves late and the database waits idle meanwhile. A shorter interval starts it
+    sooner; below about 1 ms the extra switches cost more than they bring.
+    """
+    if seconds is None:
+        yield
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)

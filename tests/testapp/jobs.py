@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sys
 import time
 from datetime import timedelta
 
@@ -571,3 +572,10 @@ class BatchWorkJob(quebec.BaseClass):
             raise Unexpected("planned failure")
         if plan == "flaky" and self.executions < 2:
             raise Flaky("first run")
+
+
+class SwitchIntervalJob(quebec.BaseClass):
+    """Returns the GIL switch interval of the process that runs it."""
+
+    def perform(self):
+        return sys.getswitchinterval()
