@@ -97,6 +97,10 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["active_job_id"], name="quebec_jobs_active_job_id"),
             models.Index(fields=["class_name"], name="quebec_jobs_class_name"),
+            # On PostgreSQL and SQLite this index and quebec_jobs_batch hold only their rows
+            # (finished jobs, batch members): migration 0009 makes them partial in the database
+            # and leaves them whole here, for MySQL, which has no partial indexes (Django would
+            # warn there at every migrate, and make none).
             models.Index(fields=["finished_at"], name="quebec_jobs_finished_at"),
             models.Index(fields=["queue_name", "finished_at"], name="quebec_jobs_for_filtering"),
             # Partial: jobs without a unique key (most) add nothing to it. MySQL has no partial
