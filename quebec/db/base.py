@@ -296,10 +296,11 @@ class Operations:
         self._job_statements[key] = sql
         return sql
 
-    def insert_executions(self, placement):
-        """The ready, scheduled and blocked rows of saved jobs, a statement per table."""
+    def insert_executions(self, placement, wake=True):
+        """The ready, scheduled and blocked rows of saved jobs, a statement per table; ``wake``:
+        see ``insert_ready``."""
         now = timezone.now()
-        self.insert_ready([(job.pk, job.queue_name, job.priority) for job in placement.ready], now)
+        self.insert_ready([(job.pk, job.queue_name, job.priority) for job in placement.ready], now, wake)
         self.insert_rows(
             ScheduledExecution,
             [
@@ -331,8 +332,10 @@ class Operations:
             ],
         )
 
-    def insert_ready(self, rows, now):
-        """Ready rows for (job id, queue name, priority) ``rows``, and a wake-up for the workers."""
+    def insert_ready(self, rows, now, wake=True):
+        """Ready rows for (job id, queue name, priority) ``rows``, and a wake-up for the workers
+        once the transaction commits; without ``wake`` the caller, which commits by hand, wakes
+        them after (``notify_ready``)."""
         if not rows:
             return
         db_now = self._datetime(now)
@@ -343,7 +346,8 @@ class Operations:
             ]
             sql = f"INSERT INTO {columns} VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))}"
             send(self.connection, sql, params, returning=False)
-        self.notify_ready()
+        if wake:
+            self.notify_ready()
 
     def insert_failures(self, jobs, errors):
         """The failed execution rows of ``jobs``, each with its error's description."""

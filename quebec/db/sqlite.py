@@ -5,6 +5,7 @@ locking read needs no FOR UPDATE: nothing else changes the rows until the transa
 """
 
 from quebec.db.base import Operations as BaseOperations
+from quebec.db.connection import send
 from quebec.models import BlockedExecution, ClaimedExecution
 
 
@@ -13,6 +14,38 @@ class Operations(BaseOperations):
     claims_alongside = False  # one writer at a time: a second claim would only queue
     like_escape = " ESCAPE '\\'"
     update_returning = True  # SQLite 3.35 and later
+
+    def enqueues_alone(self, jobs):
+        return True  # see insert_jobs
+
+    def insert_jobs(self, jobs, placement):
+        """Outside a transaction: ``BEGIN IMMEDIATE``, the rows and ``COMMIT`` sent straight to
+        the driver, and the workers woken once committed. Django's atomic block around the two
+        INSERTs (autocommit off and back on, its bookkeeping, its commit hooks) cost a single
+        enqueue as much Python as all the rest of it."""
+        connection = self.connection
+        # Autocommit is off inside an atomic block, and in a transaction opened by hand.
+        if not connection.get_autocommit() or placement.blocked:
+            return super().insert_jobs(jobs, placement)
+        send(connection, "BEGIN IMMEDIATE", [], returning=False)
+        try:
+            self.insert_new_jobs(jobs, placement.now)
+            self.insert_executions(placement, wake=False)
+            send(connection, "COMMIT", [], returning=False)
+        except BaseException:
+            self._roll_back(connection)
+            raise
+        if placement.ready:
+            self.notify_ready()  # outside a transaction: at once
+
+    def _roll_back(self, connection):
+        driver = connection.connection
+        if driver is None or not driver.in_transaction:
+            return  # BEGIN failed (the database stayed locked), or the connection is gone
+        try:
+            driver.rollback()
+        except Exception:
+            connection.close()
 
     def lock_clause(self, skip_locked):
         return ""
