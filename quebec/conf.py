@@ -52,7 +52,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "worker_threads": (3, _positive_int),
     "worker_polling_interval": (0.1, _polling_interval),
     "worker_claim_ahead": (40, _non_negative_int),
-    "worker_switch_interval": ("auto", _switch_interval),
+    "worker_switch_interval": (None, _switch_interval),
     "dispatcher_polling_interval": (1.0, _polling_interval),
     "dispatcher_batch_size": (500, _positive_int),
     "dispatcher_concurrency_maintenance_interval": (600.0, _positive_duration),
@@ -128,8 +128,8 @@ class Config:
     worker_polling_interval: float = 0.1
     worker_claim_ahead: int = 40
     # How long a thread of a process running workers keeps the GIL while others wait for it
-    # (``sys.setswitchinterval``): seconds, "auto" or None (Python's 5 ms). See quebec.processes.runner.
-    worker_switch_interval: float | str | None = "auto"
+    # (``sys.setswitchinterval``): seconds, or None for Python's 5 ms. See quebec.processes.runner.
+    worker_switch_interval: float | None = None
     dispatcher_polling_interval: float = 1.0
     dispatcher_batch_size: int = 500
     dispatcher_concurrency_maintenance_interval: float = 600.0

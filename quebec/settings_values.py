@@ -51,13 +51,9 @@ def _positive_duration(value):
 
 
 def _switch_interval(value):
-    """Seconds for ``sys.setswitchinterval``, ``"auto"``, or None (``""``, ``"none"``) to leave
-    Python's."""
-    text = "none" if value is None else str(value).strip().lower()
-    if text in ("", "none"):
+    """Seconds for ``sys.setswitchinterval``, or None (``""``, ``"none"``) to leave Python's."""
+    if value is None or str(value).strip().lower() in ("", "none"):
         return None
-    if text == "auto":
-        return "auto"
     return _positive_duration(value)
 
 
