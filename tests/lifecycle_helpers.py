@@ -1,10 +1,14 @@
 """Moving a test's jobs through the lifecycle the way a worker does (this module holds no tests)."""
 
+import threading
 import uuid
+
+from django.db import connections
 
 from quebec.lifecycle import running
 from quebec.lifecycle.outcome import FAILED, FINISHED, Outcome, Run
-from quebec.models import ClaimedExecution, Process
+from quebec.models import ClaimedExecution, Job, Process, ReadyExecution
+from tests.testapp.jobs import RecordJob
 
 
 def claim_job(job_id, process):
@@ -34,3 +38,28 @@ def fail(handle, message="boom"):
     end(job, process, Outcome(FAILED, error=ValueError(message)))
     Process.objects.filter(pk=process.pk).delete()
     return handle
+
+
+def enqueue_from_threads(threads=6, per_thread=40):
+    """``perform_later`` from ``threads`` threads at once, ``per_thread`` jobs each; checks that
+    every handle's id is its own job's and that each job has exactly one ready row."""
+    handles = {}
+
+    def enqueue(thread):
+        try:
+            for index in range(per_thread):
+                handles[(thread, index)] = RecordJob.perform_later(f"{thread}-{index}")
+        finally:
+            connections.close_all()
+
+    started = [threading.Thread(target=enqueue, args=(thread,)) for thread in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(60)
+    assert len(handles) == threads * per_thread
+    arguments = dict(Job.objects.values_list("id", "arguments"))
+    assert {handle.id: arguments[handle.id]["args"] for handle in handles.values()} == {
+        handle.id: [f"{thread}-{index}"] for (thread, index), handle in handles.items()
+    }
+    assert sorted(ReadyExecution.objects.values_list("job_id", flat=True)) == sorted(arguments)

@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, connections, transaction
 import quebec
 from quebec.db import operations
 from quebec.models import Job, Pause, ReadyExecution, ScheduledExecution
+from tests.lifecycle_helpers import enqueue_from_threads
 from tests.testapp.jobs import RecordJob
 
 pytestmark = [
@@ -88,26 +89,7 @@ def test_a_statement_failing_midway_rolls_back_the_ones_before_it():
 def test_jobs_enqueued_alone_from_many_threads_each_get_their_own_row():
     """LAST_INSERT_ID() is per connection: each handle's id is its own job's, and each job has
     exactly one ready row."""
-    handles = {}
-
-    def enqueue(thread):
-        try:
-            for index in range(40):
-                handles[(thread, index)] = RecordJob.perform_later(f"{thread}-{index}")
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=enqueue, args=(thread,)) for thread in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len(handles) == 240
-    arguments = dict(Job.objects.values_list("id", "arguments"))
-    assert {handle.id: arguments[handle.id]["args"] for handle in handles.values()} == {
-        handle.id: [f"{thread}-{index}"] for (thread, index), handle in handles.items()
-    }
-    assert sorted(ReadyExecution.objects.values_list("job_id", flat=True)) == sorted(arguments)
+    enqueue_from_threads()
 
 
 def test_without_multi_statements_the_enqueue_sends_its_statements_one_by_one():

@@ -1,14 +1,14 @@
 """SQLite: one writer at a time, so an idle worker must not take the write lock: quebec/db/sqlite.py."""
 
 import sqlite3
-import threading
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from quebec.db import operations
 from quebec.models import Job, Pause, ReadyExecution, ScheduledExecution
+from tests.lifecycle_helpers import enqueue_from_threads
 from tests.testapp.jobs import PairsJob, RecordJob
 
 pytestmark = [
@@ -104,23 +104,4 @@ def test_a_job_enqueued_inside_the_callers_transaction_goes_with_it():
 def test_jobs_enqueued_alone_from_many_threads_each_get_their_own_row():
     """Writers queue for the lock (BEGIN IMMEDIATE): each handle's id is its own job's, and each
     job has exactly one ready row."""
-    handles = {}
-
-    def enqueue(thread):
-        try:
-            for index in range(40):
-                handles[(thread, index)] = RecordJob.perform_later(f"{thread}-{index}")
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=enqueue, args=(thread,)) for thread in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len(handles) == 240
-    arguments = dict(Job.objects.values_list("id", "arguments"))
-    assert {handle.id: arguments[handle.id]["args"] for handle in handles.values()} == {
-        handle.id: [f"{thread}-{index}"] for (thread, index), handle in handles.items()
-    }
-    assert sorted(ReadyExecution.objects.values_list("job_id", flat=True)) == sorted(arguments)
+    enqueue_from_threads()
