@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from quebec.models import Job, ReadyExecution
@@ -56,8 +57,6 @@ def test_for_queues_takes_every_queue_an_exact_name_or_a_prefix():
 
 def index_definitions():
     """{index name: its definition} of the job table, as the database states it."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'quebec_jobs'")
@@ -74,8 +73,6 @@ def index_definitions():
 def test_a_new_job_has_no_entry_in_the_finished_or_batch_indexes():
     """Partial where the database has partial indexes (an enqueue writes two entries fewer);
     whole on MySQL and MariaDB, which have none."""
-    from django.db import connection
-
     indexes = index_definitions()
     finished, batch = indexes["quebec_jobs_finished_at"], indexes["quebec_jobs_batch"]
     if connection.features.supports_partial_indexes:
@@ -94,8 +91,6 @@ def test_a_new_job_has_no_entry_in_the_finished_or_batch_indexes():
     ids=["clearing", "a batch's pending members"],
 )
 def test_the_partial_indexes_serve_the_queries_they_are_for(queryset, index):
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's planner says whether an index can serve a query (seq scans off)")
     with connection.cursor() as cursor:

@@ -25,7 +25,7 @@ class Operations(BaseOperations):
         enqueue as much Python as all the rest of it."""
         connection = self.connection
         # Autocommit is off inside an atomic block, and in a transaction opened by hand.
-        if not connection.get_autocommit() or placement.blocked:
+        if not connection.get_autocommit():
             return super().insert_jobs(jobs, placement)
         send(connection, "BEGIN IMMEDIATE", [], returning=False)
         try:
