@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from quebec import batches, conf, tracing
 from quebec.db import write_transaction
+from quebec.db.connection import after_commit
 from quebec.db.rows import new_row
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
@@ -396,7 +396,7 @@ def _enqueue_chunk(
 
 def _write_on_commit(group: list[Pair], using: str) -> None:
     # robust: a failure is logged and does not drop the transaction's other commit hooks.
-    transaction.on_commit(functools.partial(_write_after_commit, group, using), using=using, robust=True)
+    after_commit(functools.partial(_write_after_commit, group, using), using, robust=True)
 
 
 def _accept(

@@ -9,13 +9,13 @@ out the best way each database allows.
 import collections
 import functools
 
-from django.db import connections, models, transaction
+from django.db import connections, models
 from django.db.models import F
 from django.utils import timezone
 
 from quebec import conf, queue_selectors
 from quebec.db import job_rows, wakeup
-from quebec.db.connection import send
+from quebec.db.connection import after_commit, send
 from quebec.db.rows import chunks, json_converter, loaded_rows, new_row, value_converter
 from quebec.models.stats import SUMMED
 from quebec.models import (
@@ -368,7 +368,7 @@ class Operations:
         connection = self.connection
         if connection.in_atomic_block and any(isinstance(hook, _WakeUp) for _, hook, _ in connection.run_on_commit):
             return  # this transaction wakes them already
-        transaction.on_commit(_WakeUp(self.using), using=self.using, robust=True)
+        after_commit(_WakeUp(self.using), self.using, robust=True)
 
     def worth_claiming(self, selectors):
         """Whether a claim may find anything: a look at the ready table without a lock or a

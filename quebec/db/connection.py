@@ -13,6 +13,21 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READY_CHANNEL = "quebec_ready"
 
 
+def after_commit(hook, using, robust=False):
+    """Call ``hook`` once the transaction in progress on ``using`` commits, at once outside one.
+
+    ``transaction.on_commit`` with one more case: a transaction the caller opened by hand
+    (autocommit off, no atomic block), where Django refuses a hook. There the hook is registered
+    inside an atomic block without a savepoint (no statement sent), which Django keeps until
+    the caller commits and turns autocommit back on, and drops on a rollback."""
+    connection = connections[using]
+    if connection.in_atomic_block or connection.get_autocommit():
+        transaction.on_commit(hook, using=using, robust=robust)
+        return
+    with transaction.atomic(using=using, savepoint=False):
+        transaction.on_commit(hook, using=using, robust=robust)
+
+
 @contextlib.contextmanager
 def write_transaction(using):
     """An atomic block that takes the database's write lock up front.
@@ -21,9 +36,18 @@ def write_transaction(using):
     SQLite has one writer at a time: a transaction that reads and then writes can fail at once
     with "database is locked" when another writer got in between, busy timeout or not. Starting
     with ``BEGIN IMMEDIATE`` makes it wait its turn instead.
+
+    Inside a transaction the caller opened by hand (autocommit off), the block is a savepoint of
+    it. SQLite needs that transaction begun first: Python's driver begins one only before a
+    data-changing statement, and a SAVEPOINT outside a transaction starts one of its own, which
+    its RELEASE would commit, the caller's uncommitted work with it.
     """
     connection = connections[using]
     immediate = connection.vendor == "sqlite" and not connection.in_atomic_block
+    if immediate and not connection.get_autocommit():
+        if not connection.connection.in_transaction:
+            send(connection, "BEGIN IMMEDIATE", [], returning=False)
+        immediate = False
     if not immediate:
         with transaction.atomic(using=using):
             yield

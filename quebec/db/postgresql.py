@@ -15,7 +15,7 @@ from django.utils import timezone
 from quebec import conf
 from quebec.db import job_rows
 from quebec.db.base import END_FIELDS, Operations as BaseOperations, job_columns
-from quebec.db.connection import READY_CHANNEL, send, transaction_pooled
+from quebec.db.connection import READY_CHANNEL, after_commit, send, transaction_pooled
 from quebec.db.rows import loaded_rows, value_converter
 from quebec.models.stats import SUMMED
 from quebec.models import (
@@ -55,7 +55,7 @@ class Operations(BaseOperations):
         connection = self.connection
         if connection.in_atomic_block and any(isinstance(hook, _Notify) for _, hook, _ in connection.run_on_commit):
             return  # this transaction notifies already
-        transaction.on_commit(_Notify(self.using), using=self.using, robust=True)
+        after_commit(_Notify(self.using), self.using, robust=True)
 
     def worth_claiming(self, selectors):
         """An empty claim is one statement that locks nothing: no cheaper than a look."""

@@ -9,7 +9,7 @@ holds up the transition. An event nobody subscribed to costs one dictionary look
 
 import logging
 
-from django.db import connections, transaction
+from quebec.db.connection import after_commit
 
 logger = logging.getLogger("quebec.events")
 
@@ -51,10 +51,7 @@ def publish(event, using, **payload):
     subscribers = [subscriber for subscriber, listening in entries if listening is None or listening()]
     if not subscribers:
         return
-    if connections[using].in_atomic_block:
-        transaction.on_commit(lambda: _deliver(event, subscribers, payload), using=using)
-    else:
-        _deliver(event, subscribers, payload)
+    after_commit(lambda: _deliver(event, subscribers, payload), using)
 
 
 def _deliver(event, subscribers, payload):

@@ -89,7 +89,7 @@ class RunContext:
         """Whether the job's connection is outside a transaction of the job's. Inside one, a
         write would hold the job's row locked (a cancellation would wait for it) and vanish
         with a rollback: it waits for the next report or checkpoint outside."""
-        return not connections[self.using].in_atomic_block
+        return connections[self.using].get_autocommit()  # off in an atomic block, or in a transaction opened by hand
 
     def cancel_requested(self):
         """Whether cancellation was asked for: read at most once per ``WRITE_INTERVAL``."""

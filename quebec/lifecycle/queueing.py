@@ -6,7 +6,6 @@ ready unless a participant (a concurrency key without a free slot) blocks or dis
 
 import contextlib
 
-from django.db import transaction
 from django.utils import timezone
 
 from quebec.db import operations, write_transaction
@@ -115,11 +114,11 @@ def enqueue(jobs, using):
     participant skips (a duplicate of a unique job) is not written. Returns the placement."""
     ops = operations(using)
     connection = ops.connection
-    if not _gated(jobs) and ops.enqueues_alone(jobs):
-        # A transaction of its own outside an atomic block; inside one, a savepoint as the
-        # general path has, so a caller who catches a failed enqueue can go on.
-        scope = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
+    if connection.get_autocommit() and not _gated(jobs) and ops.enqueues_alone(jobs):
+        scope = contextlib.nullcontext()  # the insert is a transaction of its own
     else:
+        # The enqueue's own transaction, or a savepoint of the caller's (an atomic block, or a
+        # transaction opened by hand), so that a caller who catches a failed enqueue can go on.
         scope = write_transaction(using)
     with scope:
         placement = Placement(jobs, timezone.now())
