@@ -7,7 +7,8 @@ of 1,000 built jobs per call. It prints the rates, this process's CPU time per j
 than wall time on a busy machine), on PostgreSQL the server backend's CPU time per job too (read
 from /proc: a local server), and the single / bare ratio; the end gives the medians.
 With ``--against CHECKOUT`` every round runs that checkout's Quebec too, alternating, so that
-before and after are measured in one sitting:
+before and after are measured in one sitting (which goes first alternates too: use an even
+number of rounds):
 
     python bench/enqueue_rate.py                                   # SQLite, PostgreSQL, MariaDB
     python bench/enqueue_rate.py --databases postgres --rounds 5 --against ../main
@@ -166,7 +167,9 @@ def main():
             continue
         results = {name: [] for name in checkouts}
         for round_number in range(1, args.rounds + 1):
-            for name, root in checkouts.items():
+            # The checkout measured first alternates, so that an order effect falls on both.
+            order = list(checkouts.items())
+            for name, root in order if round_number % 2 else order[::-1]:
                 result = run_child(root, url, ["--single", str(args.single), "--bulk", str(args.bulk)])
                 results[name].append(result)
                 print(
