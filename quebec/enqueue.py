@@ -15,7 +15,7 @@ from django.utils import timezone
 from quebec import batches, conf, tracing
 from quebec.db import write_transaction
 from quebec.db.connection import after_commit
-from quebec.db.rows import new_row
+from quebec.db.rows import RowTemplate
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
 from quebec.errors import AbortEnqueue
@@ -266,13 +266,9 @@ class PendingJob:
     def to_model(self, using: str | None = None, now: datetime | None = None) -> "Job":
         """The job's row, unsaved; ``now`` (one time for a batch of rows) until the enqueue
         writes its own."""
-        from quebec.models import Job
-
         job = self.job
         now = now or timezone.now()
-        model: Job = new_row(
-            Job,
-            id=None,
+        model: Job = _new_job_row().new(
             queue_name=job.queue_name,
             class_name=type(job).job_name(),
             arguments=self.arguments,
@@ -281,18 +277,11 @@ class PendingJob:
             executions=job.executions,
             exception_executions=job.exception_executions,
             attempts=[],
-            return_value=None,
             concurrency_key=job.stored_key,
             unique_key=job.stored_unique_key,
             scheduled_at=job.scheduled_at,
-            finished_at=None,
-            discarded_at=None,
             created_at=now,
             updated_at=now,
-            progress=None,
-            continuation=None,
-            cancel_requested_at=None,
-            cancel_requested_by="",
             batch_id=_batch_id(using or self.quebec.using),
         )
         # The class itself rides along, so that its limits are read inside the enqueue's
@@ -301,6 +290,24 @@ class PendingJob:
         model.job_class = type(job)  # type: ignore[attr-defined]  # an attribute, not a field
         model.encoded_arguments = self.encoded_arguments  # type: ignore[attr-defined]
         return model
+
+
+@functools.cache
+def _new_job_row() -> RowTemplate:
+    """The row of a job not yet enqueued: nothing run, finished or asked of it yet."""
+    from quebec.models import Job
+
+    return RowTemplate(
+        Job,
+        id=None,
+        return_value=None,
+        finished_at=None,
+        discarded_at=None,
+        progress=None,
+        continuation=None,
+        cancel_requested_at=None,
+        cancel_requested_by="",
+    )
 
 
 def _batch_id(using: str) -> int | None:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from django.db import connection
 
-from quebec.db.rows import chunks, json_converter, loaded_rows, new_row, value_converter
+from quebec.db.rows import RowTemplate, chunks, json_converter, loaded_rows, new_row, value_converter
 from quebec.models import Job, ReadyExecution
 
 
@@ -16,6 +16,40 @@ def test_new_row_needs_every_field_and_sets_them_positionally():
     assert (row.job_id, row.queue_name, row.priority, row.created_at) == (7, "mail", -3, now)
     with pytest.raises(KeyError):
         new_row(ReadyExecution, job_id=7, queue_name="mail", created_at=now)
+
+
+def test_a_row_template_shares_its_constants_and_takes_every_other_field():
+    from django.db.models.signals import post_init
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    template = RowTemplate(ReadyExecution, queue_name="mail", created_at=now)
+    first, second = template.new(job_id=1, priority=0), template.new(job_id=2, priority=-3)
+    assert [(row.job_id, row.queue_name, row.priority, row.created_at) for row in (first, second)] == [
+        (1, "mail", 0, now),
+        (2, "mail", -3, now),
+    ]
+    assert first._state.adding and first._state.db is None  # unsaved, as new_row makes them
+    second.queue_name = "other"  # each row holds its own values
+    assert first.queue_name == "mail" and template.new(job_id=3, priority=0).queue_name == "mail"
+    with pytest.raises(KeyError, match="priority"):
+        template.new(job_id=4)
+    with pytest.raises(KeyError, match="color"):
+        template.new(job_id=4, priority=0, color="red")
+    with pytest.raises(KeyError, match="color"):
+        RowTemplate(ReadyExecution, color="red")
+    with pytest.raises(TypeError, match="attempts"):
+        RowTemplate(Job, attempts=[])  # one list in every row would be every row's
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=ReadyExecution)
+    try:  # a receiver of post_init sees the rows the template makes, through Model.__init__
+        row = template.new(job_id=5, priority=1)
+    finally:
+        post_init.disconnect(receiver, sender=ReadyExecution)
+    assert seen == [row] and (row.job_id, row.queue_name) == (5, "mail")
 
 
 def test_value_converter_keeps_equal_values_of_different_types_apart():
