@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from quebec import batches, conf, tracing
 from quebec.db import write_transaction
-from quebec.db.connection import after_commit
+from quebec.db.connection import after_commit, in_transaction_by_hand
 from quebec.db.rows import RowTemplate
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
@@ -350,17 +350,17 @@ def perform_all_later(pending_jobs: Iterable["PendingJob"]) -> list[JobHandle]:
     handles: list[JobHandle] = []
     written: list[PendingJob] = []  # whose after_enqueue runs once all are written
     taking: dict[KeyPlace, JobHandle] = {}  # unique keys this call's earlier chunks took
-    after_commit: dict[str, list[Pair]] = {}
+    deferred: dict[str, list[Pair]] = {}
     with contextlib.ExitStack() as transactions:
         opened: set[str] = set()
         for chunk in itertools.chain((first, second), chunks):
             for using in {pending.quebec.using for pending in _built(chunk)} - opened:
                 transactions.enter_context(write_transaction(using))
                 opened.add(using)
-            handles += _enqueue_chunk(chunk, taking, written, after_commit)
+            handles += _enqueue_chunk(chunk, taking, written, deferred)
     for pending in written:
         pending.job.after_enqueue()
-    for using, group in after_commit.items():
+    for using, group in deferred.items():
         _write_on_commit(group, using)
     return handles
 
@@ -376,9 +376,9 @@ def _enqueue_chunk(
     chunk: Sequence["PendingJob"],
     taking: "dict[KeyPlace, JobHandle] | None" = None,
     written: "list[PendingJob] | None" = None,
-    after_commit: "dict[str, list[Pair]] | None" = None,
+    deferred: "dict[str, list[Pair]] | None" = None,
 ) -> list[JobHandle]:
-    """``perform_all_later`` of one chunk; with ``written`` and ``after_commit``, one of many, which
+    """``perform_all_later`` of one chunk; with ``written`` and ``deferred``, one of many, which
     leaves the ``after_enqueue`` calls and the writes after commit to the caller."""
     pending_jobs = _built(chunk)
     # Refused before any callback runs or any transaction (or commit hook) is touched.
@@ -394,14 +394,20 @@ def _enqueue_chunk(
     for using, group in _by_database(now).items():
         _write(group, using, written)
     for using, group in _by_database(later).items():
-        if after_commit is None:
+        if deferred is None:
             _write_on_commit(group, using)
         else:
-            after_commit.setdefault(using, []).extend(group)
+            deferred.setdefault(using, []).extend(group)
     return [handle for _, handle in pairs]
 
 
 def _write_on_commit(group: list[Pair], using: str) -> None:
+    if in_transaction_by_hand(using):
+        # Django runs no commit hook when such a transaction commits, only once autocommit is
+        # back on, and drops it with any rollback before that, even of later work. Written into
+        # it, the jobs commit or roll back with it, which is what waiting for the commit promises.
+        _write(group, using)
+        return
     # robust: a failure is logged and does not drop the transaction's other commit hooks.
     after_commit(functools.partial(_write_after_commit, group, using), using, robust=True)
 

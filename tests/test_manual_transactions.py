@@ -11,7 +11,7 @@ import contextlib
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 import quebec
 from quebec.lifecycle import events
@@ -98,16 +98,62 @@ def test_workers_are_woken_once_the_callers_transaction_commits(monkeypatch):
     assert woken == [[handle.id]]
 
 
-def test_a_job_that_enqueues_after_commit_is_written_after_the_callers_commit():
+def test_a_job_that_enqueues_after_commit_is_written_into_the_callers_transaction():
+    """Django runs no commit hook when a transaction opened by hand commits, and a rollback of
+    later work would drop it: the job is written into that transaction, and commits or rolls
+    back with it, invisible to workers until then."""
+
     class AfterCommitJob(RecordJob):
         enqueue_after_commit = True
 
     with by_hand():
-        handle = AfterCommitJob.perform_later("later")
-        assert handle.id is None and not Job.objects.exists()
+        kept = AfterCommitJob.perform_later("kept")
+        assert kept.id is not None and committed(Job) == []
         transaction.commit()
-    assert handle.id is not None and committed(Job) == [handle.id]
-    with by_hand():
-        AfterCommitJob.perform_later("never")
-        transaction.rollback()
-    assert committed(Job) == [handle.id]
+        AfterCommitJob.perform_later("rolled back")
+        transaction.rollback()  # before autocommit is back on: the committed job stays
+    assert committed(Job) == [kept.id] and committed(ReadyExecution) == [kept.id]
+
+
+REFUSE_READY_ROWS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_ready BEFORE INSERT ON quebec_ready_executions "
+        "BEGIN SELECT RAISE(ABORT, 'no ready rows today'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_ready() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no ready rows today'; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_ready BEFORE INSERT ON quebec_ready_executions FOR EACH ROW EXECUTE FUNCTION refuse_ready()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER refuse_ready BEFORE INSERT ON quebec_ready_executions FOR EACH ROW "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no ready rows today'"
+    ],
+}
+ALLOW_READY_ROWS = {
+    "sqlite": ["DROP TRIGGER refuse_ready"],
+    "postgresql": ["DROP TRIGGER refuse_ready ON quebec_ready_executions", "DROP FUNCTION refuse_ready()"],
+    "mysql": ["DROP TRIGGER refuse_ready"],
+}
+
+
+def run_sql(statements):
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def test_a_failed_enqueue_leaves_the_callers_transaction_usable_and_no_half_written_job():
+    """The enqueue is a savepoint of the caller's transaction: its job row goes back with its
+    failed ready row, and the caller's other work commits."""
+    run_sql(REFUSE_READY_ROWS[connection.vendor])
+    try:
+        with by_hand():
+            before = RecordJob.set(wait=600).perform_later("scheduled: no ready row")
+            with pytest.raises(DatabaseError, match="no ready rows today"):
+                RecordJob.perform_later("refused")
+            after = RecordJob.set(wait=600).perform_later("after the failure")
+            transaction.commit()
+    finally:
+        run_sql(ALLOW_READY_ROWS[connection.vendor])
+    assert committed(Job) == [before.id, after.id]

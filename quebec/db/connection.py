@@ -2,10 +2,13 @@
 
 import contextlib
 import functools
+import logging
 
 from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
 
 # Long enough that a burst of writers queues up instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -13,19 +16,37 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READY_CHANNEL = "quebec_ready"
 
 
+def in_transaction_by_hand(using):
+    """Whether the caller opened a transaction on ``using`` by hand: autocommit off, no atomic
+    block (``transaction.set_autocommit(False)``, ended by ``commit()`` or ``rollback()``)."""
+    connection = connections[using]
+    return not connection.in_atomic_block and connection.connection is not None and not connection.get_autocommit()
+
+
 def after_commit(hook, using, robust=False):
     """Call ``hook`` once the transaction in progress on ``using`` commits, at once outside one.
 
-    ``transaction.on_commit`` with one more case: a transaction the caller opened by hand
-    (autocommit off, no atomic block), where Django refuses a hook. There the hook is registered
-    inside an atomic block without a savepoint (no statement sent), which Django keeps until
-    the caller commits and turns autocommit back on, and drops on a rollback."""
+    ``transaction.on_commit`` with one more case: a transaction the caller opened by hand,
+    where Django refuses a hook. There the hook is registered inside an atomic block without a
+    savepoint (no statement sent), which Django keeps until the caller turns autocommit back on
+    after committing; a rollback before that drops it, even one of later work. The workers'
+    wake-up (they poll as well) and events may be lost that way; a job that enqueues after
+    commit may not, and is written into such a transaction instead (``quebec.enqueue``).
+
+    Outside a transaction, and without a connection open, the hook runs without opening one."""
     connection = connections[using]
-    if connection.in_atomic_block or connection.get_autocommit():
+    if connection.in_atomic_block:
         transaction.on_commit(hook, using=using, robust=robust)
-        return
-    with transaction.atomic(using=using, savepoint=False):
-        transaction.on_commit(hook, using=using, robust=robust)
+    elif in_transaction_by_hand(using):
+        with transaction.atomic(using=using, savepoint=False):
+            transaction.on_commit(hook, using=using, robust=robust)
+    elif not robust:
+        hook()
+    else:
+        try:
+            hook()
+        except Exception:
+            logger.exception("A hook run after commit failed: %r", hook)
 
 
 @contextlib.contextmanager
@@ -44,7 +65,7 @@ def write_transaction(using):
     """
     connection = connections[using]
     immediate = connection.vendor == "sqlite" and not connection.in_atomic_block
-    if immediate and not connection.get_autocommit():
+    if immediate and in_transaction_by_hand(using):
         if not connection.connection.in_transaction:
             send(connection, "BEGIN IMMEDIATE", [], returning=False)
         immediate = False

@@ -15,6 +15,7 @@ import time
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
+from quebec.db.connection import in_transaction_by_hand
 from quebec.errors import JobCancelled
 
 WRITE_INTERVAL = 1.0  # seconds between two writes of one job's progress
@@ -89,7 +90,7 @@ class RunContext:
         """Whether the job's connection is outside a transaction of the job's. Inside one, a
         write would hold the job's row locked (a cancellation would wait for it) and vanish
         with a rollback: it waits for the next report or checkpoint outside."""
-        return connections[self.using].get_autocommit()  # off in an atomic block, or in a transaction opened by hand
+        return not connections[self.using].in_atomic_block and not in_transaction_by_hand(self.using)
 
     def cancel_requested(self):
         """Whether cancellation was asked for: read at most once per ``WRITE_INTERVAL``."""
