@@ -11,7 +11,7 @@ before and after are measured in one sitting (which goes first alternates too: u
 number of rounds):
 
     python bench/enqueue_rate.py                                   # SQLite, PostgreSQL, MariaDB
-    python bench/enqueue_rate.py --databases postgres --rounds 5 --against ../main
+    python bench/enqueue_rate.py --databases postgres --rounds 4 --against ../main
     python bench/enqueue_rate.py --memory 100000                   # peak memory of one call
 
 ``--memory N`` enqueues N jobs with a single ``perform_all_later`` (built by a generator) and N/10
@@ -142,7 +142,7 @@ def main():
     parser.add_argument("--databases", default="sqlite,postgres,mariadb")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/quebec_bench")
     parser.add_argument("--mariadb", default="mysql://root@127.0.0.1:3306/quebec_bench")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--single", type=int, default=SINGLE, help=f"jobs enqueued one by one (default {SINGLE})")
     parser.add_argument("--bulk", type=int, default=BULK, help=f"jobs enqueued in bulk (default {BULK})")
     parser.add_argument("--against", help="another checkout whose Quebec runs in alternate rounds")
