@@ -228,9 +228,9 @@ def switch_interval(seconds):
     A worker's loops spend most of their time waiting for the database, and its pool threads
     running jobs. When a loop's reply arrives it must get the GIL back from a thread running
     Python, which Python asks to let go only after the switch interval. A shorter interval sends
-    the next end and claim sooner, at the price of more switches: on an idle two-core machine
-    with PostgreSQL, 1 ms drained x1.2-1.3 as fast; on the same machine busy with other work,
-    x0.9 with more CPU a job. Hence a setting, not a default.
+    the next end and claim sooner, at the price of more switches. On a shared two-core machine
+    with PostgreSQL, 1 ms drained from x0.9 (with more CPU a job) to x1.3 as fast as 5 ms, no
+    more than two identical checkouts differ there. Hence a setting, not a default.
     """
     if seconds is None:
         yield
