@@ -15,7 +15,6 @@ from django.utils import timezone
 from quebec import batches, conf, tracing
 from quebec.db import write_transaction
 from quebec.db.connection import after_commit, in_transaction_by_hand
-from quebec.db.rows import RowTemplate
 from quebec.serialization import serialize_arguments
 from quebec.storable import MAX_KEY_LENGTH, check_jobs
 from quebec.errors import AbortEnqueue
@@ -23,6 +22,7 @@ from quebec.unique import DuplicateJob, UniqueConflict
 
 if TYPE_CHECKING:
     from quebec.base_class import BaseClass
+    from quebec.db.rows import RowTemplate
     from quebec.models import Job
     from quebec.registry import Quebec
 
@@ -293,21 +293,11 @@ class PendingJob:
 
 
 @functools.cache
-def _new_job_row() -> RowTemplate:
-    """The row of a job not yet enqueued: nothing run, finished or asked of it yet."""
-    from quebec.models import Job
+def _new_job_row() -> "RowTemplate":
+    # Read once: this module is loaded with ``quebec`` itself, before Django's models are.
+    from quebec.db.job_rows import NEW_JOB
 
-    return RowTemplate(
-        Job,
-        id=None,
-        return_value=None,
-        finished_at=None,
-        discarded_at=None,
-        progress=None,
-        continuation=None,
-        cancel_requested_at=None,
-        cancel_requested_by="",
-    )
+    return NEW_JOB
 
 
 def _batch_id(using: str) -> int | None:

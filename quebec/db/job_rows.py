@@ -12,6 +12,7 @@ import operator
 
 from django.db import models
 
+from quebec.db.rows import RowTemplate
 from quebec.models import Job
 
 # Columns each job gives a value of its own.
@@ -36,6 +37,21 @@ UNLESS_DEFAULT = {
 }
 # Columns given the enqueue's time.
 ENQUEUE_TIME = ("created_at", "updated_at")
+
+
+# A job not yet enqueued: no id, nothing run, finished or asked of it yet. Its other fields are
+# the enqueue's to give (``NEW_JOB.new(...)``).
+NEW_JOB = RowTemplate(
+    Job,
+    id=None,
+    return_value=None,
+    finished_at=None,
+    discarded_at=None,
+    progress=None,
+    continuation=None,
+    cancel_requested_at=None,
+    cancel_requested_by="",
+)
 
 
 def check_columns():

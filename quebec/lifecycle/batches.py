@@ -23,8 +23,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
 from quebec.batches import CALLBACK_KEY, current
-from quebec.db import operations, write_transaction
-from quebec.db.rows import new_row
+from quebec.db import job_rows, operations, write_transaction
 from quebec.errors import BatchAlreadyFinished
 from quebec.lifecycle.participants import Participant, register
 from quebec.models import Batch, BatchStatus, FailedExecution, Job
@@ -179,9 +178,7 @@ def _finish(row, using):
 
 def _callback_job(row, stored, now):
     """The ``Job`` a stored callback enqueues: no member, but its arguments name the batch."""
-    return new_row(
-        Job,
-        id=None,
+    return job_rows.NEW_JOB.new(
         queue_name=stored["queue_name"],
         class_name=stored["class_name"],
         arguments={**stored["arguments"], CALLBACK_KEY: row.pk},
@@ -190,18 +187,11 @@ def _callback_job(row, stored, now):
         executions=0,
         exception_executions={},
         attempts=[],
-        return_value=None,
         concurrency_key=stored.get("concurrency_key"),
         unique_key=stored.get("unique_key"),
         scheduled_at=None,
-        finished_at=None,
-        discarded_at=None,
         created_at=now,
         updated_at=now,
-        progress=None,
-        continuation=None,
-        cancel_requested_at=None,
-        cancel_requested_by="",
         batch_id=None,
     )
 
